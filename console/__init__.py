@@ -1,0 +1,1 @@
+"""On-call pages: the breaker board, service pages and their audited actions."""

@@ -1,0 +1,34 @@
+"""Production server settings: gevent workers, bound to 0.0.0.0:$PORT.
+
+gevent must patch the standard library before anything imports ssl, sockets,
+httpx or psycopg (psycopg picks its wait strategy at import), so the patch is
+the first statement here and the app is never preloaded.
+"""
+
+from gevent import monkey
+
+monkey.patch_all()
+
+import multiprocessing  # noqa: E402
+import os  # noqa: E402
+
+bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
+worker_class = "gevent"
+workers = int(os.environ.get("WEB_CONCURRENCY", str(max(2, multiprocessing.cpu_count()))))
+worker_connections = int(os.environ.get("GATEWAY_WORKER_CONNECTIONS", "1000"))
+preload_app = False
+timeout = 30
+graceful_timeout = 10
+keepalive = 5
+accesslog = None  # the gateway writes its own structured access line
+errorlog = "-"
+loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
+control_socket_disable = True
+
+
+def child_exit(server, worker):  # type: ignore[no-untyped-def]
+    """Drop the exiting worker's Prometheus multiprocess files."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

@@ -1,0 +1,142 @@
+"""Settings, read from the environment in this one module (contract section 3).
+
+Every variable is optional: without them the gateway runs on embedded defaults
+(SQLite, in-process cache and state, Celery tasks run in-process).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+
+DEBUG: bool = env.bool("DJANGO_DEBUG", default=False)
+SECRET_KEY: str = env.str("DJANGO_SECRET_KEY", default="")
+if not SECRET_KEY and DEBUG:
+    SECRET_KEY = "insecure-debug-only-key"
+# An empty key outside debug is checked where it matters: `gateway check` works
+# without one, while the WSGI entry point refuses to start (gateway_project/wsgi.py).
+ALLOWED_HOSTS: list[str] = env.list("ALLOWED_HOSTS", default=["*"] if DEBUG else ["localhost", "127.0.0.1", "[::1]"])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "django_prometheus",
+    "registry",
+    "orchestration.apps.OrchestrationConfig",
+    "console",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "gateway_project.urls"
+WSGI_APPLICATION = "gateway_project.wsgi.application"
+APPEND_SLASH = False
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+# One connection per greenlet under gevent: never keep them (ARCHITECTURE.md).
+DATABASES["default"]["CONN_MAX_AGE"] = 0
+
+REDIS_URL: str | None = env.str("REDIS_URL", default=None)
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": REDIS_URL,
+            "OPTIONS": {
+                "SOCKET_CONNECT_TIMEOUT": 0.25,
+                "SOCKET_TIMEOUT": 0.25,
+                # A Redis outage must never become a client 5xx (contract section 2).
+                "IGNORE_EXCEPTIONS": True,
+            },
+            "KEY_PREFIX": "gw",
+        }
+    }
+    DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "gateway"}}
+
+CELERY_BROKER_URL: str | None = env.str("CELERY_BROKER_URL", default=None)
+CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "var" / "static"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+LOGIN_URL = "/admin/login/"
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": [],
+    "UNAUTHENTICATED_USER": None,
+}
+
+# The gateway's own knobs (contract section 3). Secrets stay in the environment:
+# the config names env vars (secret_env, token_env...), and they are read at use.
+GATEWAY = {
+    "MAX_BODY_BYTES": env.int("GATEWAY_MAX_BODY_BYTES", default=1024 * 1024),
+    "MAX_DOWNSTREAM_BODY_BYTES": env.int("GATEWAY_MAX_DOWNSTREAM_BODY_BYTES", default=8 * 1024 * 1024),
+    "MAX_JSON_DEPTH": env.int("GATEWAY_MAX_JSON_DEPTH", default=64),
+    "TRUSTED_PROXIES": env.list("GATEWAY_TRUSTED_PROXIES", default=[]),
+    "HEALTH_TOKEN": env.str("GATEWAY_HEALTH_TOKEN", default=""),
+    "WEBHOOK_SECRET": env.str("GATEWAY_WEBHOOK_SECRET", default=""),
+    "CONFIG_POLL_S": env.float("GATEWAY_CONFIG_POLL_S", default=1.0),
+}
+DATA_UPLOAD_MAX_MEMORY_SIZE = GATEWAY["MAX_BODY_BYTES"] + 1
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "json": {"()": "pythonjsonlogger.json.JsonFormatter", "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json"}},
+    "root": {"handlers": ["console"], "level": env.str("GATEWAY_LOG_LEVEL", default="INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}
+

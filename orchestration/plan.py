@@ -1,0 +1,187 @@
+"""The compiled, immutable description of the orchestration layer.
+
+A Plan is what the engine runs. It is built once from the registry by
+``registry.compiler`` (the only bridge from Django models) and then shared,
+read-only, by every request until the configuration version changes. Nothing
+here imports Django; every duration carries its unit in its name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Literal
+
+from orchestration.templates import Template
+
+BackoffKind = Literal["exponential", "fixed", "none"]
+RetryOn = Literal["5xx", "timeout", "connect_error", "429"]
+DownstreamAuthKind = Literal["none", "bearer_forward", "bearer", "api_key", "mtls"]
+ClientAuthKind = Literal["jwt", "api_key", "none"]
+RateLimitScope = Literal["user", "ip", "endpoint", "global"]
+CacheScope = Literal["user", "shared"]
+
+RETRYABLE_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerPolicy:
+    failure_threshold: int = 5
+    window_s: float = 60.0
+    open_s: float = 30.0
+    half_open_probes: int = 3
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    max_retries: int = 0
+    backoff: BackoffKind = "exponential"
+    base_ms: int = 100
+    jitter: bool = False
+    retry_on: frozenset[RetryOn] = frozenset({"5xx", "timeout"})
+
+
+@dataclass(frozen=True, slots=True)
+class BulkheadPolicy:
+    max_concurrent: int = 100
+    max_wait_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class DownstreamAuth:
+    """How the gateway authenticates to a service. Secrets are env/file references."""
+
+    type: DownstreamAuthKind = "none"
+    token_env: str | None = None  # bearer
+    header: str | None = None  # api_key
+    key_env: str | None = None  # api_key
+    cert_file: str | None = None  # mtls
+    key_file: str | None = None  # mtls
+    ca_file: str | None = None  # mtls
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    """A downstream service of the registry, with its policies."""
+
+    name: str
+    base_url: str
+    owner: str = ""
+    avg_latency_ms: int | None = None
+    sla: float | None = None
+    timeout_ms: int = 1000
+    auth: DownstreamAuth = DownstreamAuth()
+    breaker: BreakerPolicy = BreakerPolicy()
+    retry: RetryPolicy = RetryPolicy()
+    bulkhead: BulkheadPolicy = BulkheadPolicy()
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One downstream call of an endpoint's call sequence."""
+
+    id: str
+    service: str
+    stage: int
+    method: str
+    path: Template
+    query: tuple[tuple[str, Template], ...] = ()
+    headers: tuple[tuple[str, Template], ...] = ()
+    body: Template | None = None
+    required: bool = True
+    timeout_ms: int | None = None  # None: the service's timeout_ms
+    idempotent: bool = False
+    fallback: Any = None  # JSON value; treat as read-only
+
+    @property
+    def retryable_method(self) -> bool:
+        return self.idempotent or self.method in RETRYABLE_METHODS
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitRule:
+    scope: RateLimitScope
+    limit: int
+    window_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class InvalidationRule:
+    event: str
+    tags: tuple[Template, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CachePolicy:
+    ttl_s: int = 0
+    scope: CacheScope = "user"
+    tags: tuple[Template, ...] = ()
+    invalidate_on: tuple[InvalidationRule, ...] = ()
+
+    @property
+    def enabled(self) -> bool:
+        return self.ttl_s > 0
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """An aggregate endpoint: a method, a path below the layer's base path, calls."""
+
+    name: str
+    method: str
+    path: str  # relative to Layer.base_path; may hold {param} segments
+    calls: tuple[Call, ...]
+    response: Template
+    purpose: str = ""
+    timeout_ms: int = 3000
+    cache: CachePolicy = CachePolicy()
+    rate_limits: tuple[RateLimitRule, ...] = ()
+    stages: tuple[tuple[Call, ...], ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        numbers = sorted({call.stage for call in self.calls})
+        grouped = tuple(tuple(c for c in self.calls if c.stage == n) for n in numbers)
+        object.__setattr__(self, "stages", grouped)
+
+
+@dataclass(frozen=True, slots=True)
+class JwtSettings:
+    algorithms: tuple[str, ...] = ("HS256",)
+    secret_env: str | None = None
+    public_key_file: str | None = None
+    jwks_url: str | None = None
+    issuer: str | None = None
+    audience: str | None = None
+    user_claim: str = "sub"
+    leeway_s: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ClientAuth:
+    type: ClientAuthKind = "none"
+    jwt: JwtSettings | None = None
+    api_key_header: str = "X-API-Key"
+
+
+@dataclass(frozen=True, slots=True)
+class Layer:
+    name: str
+    base_path: str
+    owner: str = ""
+    transport: str = "rest"
+    auth: ClientAuth = ClientAuth()
+    rate_limits: tuple[RateLimitRule, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """Everything the gateway serves, at one configuration version."""
+
+    version: str
+    layer: Layer
+    services: Mapping[str, Service]
+    endpoints: tuple[Endpoint, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "services", MappingProxyType(dict(self.services)))
