@@ -11,4 +11,4 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gateway_project.settings")
 application = get_wsgi_application()
 
 if not settings.SECRET_KEY:
-    raise ImproperlyConfigured("DJANGO_SECRET_KEY is not set: set it in the environment (or DJANGO_DEBUG=1 for local work)")
+    raise ImproperlyConfigured("DJANGO_SECRET_KEY is not set: set it (or DJANGO_DEBUG=1 for local work)")

@@ -31,6 +31,8 @@ _HOLE = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
 _WHOLE = re.compile(r"^\{\{(.*?)\}\}$", re.DOTALL)
 
 Encoder = Callable[[str], str]
+Render = Callable[[Mapping[str, Any]], Any]
+Compiled = tuple[Render, set[str]]
 
 
 class TemplateError(ValueError):
@@ -58,7 +60,7 @@ def _as_text(value: Any) -> str:
 class Expression:
     """One compiled JMESPath expression."""
 
-    __slots__ = ("source", "_parsed", "roots")
+    __slots__ = ("_parsed", "roots", "source")
 
     def __init__(self, source: str, location: str) -> None:
         self.source = source.strip()
@@ -87,8 +89,16 @@ def _root_fields(node: Mapping[str, Any]) -> set[str]:
     children = node.get("children", [])
     if kind == "field":
         return {node["value"]}
-    if kind in {"subexpression", "index_expression", "pipe", "projection", "value_projection",
-                "filter_projection", "flatten", "key_val_pair"}:
+    if kind in {
+        "subexpression",
+        "index_expression",
+        "pipe",
+        "projection",
+        "value_projection",
+        "filter_projection",
+        "flatten",
+        "key_val_pair",
+    }:
         return _root_fields(children[0]) if children else set()
     if kind in {"expref", "current", "identity", "literal", "index", "slice"}:
         return set()
@@ -102,9 +112,9 @@ def _root_fields(node: Mapping[str, Any]) -> set[str]:
 class Template:
     """A compiled JSON-shaped template; ``render`` builds a fresh value."""
 
-    __slots__ = ("_render", "source", "references")
+    __slots__ = ("_render", "references", "source")
 
-    def __init__(self, source: Any, render: Callable[[Mapping[str, Any]], Any], references: frozenset[str]) -> None:
+    def __init__(self, source: Any, render: Render, references: frozenset[str]) -> None:
         self.source = source
         self._render = render
         self.references = references
@@ -133,7 +143,7 @@ def compile_path_template(source: str, location: str = "") -> Template:
     return compile_template(source, location, encoder=encode_path_segment)
 
 
-def _compile(source: Any, location: str, encoder: Encoder | None) -> tuple[Callable[[Mapping[str, Any]], Any], set[str]]:
+def _compile(source: Any, location: str, encoder: Encoder | None) -> Compiled:
     if isinstance(source, str):
         return _compile_string(source, location, encoder)
     if isinstance(source, Mapping):
@@ -147,7 +157,7 @@ def _compile(source: Any, location: str, encoder: Encoder | None) -> tuple[Calla
     raise TemplateError(location, f"unsupported template value of type {type(source).__name__}")
 
 
-def _compile_mapping(source: Mapping[Any, Any], location: str, encoder: Encoder | None) -> tuple[Callable[[Mapping[str, Any]], Any], set[str]]:
+def _compile_mapping(source: Mapping[Any, Any], location: str, encoder: Encoder | None) -> Compiled:
     parts: list[tuple[str, Callable[[Mapping[str, Any]], Any]]] = []
     refs: set[str] = set()
     for key, value in source.items():
@@ -159,7 +169,7 @@ def _compile_mapping(source: Mapping[Any, Any], location: str, encoder: Encoder 
     return (lambda ctx: {key: render(ctx) for key, render in parts}), refs
 
 
-def _compile_string(source: str, location: str, encoder: Encoder | None) -> tuple[Callable[[Mapping[str, Any]], Any], set[str]]:
+def _compile_string(source: str, location: str, encoder: Encoder | None) -> Compiled:
     _check_braces(source, location)
     whole = _WHOLE.match(source)
     if whole and "{{" not in whole.group(1):
@@ -170,7 +180,7 @@ def _compile_string(source: str, location: str, encoder: Encoder | None) -> tupl
     pieces: list[str | Expression] = []
     cursor = 0
     for match in _HOLE.finditer(source):
-        pieces.append(source[cursor:match.start()])
+        pieces.append(source[cursor : match.start()])
         pieces.append(Expression(match.group(1), location))
         cursor = match.end()
     pieces.append(source[cursor:])

@@ -21,7 +21,7 @@ def _database_ok() -> bool:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
         return True
-    except Exception:  # noqa: BLE001 - any failure means "not ready"
+    except Exception:
         logger.warning("readiness: database unreachable", exc_info=True)
         return False
 
