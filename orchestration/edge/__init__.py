@@ -1,0 +1,1 @@
+"""Edge policies applied before a plan runs: client auth, rate limits, cache."""

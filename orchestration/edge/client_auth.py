@@ -1,0 +1,150 @@
+"""Authenticate clients to the gateway: JWT, API key, or none.
+
+Secrets are references: the HS256 secret is read from the environment variable
+the layer names, public keys from a file or a JWKS URL (keys cached, refetched
+when a token names an unknown ``kid``). API keys are compared by their SHA-256
+digest; the plaintext is never stored. Every failure is ``Unauthenticated`` with
+a message safe to show a client (no key material, no library internals).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import jwt
+
+from orchestration.errors import Unauthenticated
+from orchestration.plan import ClientAuth, JwtSettings
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who is calling: the id used for rate limits and cache scope, and the
+    claims templates see as ``user``."""
+
+    user_id: str | None
+    claims: Mapping[str, Any] = field(default_factory=dict)
+
+
+ANONYMOUS = Identity(user_id=None)
+
+
+class Authenticator(Protocol):
+    def authenticate(self, headers: Mapping[str, str]) -> Identity: ...
+
+
+class NoAuth:
+    def authenticate(self, headers: Mapping[str, str]) -> Identity:
+        return ANONYMOUS
+
+
+def hash_api_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class ApiKeyAuth:
+    """``keys`` maps SHA-256 digests of active keys to the subject they stand for."""
+
+    def __init__(self, keys: Mapping[str, str], header: str = "X-API-Key") -> None:
+        self._keys = dict(keys)
+        self._header = header.lower()
+
+    def authenticate(self, headers: Mapping[str, str]) -> Identity:
+        presented = headers.get(self._header, "")
+        if not presented:
+            raise Unauthenticated(f"Missing API key header {self._header}")
+        digest = hash_api_key(presented)
+        for known, subject in self._keys.items():
+            if hmac.compare_digest(known, digest):
+                return Identity(user_id=subject, claims={"sub": subject})
+        raise Unauthenticated("Invalid API key")
+
+
+KeyResolver = Callable[[str], Any]
+
+
+class JwtAuth:
+    """Bearer JWTs: signature, ``exp`` (required), ``nbf``, issuer and audience."""
+
+    def __init__(
+        self,
+        settings: JwtSettings,
+        *,
+        environ: Mapping[str, str] | None = None,
+        jwks_refresh_cooldown_s: float = 30.0,
+    ) -> None:
+        self._settings = settings
+        environ = os.environ if environ is None else environ
+        self._resolve_key = _key_resolver(settings, environ, jwks_refresh_cooldown_s)
+
+    def authenticate(self, headers: Mapping[str, str]) -> Identity:
+        token = _bearer_token(headers.get("authorization", ""))
+        settings = self._settings
+        try:
+            claims = jwt.decode(
+                token,
+                self._resolve_key(token),
+                algorithms=list(settings.algorithms),
+                issuer=settings.issuer,
+                audience=settings.audience,
+                leeway=settings.leeway_s,
+                options={"require": ["exp"], "verify_aud": settings.audience is not None},
+            )
+        except jwt.ExpiredSignatureError:
+            raise Unauthenticated("Token expired") from None
+        except jwt.ImmatureSignatureError:
+            raise Unauthenticated("Token not yet valid") from None
+        except (jwt.InvalidTokenError, jwt.PyJWKClientError, _MissingKey):
+            raise Unauthenticated("Invalid token") from None
+        user_id = claims.get(settings.user_claim)
+        if user_id is None or isinstance(user_id, (dict, list)):
+            raise Unauthenticated(f"Token has no '{settings.user_claim}' claim")
+        return Identity(user_id=str(user_id), claims=claims)
+
+
+class _MissingKey(Exception):
+    """The configured key source is not available (env var unset, file gone)."""
+
+
+def _bearer_token(authorization: str) -> str:
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("Missing bearer token")
+    return token.strip()
+
+
+def _key_resolver(settings: JwtSettings, environ: Mapping[str, str], cooldown_s: float) -> KeyResolver:
+    if settings.jwks_url:
+        # A token naming an unknown kid forces one refetch per cooldown, so a
+        # spray of forged kids cannot hammer the identity provider.
+        client = jwt.PyJWKClient(settings.jwks_url, lifespan=300, timeout=5, cooldown_duration=cooldown_s)
+        return lambda token: client.get_signing_key_from_jwt(token).key
+    if settings.public_key_file:
+        path = Path(settings.public_key_file)
+        key = path.read_text() if path.is_file() else None
+        return lambda token: _require(key)
+    secret = environ.get(settings.secret_env or "", "") or None
+    return lambda token: _require(secret)
+
+
+def _require(key: str | None) -> str:
+    if key is None:
+        raise _MissingKey
+    return key
+
+
+def build_authenticator(
+    auth: ClientAuth, *, api_keys: Mapping[str, str], environ: Mapping[str, str] | None = None
+) -> Authenticator:
+    """The authenticator for a layer's ``auth`` block (built once per plan)."""
+    if auth.type == "jwt":
+        return JwtAuth(auth.jwt or JwtSettings(), environ=environ)
+    if auth.type == "api_key":
+        return ApiKeyAuth(api_keys, auth.api_key_header)
+    return NoAuth()
