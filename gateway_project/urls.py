@@ -1,12 +1,16 @@
 """Fixed paths of the contract (section 3); aggregate endpoints are routed last."""
 
 from django.contrib import admin
-from django.urls import path
+from django.urls import path, re_path
 
-from orchestration.web import health
+from gateway_project import wiring
+from orchestration.web import aggregate, health
+
+wiring.install()
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    re_path(r"^(?P<path>.*)$", aggregate.aggregate, name="aggregate"),
 ]

@@ -1,0 +1,63 @@
+"""Turn settings into the objects the engine and the edge use (the one place).
+
+Stores that must be shared between processes (breaker state, rate-limit
+counters, cache entries) use Redis when ``REDIS_URL`` is set and in-process
+state otherwise. Everything here is built once per process.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+
+from orchestration.web import aggregate
+from orchestration.web.runtime import GatewayRuntime, LoadedConfig, RuntimeHolder, build_runtime_parts
+
+CONFIG_VERSION_CACHE_KEY = "gateway:config-version"
+
+
+@functools.cache
+def redis_client() -> Any:
+    """One Redis client per process (None without REDIS_URL); short timeouts so
+    an outage degrades quickly instead of stalling requests."""
+    if not settings.REDIS_URL:
+        return None
+    import redis
+
+    return redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=0.25, socket_timeout=0.25)
+
+
+def _load_config() -> LoadedConfig:
+    from registry import compiler, selectors
+
+    return LoadedConfig(plan=compiler.compile_plan_from_db(), api_keys=selectors.api_key_digests_active())
+
+
+def _read_version() -> str | None:
+    version = cache.get(CONFIG_VERSION_CACHE_KEY)
+    if version is None:  # cache empty or Redis down: ask the database, rarely
+        from registry import selectors
+
+        version = selectors.config_version_get()
+        cache.set(CONFIG_VERSION_CACHE_KEY, version, timeout=None)
+    return str(version)
+
+
+def _build_runtime(config: LoadedConfig) -> GatewayRuntime:
+    router, authenticator = build_runtime_parts(config)
+    executor: Any = None  # wired when the engine lands
+    return GatewayRuntime(plan=config.plan, router=router, authenticator=authenticator, executor=executor, pool=None)
+
+
+@functools.cache
+def runtime_holder() -> RuntimeHolder:
+    return RuntimeHolder(
+        load=_load_config, read_version=_read_version, build=_build_runtime, poll_s=settings.GATEWAY["CONFIG_POLL_S"]
+    )
+
+
+def install() -> None:
+    aggregate.install_runtime_source(lambda: runtime_holder().current())

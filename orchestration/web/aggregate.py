@@ -1,0 +1,104 @@
+"""The one view that serves every aggregate endpoint.
+
+Order of the edge: route (404/405) → client auth (401) → request body (400/413)
+→ run the plan → 200 with the assembled response, or the contract's envelope.
+No database query happens here: the runtime holds a compiled plan.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from orchestration.context import RequestContext
+from orchestration.errors import Failure, GatewayError, MethodNotAllowed, NotFound, envelope, failure_to_error
+from orchestration.routing import Match, NoRoute
+from orchestration.web.client_request import json_body, lower_headers, request_id_of
+from orchestration.web.runtime import GatewayRuntime
+
+logger = logging.getLogger("gateway.aggregate")
+
+_RuntimeSource = Callable[[], GatewayRuntime]
+_runtime_source: _RuntimeSource | None = None
+
+
+def install_runtime_source(source: _RuntimeSource) -> None:
+    """Called once by ``gateway_project.wiring`` (the place settings become objects)."""
+    global _runtime_source
+    _runtime_source = source
+
+
+def json_response(body: Any, *, status: int, request_id: str, headers: dict[str, str] | None = None) -> HttpResponse:
+    payload = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+    response = HttpResponse(payload, status=status, content_type="application/json")
+    for name, value in (headers or {}).items():
+        response[name] = value
+    response["X-Request-ID"] = request_id
+    return response
+
+
+def error_response(error: GatewayError, *, request_id: str) -> HttpResponse:
+    return json_response(
+        envelope(error, request_id=request_id),
+        status=error.status,
+        request_id=request_id,
+        headers=error.response_headers(),
+    )
+
+
+def _resolve(runtime: GatewayRuntime, request: HttpRequest) -> Match:
+    try:
+        return runtime.router.resolve(request.method or "GET", request.path)
+    except NoRoute as missing:
+        if missing.allowed:
+            raise MethodNotAllowed(headers={"Allow": ", ".join(missing.allowed)}) from None
+        raise NotFound() from None
+
+
+def _context(request: HttpRequest, match: Match, request_id: str, runtime: GatewayRuntime) -> RequestContext:
+    headers = lower_headers(request)
+    identity = runtime.authenticator.authenticate(headers)
+    limits = settings.GATEWAY
+    body = json_body(request, max_bytes=limits["MAX_BODY_BYTES"], max_depth=limits["MAX_JSON_DEPTH"])
+    return RequestContext(
+        method=request.method or "GET",
+        path_params=match.path_params,
+        query={key: request.GET[key] for key in request.GET},
+        headers=headers,
+        body=body,
+        user=dict(identity.claims),
+        request_id=request_id,
+        authorization=headers.get("authorization"),
+    )
+
+
+def _serve(request: HttpRequest, request_id: str) -> HttpResponse:
+    if _runtime_source is None:
+        raise RuntimeError("gateway runtime not installed (gateway_project.wiring)")
+    runtime = _runtime_source()
+    match = _resolve(runtime, request)
+    context = _context(request, match, request_id, runtime)
+    result = runtime.executor.run(match.endpoint, context)
+    if isinstance(result, Failure):
+        return error_response(failure_to_error(result), request_id=request_id)
+    return json_response(result.body, status=200, request_id=request_id)
+
+
+@csrf_exempt
+def aggregate(request: HttpRequest, path: str = "") -> HttpResponse:
+    request_id = request_id_of(request)
+    try:
+        return _serve(request, request_id)
+    except GatewayError as error:
+        return error_response(error, request_id=request_id)
+    except Exception:
+        logger.exception(
+            "unhandled error serving %s %s", request.method, request.path, extra={"request_id": request_id}
+        )
+        return error_response(GatewayError(), request_id=request_id)

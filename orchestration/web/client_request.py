@@ -1,0 +1,64 @@
+"""Read what the client sent, within limits: request id, headers, JSON body.
+
+Every problem becomes a ``GatewayError`` (400/413) so the client gets the
+contract's envelope, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from typing import Any
+
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest
+
+from orchestration.errors import BadRequest, PayloadTooLarge
+
+_SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+
+
+def request_id_of(request: HttpRequest) -> str:
+    """The client's X-Request-ID when it is sane (short, no control characters), else a new one."""
+    offered = request.headers.get("X-Request-ID", "")
+    return offered if _SANE_REQUEST_ID.match(offered) else uuid.uuid4().hex
+
+
+def lower_headers(request: HttpRequest) -> dict[str, str]:
+    return {name.lower(): value for name, value in request.headers.items()}
+
+
+def json_body(request: HttpRequest, *, max_bytes: int, max_depth: int) -> Any:
+    """The parsed JSON body, ``None`` when there is none."""
+    declared = request.META.get("CONTENT_LENGTH") or "0"
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise PayloadTooLarge(f"Request body is larger than {max_bytes} bytes")
+    try:
+        raw = request.body
+    except RequestDataTooBig:
+        raise PayloadTooLarge(f"Request body is larger than {max_bytes} bytes") from None
+    if len(raw) > max_bytes:
+        raise PayloadTooLarge(f"Request body is larger than {max_bytes} bytes")
+    if not raw.strip():
+        return None
+    try:
+        body = json.loads(raw)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise BadRequest("Request body is not valid JSON") from None
+    if _depth(body) > max_depth:
+        raise BadRequest(f"Request body is nested deeper than {max_depth} levels")
+    return body
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth without recursion (a hostile body cannot blow the stack)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        deepest = max(deepest, level)
+        if isinstance(node, dict):
+            stack.extend((child, level + 1) for child in node.values())
+        elif isinstance(node, list):
+            stack.extend((child, level + 1) for child in node)
+    return deepest
