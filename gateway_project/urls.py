@@ -12,5 +12,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("openapi.json", aggregate.openapi, name="openapi"),
     re_path(r"^(?P<path>.*)$", aggregate.aggregate, name="aggregate"),
 ]

@@ -102,3 +102,13 @@ def aggregate(request: HttpRequest, path: str = "") -> HttpResponse:
             "unhandled error serving %s %s", request.method, request.path, extra={"request_id": request_id}
         )
         return error_response(GatewayError(), request_id=request_id)
+
+
+def openapi(request: HttpRequest) -> HttpResponse:
+    """``/openapi.json``: the document of the plan being served right now."""
+    from orchestration.openapi import openapi_document
+
+    request_id = request_id_of(request)
+    if _runtime_source is None:
+        return error_response(GatewayError(), request_id=request_id)
+    return json_response(openapi_document(_runtime_source().plan), status=200, request_id=request_id)
