@@ -117,6 +117,7 @@ def serve(port: int, simulator_args: list[str]) -> int:
     procs = [simulator, gateway]
     # Ctrl-C reaches the whole foreground group; SIGTERM (e.g. from a supervisor) only us.
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     try:
         if _wait_until_up(f"http://127.0.0.1:{port}/healthz", 30, *procs):
             token = TOKEN_FILE.read_text().strip() if TOKEN_FILE.exists() else "$TOKEN"
