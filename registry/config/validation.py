@@ -1,0 +1,77 @@
+"""The one validator of a configuration document.
+
+``gateway check``, the import and the admin forms all call ``config_check``: it
+reports every problem (never only the first), each with its location, e.g.
+``endpoints[0].calls[2].path: unknown call 'crt'``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from registry.config.endpoint_rules import check_endpoint, route_key
+from registry.config.problems import Problem, index_location, key_location, quoted
+from registry.config.schema import DOCUMENT, SUPPORTED_VERSION
+from registry.config.services_rules import check_base_path, check_client_auth, check_service
+from registry.config.structure import check
+
+
+def config_check(document: Any, *, references: bool = True) -> list[Problem]:
+    """Every problem of ``document``, in document order.
+
+    ``references=False`` skips what templates read (the admin checks an
+    endpoint's own fields before its calls are known).
+    """
+    out: list[Problem] = []
+    check(document, DOCUMENT, "", out)
+    if not isinstance(document, Mapping):
+        return out
+    version = document.get("version")
+    if isinstance(version, int) and version != SUPPORTED_VERSION:
+        out.append(Problem("version", f"unsupported version {quoted(version)}; must be {SUPPORTED_VERSION}"))
+    _check_layer(document.get("layer"), out)
+    services = document.get("services")
+    if isinstance(services, Mapping):
+        for name, service in services.items():
+            check_service(name, service, key_location("services", name), out)
+    known = set(services) if isinstance(services, Mapping) else None
+    endpoints = document.get("endpoints")
+    for index, endpoint in enumerate(endpoints if isinstance(endpoints, list) else []):
+        check_endpoint(endpoint, index_location("endpoints", index), known, out, references=references)
+    _check_duplicates(endpoints if isinstance(endpoints, list) else [], out)
+    return _in_document_order(out)
+
+
+def _check_layer(layer: Any, out: list[Problem]) -> None:
+    if not isinstance(layer, Mapping):
+        return
+    check_base_path(layer.get("base_path"), "layer.base_path", out)
+    check_client_auth(layer.get("auth"), "layer.auth", out)
+
+
+def _check_duplicates(endpoints: list[Any], out: list[Problem]) -> None:
+    names: dict[str, int] = {}
+    routes: dict[tuple[str, str], int] = {}
+    for index, endpoint in enumerate(endpoints):
+        if not isinstance(endpoint, Mapping):
+            continue
+        where = index_location("endpoints", index)
+        name, method, path = endpoint.get("name"), endpoint.get("method"), endpoint.get("path")
+        if isinstance(name, str):
+            if name in names:
+                message = f"duplicate endpoint name {quoted(name)} (also endpoints[{names[name]}])"
+                out.append(Problem(f"{where}.name", message))
+            names.setdefault(name, index)
+        if isinstance(method, str) and isinstance(path, str):
+            key = route_key(method, path)
+            if key in routes:
+                message = f"duplicate method and path {method} {path} (also endpoints[{routes[key]}])"
+                out.append(Problem(f"{where}.path", message))
+            routes.setdefault(key, index)
+
+
+def _in_document_order(problems: list[Problem]) -> list[Problem]:
+    """Stable order by the top-level section, so output reads top to bottom."""
+    order = {"version": 0, "layer": 1, "services": 2, "endpoints": 3}
+    return sorted(problems, key=lambda p: order.get(p.location.split(".")[0].split("[")[0], 4))

@@ -1,0 +1,233 @@
+"""The orchestration layer as data: the source of truth the admin edits.
+
+Everything here mirrors ``gateway.yaml`` (contract section 1). Secrets are never
+stored: only the names of env vars and paths of files that hold them. Templates
+are JSON kept as text (see ``registry.fields``) and compiled by
+``registry.compiler``, never per request.
+"""
+
+from __future__ import annotations
+
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+
+from registry.choices import (
+    Backoff,
+    CacheScope,
+    CallMethod,
+    ClientAuthType,
+    DownstreamAuthType,
+    EndpointMethod,
+    RateLimitScope,
+    Transport,
+)
+from registry.fields import JsonTextField
+
+
+def _default_algorithms() -> list[str]:
+    return ["HS256"]
+
+
+def _default_retry_on() -> list[str]:
+    return ["5xx", "timeout"]
+
+
+def _empty_list() -> list[object]:
+    return []
+
+
+def _empty_object() -> dict[str, object]:
+    return {}
+
+
+class Layer(models.Model):
+    """The orchestration layer overview; one row (the first is the one served)."""
+
+    name = models.CharField(max_length=200)
+    owner = models.CharField(max_length=200, blank=True)
+    base_path = models.CharField(max_length=200, default="/")
+    transport = models.CharField(max_length=20, choices=Transport.choices, default=Transport.REST)
+    auth_type = models.CharField(max_length=20, choices=ClientAuthType.choices, default=ClientAuthType.NONE)
+    api_key_header = models.CharField(max_length=100, default="X-API-Key")
+    jwt_algorithms = models.JSONField(default=_default_algorithms, blank=True)
+    jwt_secret_env = models.CharField("JWT secret env var", max_length=100, blank=True)
+    jwt_public_key_file = models.CharField("JWT public key file", max_length=500, blank=True)
+    jwt_jwks_url = models.CharField("JWKS URL", max_length=500, blank=True)
+    jwt_issuer = models.CharField("JWT issuer", max_length=500, blank=True)
+    jwt_audience = models.CharField("JWT audience", max_length=500, blank=True)
+    jwt_user_claim = models.CharField("JWT user claim", max_length=100, default="sub")
+    jwt_leeway_s = models.PositiveIntegerField("JWT leeway (s)", default=0)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(base_path__startswith="/"), name="layer_base_path_absolute"),
+            models.CheckConstraint(condition=Q(auth_type__in=ClientAuthType.values), name="layer_auth_type_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Service(models.Model):
+    """A downstream service of the registry, with its resilience policies."""
+
+    name = models.SlugField(max_length=100, unique=True)
+    base_url = models.CharField("base URL", max_length=500)  # internal hosts (http://cart:8080) fail URLField
+    owner = models.CharField(max_length=200, blank=True)
+    avg_latency_ms = models.PositiveIntegerField("declared latency (ms)", null=True, blank=True)
+    sla = models.FloatField("SLA (%)", null=True, blank=True, validators=[MinValueValidator(0), MaxValueValidator(100)])
+    timeout_ms = models.PositiveIntegerField(default=1000, validators=[MinValueValidator(1)])
+    auth_type = models.CharField(max_length=20, choices=DownstreamAuthType.choices, default=DownstreamAuthType.NONE)
+    auth_token_env = models.CharField("token env var", max_length=100, blank=True)
+    auth_header = models.CharField("API key header", max_length=100, blank=True)
+    auth_key_env = models.CharField("API key env var", max_length=100, blank=True)
+    auth_cert_file = models.CharField("client cert file", max_length=500, blank=True)
+    auth_key_file = models.CharField("client key file", max_length=500, blank=True)
+    auth_ca_file = models.CharField("CA file", max_length=500, blank=True)
+    breaker_failure_threshold = models.PositiveIntegerField(default=5, validators=[MinValueValidator(1)])
+    breaker_window_s = models.PositiveIntegerField(default=60, validators=[MinValueValidator(1)])
+    breaker_open_s = models.PositiveIntegerField(default=30, validators=[MinValueValidator(1)])
+    breaker_half_open_probes = models.PositiveIntegerField(default=3, validators=[MinValueValidator(1)])
+    retry_max_retries = models.PositiveIntegerField(default=0)
+    retry_backoff = models.CharField(max_length=20, choices=Backoff.choices, default=Backoff.EXPONENTIAL)
+    retry_base_ms = models.PositiveIntegerField(default=100)
+    retry_jitter = models.BooleanField(default=False)
+    retry_on = models.JSONField(default=_default_retry_on, blank=True)
+    bulkhead_max_concurrent = models.PositiveIntegerField(default=100, validators=[MinValueValidator(1)])
+    bulkhead_max_wait_ms = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(condition=Q(timeout_ms__gte=1), name="service_timeout_positive"),
+            models.CheckConstraint(
+                condition=Q(auth_type__in=DownstreamAuthType.values), name="service_auth_type_valid"
+            ),
+            models.CheckConstraint(condition=Q(retry_backoff__in=Backoff.values), name="service_backoff_valid"),
+            models.CheckConstraint(condition=Q(breaker_failure_threshold__gte=1), name="service_breaker_threshold"),
+            models.CheckConstraint(condition=Q(bulkhead_max_concurrent__gte=1), name="service_bulkhead_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Endpoint(models.Model):
+    """An aggregate endpoint: a method and path below the layer's base path."""
+
+    name = models.SlugField(max_length=100, unique=True)
+    method = models.CharField(max_length=10, choices=EndpointMethod.choices, default=EndpointMethod.GET)
+    path = models.CharField(max_length=500, help_text="Below the layer's base path; may hold {param} segments.")
+    purpose = models.CharField(max_length=500, blank=True)
+    timeout_ms = models.PositiveIntegerField(default=3000, validators=[MinValueValidator(1)])
+    response = JsonTextField(help_text="The response template (JSON or YAML).")
+    cache_ttl_s = models.PositiveIntegerField("cache TTL (s)", default=0)
+    cache_scope = models.CharField(max_length=10, choices=CacheScope.choices, default=CacheScope.USER)
+    cache_tags = models.JSONField(default=_empty_list, blank=True)
+    invalidate_on = models.JSONField(default=_empty_list, blank=True, help_text='[{"event": ..., "tags": [...]}]')
+    position = models.PositiveIntegerField(default=0, help_text="Order in the exported file.")
+
+    class Meta:
+        ordering = ["position", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["method", "path"], name="endpoint_method_path_unique"),
+            models.CheckConstraint(condition=Q(path__startswith="/"), name="endpoint_path_absolute"),
+            models.CheckConstraint(condition=Q(method__in=EndpointMethod.values), name="endpoint_method_valid"),
+            models.CheckConstraint(condition=Q(timeout_ms__gte=1), name="endpoint_timeout_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path}"
+
+
+class Call(models.Model):
+    """One downstream call of an endpoint; calls of one stage run in parallel."""
+
+    endpoint = models.ForeignKey(Endpoint, on_delete=models.CASCADE, related_name="calls")
+    call_id = models.CharField("id", max_length=100, help_text="Names the result in templates.")
+    service = models.ForeignKey(Service, on_delete=models.PROTECT, related_name="calls")
+    stage = models.PositiveIntegerField(default=1, validators=[MinValueValidator(1)])
+    method = models.CharField(max_length=10, choices=CallMethod.choices, default=CallMethod.GET)
+    path = models.CharField(max_length=1000)
+    query = JsonTextField(default=_empty_object, blank=True)
+    headers = JsonTextField(default=_empty_object, blank=True)
+    # ``body: null`` (send JSON null) differs from no body at all.
+    has_body = models.BooleanField(default=False)
+    body = JsonTextField(null=True, blank=True)
+    required = models.BooleanField(default=True)
+    timeout_ms = models.PositiveIntegerField(null=True, blank=True, help_text="Empty: the service's timeout.")
+    idempotent = models.BooleanField(default=False)
+    fallback = JsonTextField(null=True, blank=True)
+    position = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["stage", "position", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["endpoint", "call_id"], name="call_id_unique_in_endpoint"),
+            models.CheckConstraint(condition=Q(stage__gte=1), name="call_stage_positive"),
+            models.CheckConstraint(condition=~Q(call_id__in=["request", "user", "event"]), name="call_id_not_reserved"),
+            models.CheckConstraint(condition=Q(method__in=CallMethod.values), name="call_method_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return self.call_id
+
+
+class RateLimitRule(models.Model):
+    """A rate limit of the whole layer, or of one endpoint on top of the layer's."""
+
+    layer = models.ForeignKey(Layer, on_delete=models.CASCADE, null=True, blank=True, related_name="rate_limits")
+    endpoint = models.ForeignKey(Endpoint, on_delete=models.CASCADE, null=True, blank=True, related_name="rate_limits")
+    scope = models.CharField(max_length=10, choices=RateLimitScope.choices)
+    limit = models.PositiveIntegerField(validators=[MinValueValidator(1)])
+    window_s = models.PositiveIntegerField(validators=[MinValueValidator(1)])
+    position = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["position", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(layer__isnull=False) & Q(endpoint__isnull=True))
+                | (Q(layer__isnull=True) & Q(endpoint__isnull=False)),
+                name="rate_limit_layer_xor_endpoint",
+            ),
+            models.CheckConstraint(condition=Q(limit__gte=1) & Q(window_s__gte=1), name="rate_limit_positive"),
+            models.CheckConstraint(condition=Q(scope__in=RateLimitScope.values), name="rate_limit_scope_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.scope}: {self.limit}/{self.window_s}s"
+
+
+class ApiKey(models.Model):
+    """A client API key (layer auth ``api_key``); only its SHA-256 is kept."""
+
+    name = models.CharField(max_length=200)
+    prefix = models.CharField(max_length=20, editable=False, help_text="The first characters, to recognise a key.")
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    subject = models.CharField(max_length=200, help_text="The user id requests with this key act as.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        verbose_name = "API key"
+        ordering = ["-created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+
+class ConfigVersion(models.Model):
+    """One row, bumped on every change, so running workers know to recompile."""
+
+    counter = models.PositiveBigIntegerField(default=0)
+    token = models.CharField(max_length=32, default="")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=Q(id=1), name="config_version_single_row")]
+
+    @property
+    def value(self) -> str:
+        return f"{self.counter}-{self.token}"
