@@ -1,0 +1,75 @@
+"""The engine's observer, turned into metrics, spans and log lines.
+
+One object plugs into ``orchestration.observer.Observer``: each finished
+downstream attempt becomes a histogram observation, an outcome count and a
+span; each breaker transition a counter increment and a structured log line
+(service, from, to, reason) that on-call can grep and alert on.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from orchestration.observability import metrics, tracing
+from orchestration.observer import AttemptObservation, BreakerTransition
+
+breaker_logger = logging.getLogger("gateway.breaker")
+store_logger = logging.getLogger("gateway.store")
+
+
+class TelemetryObserver:
+    """Metrics + tracing + logs for what the engine reports. Quick and never raising:
+    it runs on request greenlets, and telemetry must not fail a request."""
+
+    def on_attempt(self, observation: AttemptObservation) -> None:
+        outcome = metrics.outcome_label(str(observation.kind), observation.status)
+        try:
+            metrics.observe_attempt(
+                service=observation.service,
+                endpoint=observation.endpoint,
+                call=observation.call_id,
+                outcome=outcome,
+                duration_s=observation.duration_s,
+            )
+            tracing.record_attempt_span(
+                endpoint=observation.endpoint,
+                service=observation.service,
+                call_id=observation.call_id,
+                attempt=observation.attempt,
+                outcome=outcome,
+                duration_s=observation.duration_s,
+                status=observation.status,
+            )
+        except Exception:  # telemetry never breaks serving
+            logging.getLogger(__name__).warning("telemetry: could not record an attempt", exc_info=True)
+
+    def on_breaker_transition(self, transition: BreakerTransition) -> None:
+        metrics.observe_breaker_transition(
+            service=transition.service, from_state=transition.from_state, to_state=transition.to_state
+        )
+        level = logging.WARNING if transition.to_state == "open" else logging.INFO
+        breaker_logger.log(
+            level,
+            "breaker %s: %s -> %s (%s)",
+            transition.service,
+            transition.from_state,
+            transition.to_state,
+            transition.reason,
+            extra={
+                "event": "breaker_transition",
+                "service": transition.service,
+                "from_state": transition.from_state,
+                "to_state": transition.to_state,
+                "reason": transition.reason,
+            },
+        )
+
+    def on_store_error(self, store: str, error: Exception) -> None:
+        metrics.observe_store_error(store=store)
+        # The error's type only: a Redis error message can echo a URL with a password.
+        store_logger.warning(
+            "%s store unreachable, falling back (%s)",
+            store,
+            type(error).__name__,
+            extra={"event": "store_error", "store": store, "error_type": type(error).__name__},
+        )

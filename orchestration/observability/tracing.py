@@ -1,0 +1,122 @@
+"""OpenTelemetry for the gateway: one trace per request, a span per downstream attempt.
+
+Why a tracer provider is always installed, even with no exporter: the contract
+sends W3C ``traceparent`` on every downstream call and the logs carry the
+trace id, both of which need real (sampled) span contexts. Spans only leave the
+process when an OTLP endpoint is configured through the standard variables
+(``OTEL_EXPORTER_OTLP_ENDPOINT`` or ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``, or
+``OTEL_TRACES_EXPORTER=otlp``); ``OTEL_TRACES_EXPORTER=none`` or
+``OTEL_SDK_DISABLED=true`` turn tracing off entirely.
+
+Attempt spans are written after the fact from the engine's observer (it reports
+each attempt once it is over, with its duration), so they carry exact start and
+end times without the engine knowing about OpenTelemetry.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterable, Mapping
+
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_SERVICE_NAME = "orchestration-gateway"
+TRACER_NAME = "orchestration.gateway"
+
+_lock = threading.Lock()
+_provider: TracerProvider | None = None
+
+
+def tracing_disabled(environ: Mapping[str, str] = os.environ) -> bool:
+    return environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true" or _traces_exporter(environ) == "none"
+
+
+def exporter_wanted(environ: Mapping[str, str] = os.environ) -> bool:
+    """Export only when the operator named an endpoint or asked for OTLP."""
+    if tracing_disabled(environ):
+        return False
+    if _traces_exporter(environ) == "otlp":
+        return True
+    return bool(environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"))
+
+
+def _traces_exporter(environ: Mapping[str, str]) -> str:
+    return environ.get("OTEL_TRACES_EXPORTER", "").strip().lower()
+
+
+def configure_tracing(
+    *, extra_processors: Iterable[SpanProcessor] = (), environ: Mapping[str, str] = os.environ
+) -> TracerProvider | None:
+    """Install the process's tracer provider once (later calls return it). Call
+    after gunicorn forks: the batch exporter's worker must live in the worker."""
+    global _provider
+    with _lock:
+        if _provider is not None or tracing_disabled(environ):
+            return _provider
+        resource = Resource.create({"service.name": environ.get("OTEL_SERVICE_NAME", DEFAULT_SERVICE_NAME)})
+        provider = TracerProvider(resource=resource)
+        if exporter_wanted(environ):
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+            provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+            logger.info("tracing: exporting spans over OTLP/HTTP")
+        for processor in extra_processors:
+            provider.add_span_processor(processor)
+        trace.set_tracer_provider(provider)
+        _provider = provider
+        return provider
+
+
+def instrument_httpx() -> None:
+    """Spans and ``traceparent`` for every httpx request made on httpx's own transports."""
+    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+
+    instrumentor = HTTPXClientInstrumentor()
+    if not instrumentor.is_instrumented_by_opentelemetry:
+        instrumentor.instrument()
+
+
+def current_trace_id() -> str | None:
+    """The active trace id as 32 hex digits, or None outside a sampled span."""
+    context = trace.get_current_span().get_span_context()
+    return format(context.trace_id, "032x") if context.is_valid else None
+
+
+def record_attempt_span(
+    *,
+    endpoint: str,
+    service: str,
+    call_id: str,
+    attempt: int,
+    outcome: str,
+    duration_s: float,
+    status: int | None,
+) -> None:
+    """A span for one finished downstream attempt, child of the current (request) span."""
+    end_ns = time.time_ns()
+    start_ns = end_ns - int(max(0.0, duration_s) * 1e9)
+    tracer = trace.get_tracer(TRACER_NAME)
+    attributes: dict[str, str | int] = {
+        "gateway.endpoint": endpoint,
+        "gateway.service": service,
+        "gateway.call_id": call_id,
+        "gateway.attempt": attempt,
+        "gateway.outcome": outcome,
+    }
+    if status is not None:
+        attributes["http.response.status_code"] = status
+    span = tracer.start_span(
+        f"attempt {service}/{call_id}", kind=SpanKind.INTERNAL, start_time=start_ns, attributes=attributes
+    )
+    if outcome != "ok":
+        span.set_status(Status(StatusCode.ERROR, outcome))
+    span.end(end_time=end_ns)
