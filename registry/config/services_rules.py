@@ -36,6 +36,8 @@ def check_client_auth(auth: Any, location: str, out: list[Problem]) -> None:
     if not isinstance(auth, Mapping):
         return
     kind, jwt = auth.get("type"), auth.get("jwt")
+    if kind not in {"jwt", "api_key", "none"}:
+        return  # already reported; anything more would be noise
     if kind == "jwt" and jwt is None:
         out.append(Problem(key_location(location, "jwt"), "required when type is 'jwt'"))
     if kind != "jwt" and jwt is not None:

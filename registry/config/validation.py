@@ -7,6 +7,7 @@ reports every problem (never only the first), each with its location, e.g.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -40,7 +41,7 @@ def config_check(document: Any, *, references: bool = True) -> list[Problem]:
     for index, endpoint in enumerate(endpoints if isinstance(endpoints, list) else []):
         check_endpoint(endpoint, index_location("endpoints", index), known, out, references=references)
     _check_duplicates(endpoints if isinstance(endpoints, list) else [], out)
-    return _in_document_order(out)
+    return _in_document_order(out, list(services) if isinstance(services, Mapping) else [])
 
 
 def _check_layer(layer: Any, out: list[Problem]) -> None:
@@ -71,7 +72,25 @@ def _check_duplicates(endpoints: list[Any], out: list[Problem]) -> None:
             routes.setdefault(key, index)
 
 
-def _in_document_order(problems: list[Problem]) -> list[Problem]:
-    """Stable order by the top-level section, so output reads top to bottom."""
-    order = {"version": 0, "layer": 1, "services": 2, "endpoints": 3}
-    return sorted(problems, key=lambda p: order.get(p.location.split(".")[0].split("[")[0], 4))
+_SECTIONS = {"version": 0, "layer": 1, "services": 2, "endpoints": 3}
+_AFTER_CALLS = frozenset({"response", "cache", "rate_limits"})
+_ENTITY = re.compile(r"^(?:services\.([^.\[]+)|endpoints\[(\d+)\](?:\.calls\[(\d+)\])?)")
+
+
+def _in_document_order(problems: list[Problem], service_names: list[Any]) -> list[Problem]:
+    """Grouped by section, service, endpoint and call, so the output reads top to bottom."""
+    positions = {str(name): index for index, name in enumerate(service_names)}
+
+    def key(problem: Problem) -> tuple[int, int, int]:
+        section = _SECTIONS.get(re.split(r"[.\[]", problem.location, maxsplit=1)[0], 4)
+        match = _ENTITY.match(problem.location)
+        if match is None:
+            return section, -1, -1
+        service, endpoint, call = match.groups()
+        entity = positions.get(service, -1) if service is not None else int(endpoint)
+        if call is not None:
+            return section, entity, int(call)
+        tail = problem.location[match.end() :].lstrip(".").split(".")[0].split("[")[0]
+        return section, entity, 1_000_000 if tail in _AFTER_CALLS else -1
+
+    return sorted(problems, key=key)

@@ -1,0 +1,205 @@
+"""config_check: one test per kind of bad file, asserting the exact location text."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from registry.config.validation import config_check
+
+
+def problems(document: Any, **options: Any) -> list[str]:
+    return [str(problem) for problem in config_check(document, **options)]
+
+
+def test_good_document_has_no_problems(document):
+    assert problems(document) == []
+
+
+def test_missing_required_keys(document):
+    del document["layer"]["name"]
+    del document["endpoints"][0]["calls"][1]["path"]
+    assert problems(document) == [
+        "layer.name: required key missing",
+        "endpoints[0].calls[1].path: required key missing",
+    ]
+
+
+def test_wrong_types(document):
+    document["services"]["cart"]["timeout_ms"] = "fast"
+    document["endpoints"][0]["calls"][0]["required"] = "yes"
+    document["endpoints"][1]["calls"][0]["stage"] = True
+    assert problems(document) == [
+        "services.cart.timeout_ms: expected an integer, got 'fast'",
+        "endpoints[0].calls[0].required: expected true or false, got 'yes'",
+        "endpoints[1].calls[0].stage: expected an integer, got true",
+    ]
+
+
+def test_unknown_keys(document):
+    document["layer"]["colour"] = "blue"
+    document["services"]["cart"]["retry"]["retries"] = 3
+    document["endpoints"][0]["calls"][2]["cache"] = {}
+    found = problems(document)
+    assert (
+        found[0] == "layer.colour: unknown key (expected one of: name, owner, base_path, transport, auth, rate_limits)"
+    )
+    assert found[1] == (
+        "services.cart.retry.retries: unknown key (expected one of: max_retries, backoff, base_ms, jitter, retry_on)"
+    )
+    assert found[2].startswith("endpoints[0].calls[2].cache: unknown key (expected one of: id, service, stage,")
+    assert len(found) == 3
+
+
+def test_unknown_service(document):
+    document["endpoints"][0]["calls"][4]["service"] = "taxes"
+    assert problems(document) == ["endpoints[0].calls[4].service: unknown service 'taxes'"]
+
+
+def test_unknown_call_in_a_path(document):
+    document["endpoints"][0]["calls"][2]["path"] = "/quote/{{ crt.id }}"
+    assert problems(document) == ["endpoints[0].calls[2].path: unknown call 'crt'"]
+
+
+def test_unknown_call_in_the_response_points_at_the_leaf(document):
+    document["endpoints"][0]["response"]["total"] = "{{ sum([pricing.subtotal, taxes.amount]) }}"
+    assert problems(document) == ["endpoints[0].response.total: unknown call 'taxes'"]
+
+
+def test_reference_to_the_same_stage(document):
+    document["endpoints"][0]["calls"][2]["body"] = {"stock": "{{ inventory.available }}"}
+    assert problems(document) == [
+        "endpoints[0].calls[2].body.stock: call 'inventory' runs in the same stage (2); "
+        "a call may only use calls of earlier stages"
+    ]
+
+
+def test_reference_to_a_later_stage(document):
+    document["endpoints"][0]["calls"][0]["headers"] = {"X-Tax": "{{ tax.amount }}"}
+    assert problems(document) == [
+        "endpoints[0].calls[0].headers.X-Tax: call 'tax' runs in a later stage (3); "
+        "a call may only use calls of earlier stages"
+    ]
+
+
+def test_event_only_in_invalidation_tags(document):
+    document["endpoints"][1]["response"]["who"] = "{{ event.userId }}"
+    document["endpoints"][1]["cache"]["invalidate_on"][0]["tags"] = ["user:{{ user.sub }}"]
+    assert problems(document) == [
+        "endpoints[1].response.who: 'event' is only available in cache.invalidate_on tags",
+        "endpoints[1].cache.invalidate_on[0].tags[0]: unknown name 'user'; invalidate_on tags may only use 'event'",
+    ]
+
+
+def test_template_that_does_not_parse(document):
+    document["endpoints"][0]["response"]["cart"]["itemCount"] = "{{ length(cart.items }}"
+    document["endpoints"][0]["calls"][0]["path"] = "/carts/{{ request.body.cartId"
+    found = problems(document)
+    assert found[0] == "endpoints[0].calls[0].path: unbalanced '{{' or '}}' in '/carts/{{ request.body.cartId'"
+    assert found[1].startswith("endpoints[0].response.cart.itemCount: invalid expression 'length(cart.items':")
+
+
+def test_duplicate_method_and_path(document):
+    document["endpoints"].append(dict(document["endpoints"][1], name="dashboard-2", path="/dashboard/{id}"))
+    assert problems(document) == [
+        "endpoints[2].path: duplicate method and path GET /dashboard/{id} (also endpoints[1])"
+    ]
+
+
+def test_duplicate_endpoint_name(document):
+    document["endpoints"][1]["name"] = "checkout-summary"
+    assert problems(document) == ["endpoints[1].name: duplicate endpoint name 'checkout-summary' (also endpoints[0])"]
+
+
+def test_call_timeout_above_the_endpoint_total(document):
+    document["endpoints"][0]["calls"][3]["timeout_ms"] = 2500
+    assert problems(document) == [
+        "endpoints[0].calls[3].timeout_ms: 2500 ms is above the endpoint's total timeout_ms (2000)"
+    ]
+
+
+def test_invalid_base_urls(document):
+    document["services"]["cart"]["base_url"] = "ftp://cart.internal"
+    document["services"]["tax"]["base_url"] = "http://"
+    document["services"]["pricing"]["base_url"] = "pricing:8080"
+    assert problems(document) == [
+        "services.cart.base_url: invalid URL 'ftp://cart.internal': must be http:// or https:// with a host",
+        "services.pricing.base_url: invalid URL 'pricing:8080': must be http:// or https:// with a host",
+        "services.tax.base_url: invalid URL 'http://': must be http:// or https:// with a host",
+    ]
+
+
+def test_unknown_enum_values(document):
+    document["endpoints"][0]["method"] = "FETCH"
+    document["services"]["cart"]["auth"] = {"type": "oauth"}
+    document["services"]["cart"]["retry"]["backoff"] = "linear"
+    document["services"]["cart"]["retry"]["retry_on"] = ["5xx", "4xx"]
+    document["layer"]["rate_limits"][0]["scope"] = "tenant"
+    document["endpoints"][1]["cache"]["scope"] = "private"
+    document["layer"]["auth"]["type"] = "oauth"
+    assert problems(document) == [
+        "layer.auth.type: unknown value 'oauth' (expected one of: jwt, api_key, none)",
+        "layer.rate_limits[0].scope: unknown value 'tenant' (expected one of: user, ip, endpoint, global)",
+        "services.cart.auth.type: unknown value 'oauth' (expected one of: none, bearer_forward, bearer, api_key, mtls)",
+        "services.cart.retry.backoff: unknown value 'linear' (expected one of: exponential, fixed, none)",
+        "services.cart.retry.retry_on[1]: unknown value '4xx' (expected one of: 5xx, timeout, connect_error, 429)",
+        "endpoints[0].method: unknown value 'FETCH' (expected one of: GET, POST, PUT, PATCH, DELETE)",
+        "endpoints[1].cache.scope: unknown value 'private' (expected one of: user, shared)",
+    ]
+
+
+def test_secrets_written_inline(document):
+    document["layer"]["auth"]["jwt"]["secret"] = "s3cr3t"
+    document["services"]["inventory"]["auth"] = {"type": "bearer", "token": "abc123"}
+    document["services"]["pricing"]["auth"]["api_key_value"] = "k-123"
+    document["services"]["tax"]["auth"] = {"type": "bearer", "token_env": "eyJhbGciOi.abc"}
+    document["services"]["shipping"]["base_url"] = "http://admin:hunter2@127.0.0.1:9105"
+    document["endpoints"][0]["calls"][0]["headers"]["Authorization"] = "Bearer abc123"
+    inline = "secret written inline; put it in an environment variable and name it with 'token_env' or 'key_env'"
+    assert problems(document) == [
+        "layer.auth.jwt.secret: secret written inline; "
+        "put the secret in an environment variable and name it with 'secret_env'",
+        f"services.inventory.auth.token: {inline}",
+        "services.inventory.auth.token_env: required for auth type 'bearer'",
+        f"services.pricing.auth.api_key_value: {inline}",
+        "services.shipping.base_url: secret written inline: credentials in the URL; use the service's auth",
+        "services.tax.auth.token_env: must name an environment variable (like GATEWAY_JWT_SECRET), "
+        "not hold a value; a secret written inline is never accepted",
+        "endpoints[0].calls[0].headers.Authorization: secret written inline; "
+        "use the service's auth (token_env, key_env) instead",
+    ]
+
+
+def test_reserved_and_duplicate_call_ids(document):
+    calls = document["endpoints"][0]["calls"]
+    calls[3]["id"] = "user"
+    calls[4]["id"] = "cart"
+    found = problems(document)
+    assert "endpoints[0].calls[3].id: 'user' is reserved; call ids must not be request, user or event" in found
+    assert "endpoints[0].calls[4].id: duplicate call id 'cart' (also calls[0])" in found
+
+
+def test_paths_must_be_absolute_and_params_identifiers(document):
+    document["layer"]["base_path"] = "v1/checkout"
+    document["endpoints"][0]["path"] = "summary"
+    document["endpoints"][1]["path"] = "/dashboard/{user-id}"
+    assert problems(document) == [
+        "layer.base_path: must start with '/', got 'v1/checkout'",
+        "endpoints[0].path: must start with '/', got 'summary'",
+        "endpoints[1].path: path parameter 'user-id' must be an identifier",
+    ]
+
+
+def test_version_must_be_1(document):
+    document["version"] = 2
+    assert problems(document) == ["version: unsupported version 2; must be 1"]
+
+
+def test_every_problem_is_reported_not_only_the_first(document):
+    document["version"] = 3
+    document["services"]["cart"]["base_url"] = "nope"
+    document["endpoints"][0]["calls"][2]["path"] = "/quote/{{ crt.id }}"
+    assert len(problems(document)) == 3
+
+
+def test_the_top_level_must_be_a_mapping():
+    assert problems(["a"]) == ['expected a mapping, got ["a"]']
