@@ -1,0 +1,162 @@
+"""One client per downstream service: breaker, bulkhead, auth, then httpx.
+
+``attempt`` makes exactly one try and always returns an ``Outcome``: the
+breaker is asked first (an open breaker costs no network), then a bulkhead
+slot is taken, then the request goes out with the attempt's whole time budget.
+The body is read in chunks, cut at the size limit or the deadline, and parsed
+as JSON. Timing uses the injected clock on top of the transport's own socket
+deadline, so a fake clock can drive timeouts in tests.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from email.utils import parsedate_to_datetime
+from http.cookiejar import CookieJar, DefaultCookiePolicy
+from typing import Any
+
+import httpx
+
+from orchestration.clock import Clock, Deadline
+from orchestration.downstream.auth import MissingCredential, auth_headers
+from orchestration.downstream.request import RequestSpec
+from orchestration.outcome import Outcome, OutcomeKind
+from orchestration.plan import Service
+from orchestration.resilience.breaker import CircuitBreaker
+from orchestration.resilience.bulkhead import Bulkhead
+
+DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
+_BASE_HEADERS = {"User-Agent": "orchestration-gateway", "Accept": "application/json"}
+
+
+class DownstreamClient:
+    def __init__(
+        self,
+        service: Service,
+        *,
+        transport: httpx.BaseTransport,
+        breaker: CircuitBreaker,
+        clock: Clock,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        environ: Mapping[str, str],
+    ) -> None:
+        self.service = service
+        self.breaker = breaker
+        self.bulkhead = Bulkhead(service.bulkhead)
+        self._clock = clock
+        self._max_body_bytes = max_body_bytes
+        self._environ = environ
+        self._http = httpx.Client(
+            base_url=service.base_url,
+            transport=transport,
+            headers=_BASE_HEADERS,
+            cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),  # never carry cookies between users
+            follow_redirects=False,
+            trust_env=False,
+        )
+
+    def attempt(self, spec: RequestSpec, timeout_s: float) -> Outcome:
+        deadline = Deadline.after(self._clock, timeout_s)
+        try:
+            headers = self._headers(spec)
+        except MissingCredential as missing:
+            return Outcome(OutcomeKind.MISCONFIGURED, detail=str(missing))
+        permit = self.breaker.acquire()
+        if not permit.allowed:
+            return Outcome(OutcomeKind.CIRCUIT_OPEN, detail=f"breaker for {self.service.name} is open")
+        if not self.bulkhead.try_enter(deadline.remaining()):
+            self.breaker.release(permit)
+            return Outcome(OutcomeKind.BULKHEAD_FULL, detail=f"{self.bulkhead.max_concurrent} calls in flight")
+        try:
+            outcome = self._exchange(spec, headers, deadline)
+        except BaseException:  # cancelled (greenlet killed): the probe never finished
+            self.breaker.release(permit)
+            raise
+        finally:
+            self.bulkhead.leave()
+        self.breaker.record(permit, failed=outcome.is_breaker_failure)
+        return outcome
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _headers(self, spec: RequestSpec) -> dict[str, str]:
+        headers = dict(spec.headers)
+        headers.update(auth_headers(self.service.auth, spec.client_authorization, self._environ))
+        if spec.request_id:
+            headers["X-Request-ID"] = spec.request_id
+        return headers
+
+    def _exchange(self, spec: RequestSpec, headers: dict[str, str], deadline: Deadline) -> Outcome:
+        started = self._clock.monotonic()
+        request = self._http.build_request(
+            spec.method,
+            spec.path,
+            params=spec.params,
+            headers=headers,
+            json=spec.json_body if spec.has_body else None,
+            timeout=httpx.Timeout(max(0.001, deadline.remaining())),
+        )
+        try:
+            response = self._http.send(request, stream=True)
+            try:
+                outcome = self._read(response, deadline)
+            finally:
+                response.close()
+        except httpx.TimeoutException as error:
+            outcome = Outcome(OutcomeKind.TIMEOUT, detail=str(error))
+        except httpx.DecodingError as error:
+            outcome = Outcome(OutcomeKind.BAD_BODY, detail=str(error))
+        except httpx.TransportError as error:
+            outcome = Outcome(OutcomeKind.CONNECT_ERROR, detail=f"{type(error).__name__}: {error}")
+        return _timed(outcome, self._clock.monotonic() - started)
+
+    def _read(self, response: httpx.Response, deadline: Deadline) -> Outcome:
+        status = response.status_code
+        if deadline.expired:
+            return Outcome(OutcomeKind.TIMEOUT, status=status, detail="answered after the attempt timeout")
+        if not 200 <= status < 300:
+            retry_after = _retry_after_s(response, self._clock.wall()) if status == 429 else None
+            return Outcome(OutcomeKind.BAD_STATUS, status=status, retry_after_s=retry_after)
+        chunks: list[bytes] = []
+        size = 0
+        for chunk in response.iter_bytes():
+            size += len(chunk)
+            if size > self._max_body_bytes:
+                return Outcome(OutcomeKind.BAD_BODY, status=status, detail=f"body over {self._max_body_bytes} bytes")
+            if deadline.expired:
+                return Outcome(OutcomeKind.TIMEOUT, status=status, detail="body still arriving at the timeout")
+            chunks.append(chunk)
+        if deadline.expired:
+            return Outcome(OutcomeKind.TIMEOUT, status=status, detail="body finished after the timeout")
+        return _parsed(status, b"".join(chunks))
+
+
+def _parsed(status: int, raw: bytes) -> Outcome:
+    if not raw.strip():
+        return Outcome(OutcomeKind.OK, status=status, body=None)
+    try:
+        return Outcome(OutcomeKind.OK, status=status, body=json.loads(raw, parse_constant=_reject_constant))
+    except ValueError as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        return Outcome(OutcomeKind.BAD_BODY, status=status, detail=f"not JSON: {error}")
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _retry_after_s(response: httpx.Response, now_wall: float) -> float | None:
+    value = response.headers.get("Retry-After", "").strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - now_wall)
+    except (TypeError, ValueError):
+        return None
+
+
+def _timed(outcome: Outcome, duration_s: float) -> Outcome:
+    return Outcome(outcome.kind, outcome.status, outcome.body, outcome.retry_after_s, duration_s, outcome.detail)

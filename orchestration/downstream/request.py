@@ -1,0 +1,96 @@
+"""Turning a call's templates into the HTTP request to send.
+
+Only what the call declares is sent, plus ``X-Request-ID``: the client's
+headers are never copied, and a configured header may not set Host,
+Authorization (that is the auth type's job), X-Request-ID or any hop-by-hop
+header. Query keys whose value renders null are left out; a list renders as
+repeated keys.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from orchestration.context import RequestContext
+from orchestration.plan import Call
+
+_NOT_CONFIGURABLE = frozenset(
+    {
+        "host",
+        "authorization",
+        "x-request-id",
+        "content-length",
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+
+
+_UNSAFE_IN_HEADER = frozenset("\r\n\0")
+
+
+@dataclass(frozen=True, slots=True)
+class RequestSpec:
+    method: str
+    path: str
+    params: tuple[tuple[str, str], ...] = ()
+    headers: tuple[tuple[str, str], ...] = ()
+    json_body: Any = None
+    has_body: bool = False
+    request_id: str = ""
+    client_authorization: str | None = None
+
+
+def build_request(call: Call, context: Mapping[str, Any], request: RequestContext) -> RequestSpec:
+    path = _text(call.path.render(context)) or "/"
+    return RequestSpec(
+        method=call.method,
+        path=path if path.startswith("/") else f"/{path}",
+        params=tuple(_query(call, context)),
+        headers=tuple(_headers(call, context)),
+        json_body=call.body.render(context) if call.body is not None else None,
+        has_body=call.body is not None,
+        request_id=request.request_id,
+        client_authorization=request.authorization,
+    )
+
+
+def _query(call: Call, context: Mapping[str, Any]) -> list[tuple[str, str]]:
+    params: list[tuple[str, str]] = []
+    for key, template in call.query:
+        value = template.render(context)
+        values = value if isinstance(value, list) else [value]
+        params.extend((key, _text(item)) for item in values if item is not None)
+    return params
+
+
+def _headers(call: Call, context: Mapping[str, Any]) -> list[tuple[str, str]]:
+    headers: list[tuple[str, str]] = []
+    for name, template in call.headers:
+        value = template.render(context)
+        if value is None or name.lower() in _NOT_CONFIGURABLE:
+            continue
+        text = _text(value)
+        if not _UNSAFE_IN_HEADER.intersection(text):  # no header injection from request data
+            headers.append((name, text))
+    return headers
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)

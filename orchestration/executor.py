@@ -1,0 +1,180 @@
+"""The executor: runs one endpoint of a plan for one client request.
+
+Stages run in order; the calls of one stage run in parallel (``spawn``), each
+through its service's client with retries (``resilience.retry``). Every call
+sees the request, the user and the results of the calls of earlier stages.
+
+* An optional call that fails puts its ``fallback`` in place; the response is
+  then partial (``partialData``/``failedServices``).
+* A required call that fails cancels the calls of its stage still running and
+  no later stage starts; the run returns a ``Failure`` holding every required
+  failure that had finished, which ``errors.failure_to_error`` ranks.
+* The endpoint's ``timeout_ms`` is the deadline of the whole run: attempts and
+  backoff never go past it, and when it passes every required call not done
+  counts as a timeout (504). Optional calls not done fall back.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+from orchestration.assembly import assemble
+from orchestration.clock import Clock, Deadline, SystemClock
+from orchestration.context import RequestContext
+from orchestration.downstream.pool import DownstreamPool
+from orchestration.downstream.request import build_request
+from orchestration.errors import Failure, RequiredFailure
+from orchestration.observer import AttemptObservation, NullObserver, Observer
+from orchestration.outcome import Outcome, failure_kind, retry_after_whole_s
+from orchestration.plan import Call, Endpoint, Plan
+from orchestration.resilience.retry import DEADLINE_PASSED, Random, Sleeper, run_with_retry
+from orchestration.spawn import Running, Spawner, default_spawner
+
+
+@dataclass(frozen=True, slots=True)
+class Success:
+    """The assembled response (a JSON object for object templates)."""
+
+    body: Any
+    partial: bool = False
+    failed_services: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class _Run:
+    """The state of one run: the template context and what failed so far."""
+
+    endpoint: Endpoint
+    request: RequestContext
+    deadline: Deadline
+    context: dict[str, Any]
+    failed_calls: set[str] = field(default_factory=set)
+
+    def failed_services(self) -> tuple[str, ...]:
+        names = (call.service for call in self.endpoint.calls if call.id in self.failed_calls)
+        return tuple(dict.fromkeys(names))
+
+
+class _Cancel:
+    __slots__ = ("cancelled",)
+
+    def __init__(self) -> None:
+        self.cancelled = False
+
+    def __call__(self) -> bool:
+        return self.cancelled
+
+
+class Executor:
+    def __init__(
+        self,
+        plan: Plan,
+        pool: DownstreamPool,
+        *,
+        clock: Clock | None = None,
+        observer: Observer | None = None,
+        spawner: Spawner | None = None,
+        sleep: Sleeper | None = None,
+        random_unit: Random | None = None,
+    ) -> None:
+        self.plan = plan
+        self._pool = pool
+        self._clock: Clock = clock or SystemClock()
+        self._observer: Observer = observer or NullObserver()
+        self._spawner = spawner or default_spawner()
+        self._sleep = sleep or self._clock.sleep
+        self._random = random_unit or random.random
+
+    def run(self, endpoint: Endpoint, request: RequestContext) -> Success | Failure:
+        deadline = Deadline.after(self._clock, endpoint.timeout_ms / 1000)
+        run = _Run(endpoint, request, deadline, request.template_context())
+        for stage in endpoint.stages:
+            required_failures = self._absorb(run, stage, self._run_stage(run, stage))
+            if required_failures:
+                return Failure(tuple(required_failures), run.failed_services())
+        failed = run.failed_services()
+        return Success(assemble(endpoint, run.context, failed_services=failed), bool(failed), failed)
+
+    def _run_stage(self, run: _Run, stage: tuple[Call, ...]) -> dict[str, Outcome]:
+        if run.deadline.expired:
+            return {call.id: DEADLINE_PASSED for call in stage}
+        cancel = _Cancel()
+        tasks = [partial(self._call, run, call, cancel) for call in stage]
+        if len(tasks) == 1:  # nothing to run beside it: stay in this greenlet
+            return {stage[0].id: tasks[0]()}
+        running = self._spawner.start(tasks)
+        outcomes: dict[str, Outcome] = {}
+        try:
+            while len(outcomes) < len(stage):
+                done = running.next_done(run.deadline.remaining())
+                if done is None:
+                    break  # the deadline passed with calls still running
+                if self._take(done, stage, outcomes):
+                    self._take_finished(running, stage, outcomes)
+                    return outcomes
+        finally:
+            cancel.cancelled = True
+            if len(outcomes) < len(stage):
+                running.cancel()
+        return {call.id: outcomes.get(call.id, DEADLINE_PASSED) for call in stage}
+
+    @staticmethod
+    def _take(done: tuple[int, Outcome | Exception], stage: tuple[Call, ...], outcomes: dict[str, Outcome]) -> bool:
+        """Store a finished call; True when it is a required failure."""
+        index, result = done
+        if isinstance(result, Exception):
+            raise result
+        call = stage[index]
+        outcomes[call.id] = result
+        return call.required and not result.ok
+
+    def _take_finished(self, running: Running[Outcome], stage: tuple[Call, ...], outcomes: dict[str, Outcome]) -> None:
+        """Keep calls that finished together with a required failure (precedence
+        ranks them all); calls still running are cancelled."""
+        while len(outcomes) < len(stage) and (done := running.next_done(0.0)) is not None:
+            self._take(done, stage, outcomes)
+
+    def _call(self, run: _Run, call: Call, cancelled: Callable[[], bool]) -> Outcome:
+        service = self.plan.services[call.service]
+        client = self._pool.client(call.service)
+        spec = build_request(call, run.context, run.request)
+        timeout_ms = call.timeout_ms if call.timeout_ms is not None else service.timeout_ms
+        return run_with_retry(
+            lambda timeout_s: client.attempt(spec, timeout_s),
+            policy=service.retry,
+            retryable_method=call.retryable_method,
+            attempt_timeout_s=timeout_ms / 1000,
+            deadline=run.deadline,
+            sleep=self._sleep,
+            random=self._random,
+            cancelled=cancelled,
+            listener=partial(self._observe, run.endpoint.name, call),
+        )
+
+    def _observe(self, endpoint: str, call: Call, number: int, outcome: Outcome) -> None:
+        observation = AttemptObservation(
+            endpoint, call.service, call.id, number, outcome.kind, outcome.duration_s, outcome.status
+        )
+        self._observer.on_attempt(observation)
+
+    @staticmethod
+    def _absorb(run: _Run, stage: tuple[Call, ...], outcomes: Mapping[str, Outcome]) -> list[RequiredFailure]:
+        failures: list[RequiredFailure] = []
+        for call in stage:
+            outcome = outcomes.get(call.id)
+            if outcome is None:
+                continue  # cancelled after a required failure
+            if outcome.ok:
+                run.context[call.id] = outcome.body
+                continue
+            run.failed_calls.add(call.id)
+            run.context[call.id] = copy.deepcopy(call.fallback)
+            if call.required:
+                kind, retry_after = failure_kind(outcome), retry_after_whole_s(outcome)
+                failures.append(RequiredFailure(call.service, kind, outcome.status, retry_after))
+        return failures

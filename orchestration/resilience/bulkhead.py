@@ -1,0 +1,41 @@
+"""Bulkhead: at most ``max_concurrent`` calls to one service in flight per process.
+
+Each service gets its own semaphore, so a slow service fills only its own
+slots and cannot starve calls to the others. A caller that finds no slot waits
+up to ``max_wait_ms`` (never past its attempt's time) and then gives up at
+once. ``threading.BoundedSemaphore`` becomes gevent's semaphore when the worker
+is monkey-patched, so waiting yields to other greenlets.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from orchestration.plan import BulkheadPolicy
+
+
+class Bulkhead:
+    def __init__(self, policy: BulkheadPolicy) -> None:
+        self.max_concurrent = policy.max_concurrent
+        self._max_wait_s = policy.max_wait_ms / 1000
+        self._slots = threading.BoundedSemaphore(policy.max_concurrent)
+        self._lock = threading.Lock()
+        self._in_flight = 0
+
+    def try_enter(self, budget_s: float) -> bool:
+        """Take a slot, waiting at most ``min(max_wait_ms, budget_s)``."""
+        wait_s = min(self._max_wait_s, max(0.0, budget_s))
+        entered = self._slots.acquire(blocking=False) or (wait_s > 0 and self._slots.acquire(timeout=wait_s))
+        if entered:
+            with self._lock:
+                self._in_flight += 1
+        return entered
+
+    def leave(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
+        self._slots.release()
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight

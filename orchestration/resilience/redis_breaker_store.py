@@ -1,0 +1,186 @@
+"""Breaker state shared by every gateway process through Redis.
+
+Each change is one atomic Lua script (``breaker_lua``) that replies with the
+new state, so an attempt costs at most one round trip, usually none: while a
+process's last reply (its local snapshot) is younger than ``snapshot_ttl_s``
+and says closed, or open with ``open_s`` not yet over, ``acquire`` answers
+locally, and a success in the closed state changes nothing, so it is not sent.
+Failures, probes and admin actions always go to Redis. A breaker opened by one
+process is therefore seen by the others within ``snapshot_ttl_s`` (0.25 s).
+
+Redis down: the store falls back to per-process state (an
+``InProcessBreakerStore``) for ``retry_after_s`` before trying Redis again; it
+logs, tells the observer (``on_store_error``) and never raises to the caller.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from redis import Redis
+from redis.exceptions import RedisError
+
+from orchestration.observer import NullObserver, Observer
+from orchestration.plan import BreakerPolicy
+from orchestration.resilience import breaker_lua
+from orchestration.resilience.breaker import AdminAction, BreakerSnapshot, BreakerState, Change, Permit
+from orchestration.resilience.breaker_store import InProcessBreakerStore
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class _Local:
+    state: BreakerState
+    epoch: int
+    opened_at: float
+    forced: bool
+    fetched_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Reply:
+    permit: Permit
+    local: _Local
+    changes: list[Change]
+
+
+class RedisBreakerStore:
+    def __init__(
+        self,
+        client: Redis,
+        *,
+        prefix: str = "gateway:",
+        snapshot_ttl_s: float = 0.25,
+        retry_after_s: float = 1.0,
+        observer: Observer | None = None,
+    ) -> None:
+        self._client = client
+        self._prefix = prefix
+        self._snapshot_ttl_s = snapshot_ttl_s
+        self._retry_after_s = retry_after_s
+        self._observer: Observer = observer or NullObserver()
+        self._scripts = {
+            name: client.register_script(getattr(breaker_lua, name))
+            for name in ("ACQUIRE", "RECORD", "RELEASE", "ADMINISTER", "READ")
+        }
+        self._local: dict[str, _Local] = {}
+        self._fallback = InProcessBreakerStore()
+        self._down_until: float | None = None
+        self.fallback_count = 0
+
+    def acquire(self, service: str, policy: BreakerPolicy, now: float) -> tuple[Permit, list[Change]]:
+        local = self._local.get(service)
+        if local is not None and now - local.fetched_at < self._snapshot_ttl_s:
+            if local.state is BreakerState.CLOSED:
+                return Permit(True, epoch=local.epoch), []
+            if local.state is BreakerState.OPEN and (local.forced or now < local.opened_at + policy.open_s):
+                return Permit(False, epoch=local.epoch), []
+        reply = self._run("ACQUIRE", service, policy, now, [])
+        if reply is None:
+            permit, changes = self._fallback.acquire(service, policy, now)
+            return dataclasses.replace(permit, fallback=True), changes
+        return reply.permit, reply.changes
+
+    def record(self, service: str, policy: BreakerPolicy, permit: Permit, failed: bool, now: float) -> list[Change]:
+        if permit.fallback:
+            return self._fallback.record(service, policy, permit, failed, now)
+        if not failed and not permit.probe:
+            return []
+        args = [permit.epoch, int(permit.probe), int(failed)]
+        reply = self._run("RECORD", service, policy, now, args)
+        return [] if reply is None else reply.changes
+
+    def release(self, service: str, policy: BreakerPolicy, permit: Permit) -> None:
+        if permit.fallback:
+            self._fallback.release(service, policy, permit)
+        else:
+            self._run("RELEASE", service, policy, self._last_seen(service), [permit.epoch])
+
+    def administer(self, service: str, action: AdminAction, now: float) -> list[Change]:
+        reply = self._run("ADMINISTER", service, BreakerPolicy(), now, [action], force=True)
+        return self._fallback.administer(service, action, now) if reply is None else reply.changes
+
+    def snapshot(self, service: str, policy: BreakerPolicy, now: float) -> BreakerSnapshot:
+        keys = self._keys(service)
+        try:
+            raw = self._scripts["READ"](keys=keys, args=[repr(now - policy.window_s)])
+        except RedisError as error:
+            self._went_down(error, now)
+            return self._fallback.snapshot(service, policy, now)
+        return _snapshot(service, policy, now, [_text(item) for item in raw])
+
+    def _run(
+        self, name: str, service: str, policy: BreakerPolicy, now: float, extra: list[Any], *, force: bool = False
+    ) -> _Reply | None:
+        if not force and self._down_until is not None and now < self._down_until:
+            return None
+        args: list[Any] = [
+            repr(now),
+            policy.failure_threshold,
+            repr(float(policy.window_s)),
+            repr(float(policy.open_s)),
+            policy.half_open_probes,
+            f"{policy.window_s:g}s",
+            f"{policy.open_s:g}s",
+            *extra,
+        ]
+        try:
+            raw = self._scripts[name](keys=self._keys(service), args=args)
+        except RedisError as error:
+            self._went_down(error, now)
+            return None
+        self._down_until = None
+        reply = _parse(raw, now)
+        self._local[service] = reply.local
+        return reply
+
+    def _went_down(self, error: RedisError, now: float) -> None:
+        if self._down_until is None:
+            logger.warning("breaker store: Redis unreachable, using per-process state: %s", error)
+        self._down_until = now + self._retry_after_s
+        self.fallback_count += 1
+        self._observer.on_store_error("breaker", error)
+
+    def _last_seen(self, service: str) -> float:
+        local = self._local.get(service)
+        return 0.0 if local is None else local.fetched_at
+
+    def _keys(self, service: str) -> list[str]:
+        base = f"{self._prefix}breaker:{{{service}}}"
+        return [base, f"{base}:failures"]
+
+
+def _text(item: Any) -> str:
+    return item.decode() if isinstance(item, bytes) else str(item)
+
+
+def _parse(raw: list[Any], now: float) -> _Reply:
+    allowed, probe, epoch, state, opened_at, forced, *flat = (_text(item) for item in raw)
+    local = _Local(BreakerState(state), int(epoch), float(opened_at), forced == "1", now)
+    permit = Permit(allowed == "1", probe=probe == "1", epoch=int(epoch))
+    changes = [(flat[i], flat[i + 1], flat[i + 2]) for i in range(0, len(flat), 3)]
+    return _Reply(permit, local, changes)
+
+
+def _snapshot(service: str, policy: BreakerPolicy, now: float, raw: list[str]) -> BreakerSnapshot:
+    state_text, opened_text, _epoch, issued, ok, forced_text, count = raw
+    state, opened_at, forced = BreakerState(state_text), float(opened_text), forced_text == "1"
+    until: float | None = None
+    if state is BreakerState.OPEN:
+        until = None if forced else max(0.0, opened_at + policy.open_s - now)
+        if until == 0.0:
+            state = BreakerState.HALF_OPEN
+    return BreakerSnapshot(
+        service=service,
+        state=state,
+        failures_in_window=int(count),
+        opened_at=opened_at if state_text != "closed" else None,
+        seconds_until_half_open=until,
+        probes_issued=int(issued),
+        probes_succeeded=int(ok),
+        forced=forced,
+    )
