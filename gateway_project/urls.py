@@ -1,10 +1,10 @@
 """Fixed paths of the contract (section 3); aggregate endpoints are routed last."""
 
 from django.contrib import admin
-from django.urls import path, re_path
+from django.urls import include, path, re_path
 
 from gateway_project import wiring
-from orchestration.web import aggregate, health
+from orchestration.web import aggregate, health, health_downstream, ops_metrics
 
 wiring.install()
 
@@ -12,6 +12,9 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("health/downstream", health_downstream.health_downstream, name="health-downstream"),
+    path("metrics", ops_metrics.metrics_view, name="metrics"),
+    path("console/", include("console.urls")),
     path("openapi.json", aggregate.openapi, name="openapi"),
     re_path(r"^(?P<path>.*)$", aggregate.aggregate, name="aggregate"),
 ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 
 from orchestration.observability import metrics, tracing
+from orchestration.observability.recent_stats import RecentStats
 from orchestration.observer import AttemptObservation, BreakerTransition
 
 breaker_logger = logging.getLogger("gateway.breaker")
@@ -20,6 +21,9 @@ store_logger = logging.getLogger("gateway.store")
 class TelemetryObserver:
     """Metrics + tracing + logs for what the engine reports. Quick and never raising:
     it runs on request greenlets, and telemetry must not fail a request."""
+
+    def __init__(self, recent: RecentStats | None = None) -> None:
+        self.recent = recent
 
     def on_attempt(self, observation: AttemptObservation) -> None:
         outcome = metrics.outcome_label(str(observation.kind), observation.status)
@@ -40,6 +44,8 @@ class TelemetryObserver:
                 duration_s=observation.duration_s,
                 status=observation.status,
             )
+            if self.recent is not None:
+                self.recent.record(service=observation.service, outcome=outcome, duration_s=observation.duration_s)
         except Exception:  # telemetry never breaks serving
             logging.getLogger(__name__).warning("telemetry: could not record an attempt", exc_info=True)
 
@@ -47,6 +53,8 @@ class TelemetryObserver:
         metrics.observe_breaker_transition(
             service=transition.service, from_state=transition.from_state, to_state=transition.to_state
         )
+        if self.recent is not None:
+            self.recent.record_transition(transition)
         level = logging.WARNING if transition.to_state == "open" else logging.INFO
         breaker_logger.log(
             level,

@@ -18,8 +18,10 @@ from django.views.decorators.csrf import csrf_exempt
 
 from orchestration.context import RequestContext
 from orchestration.errors import Failure, GatewayError, MethodNotAllowed, NotFound, envelope, failure_to_error
+from orchestration.observability.access_log import note_endpoint, note_result
 from orchestration.routing import Match, NoRoute
 from orchestration.web.client_request import json_body, lower_headers, request_id_of
+from orchestration.web.ops_access import observed
 from orchestration.web.runtime import GatewayRuntime
 
 logger = logging.getLogger("gateway.aggregate")
@@ -83,19 +85,27 @@ def _serve(request: HttpRequest, request_id: str) -> HttpResponse:
         raise RuntimeError("gateway runtime not installed (gateway_project.wiring)")
     runtime = _runtime_source()
     match = _resolve(runtime, request)
+    note_endpoint(match.endpoint.name)
     context = _context(request, match, request_id, runtime)
     result = runtime.executor.run(match.endpoint, context)
     if isinstance(result, Failure):
+        note_result(failed_services=result.failed_services)
         return error_response(failure_to_error(result), request_id=request_id)
+    note_result(failed_services=result.failed_services, partial=result.partial)
     return json_response(result.body, status=200, request_id=request_id)
 
 
 @csrf_exempt
 def aggregate(request: HttpRequest, path: str = "") -> HttpResponse:
     request_id = request_id_of(request)
+    return observed(request, lambda: _answer(request, request_id))
+
+
+def _answer(request: HttpRequest, request_id: str) -> HttpResponse:
     try:
         return _serve(request, request_id)
     except GatewayError as error:
+        note_result(failed_services=error.failed_services)
         return error_response(error, request_id=request_id)
     except Exception:
         logger.exception(

@@ -1,0 +1,56 @@
+"""/metrics: our series, django-prometheus's, and state read at scrape time.
+
+Under gunicorn (``PROMETHEUS_MULTIPROC_DIR`` set) every worker writes its values
+to files and this view, in whichever worker answers, merges all of them, so one
+scrape sees the whole host. Breaker states and latency targets are read from
+the shared breaker store and the served plan at scrape time (see
+``orchestration.observability.metrics``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+
+from django.http import HttpRequest, HttpResponse
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest, multiprocess
+from prometheus_client.metrics_core import Metric
+
+from orchestration.observability import metrics
+
+logger = logging.getLogger(__name__)
+LATENCY_TARGET_SHARE_OF_DEADLINE = 0.8
+
+
+class _ProcessRegistry:
+    """The default registry as one collector (single-process mode)."""
+
+    def collect(self) -> Iterator[Metric]:
+        yield from REGISTRY.collect()
+
+
+class _ScrapeTimeState:
+    def collect(self) -> Iterator[Metric]:
+        from gateway_project.observability import breaker_of, current_runtime
+
+        try:
+            runtime = current_runtime()
+            plan = runtime.plan
+            states = {name: str(breaker_of(runtime, svc).snapshot().state) for name, svc in plan.services.items()}
+        except Exception:  # a scrape must answer even when the plan cannot load
+            logger.warning("metrics: could not read breaker states", exc_info=True)
+            return
+        yield metrics.breaker_state_family(states)
+        targets = ((e.name, e.timeout_ms / 1000 * LATENCY_TARGET_SHARE_OF_DEADLINE) for e in plan.endpoints)
+        yield metrics.latency_target_family(targets)
+
+
+def metrics_view(request: HttpRequest) -> HttpResponse:
+    registry = CollectorRegistry(auto_describe=False)
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        registry.register(_ProcessRegistry())  # type: ignore[arg-type]
+    registry.register(_ScrapeTimeState())  # type: ignore[arg-type]
+    return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
