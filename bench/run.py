@@ -1,0 +1,535 @@
+#!/usr/bin/env python
+"""The gateway benchmark: the checkout summary through the gateway and through a hand-written reference.
+
+    python bench/run.py                        # 10, 50, 200 clients, 10 s per point (make bench)
+    python bench/run.py --quick                # a 2 s smoke of the same thing
+    python bench/run.py --latency-scale 0      # zero-latency downstreams: pure gateway overhead
+    python bench/run.py --features             # every feature on, then each turned off in turn
+    python bench/run.py --profile              # plus a py-spy profile of one gateway worker
+
+One session starts the simulated downstreams (examples/simulator.py, via
+bench/downstream.py), the gateway the production way (gunicorn with
+gateway_project/gunicorn.conf.py, gevent workers, its own SQLite database with
+examples/checkout.yaml imported by ``manage.py gateway import``) and
+bench/reference_aggregator.py, drives each with wrk, and writes a markdown
+report to bench/results/<date>-<time>.md and stdout. bench/README.md explains
+every column.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
+
+if VENV_PYTHON.exists() and Path(sys.prefix).resolve() != (ROOT / ".venv").resolve():
+    os.execv(str(VENV_PYTHON), [str(VENV_PYTHON), *sys.argv])  # `python bench/run.py` from any interpreter
+
+import downstream  # noqa: E402
+import jwt  # noqa: E402
+import loadgen  # noqa: E402
+import procstat  # noqa: E402
+import profiling  # noqa: E402
+import servers  # noqa: E402
+import variants  # noqa: E402
+
+CHECKOUT_PATH = "/v1/checkout/summary"
+JWT_SECRET_ENV = "GATEWAY_JWT_SECRET"
+BENCH_JWT_SECRET = "bench-jwt-secret-not-a-real-one-0123456789"
+# The gateway gets a clean environment: nothing from the caller's shell decides what is measured.
+STRIPPED_ENV_PREFIXES = ("GATEWAY_", "OTEL_", "DJANGO_", "PROMETHEUS_", "CELERY_")
+STRIPPED_ENV = {"DATABASE_URL", "REDIS_URL", "WEB_CONCURRENCY", "PORT", "ALLOWED_HOSTS"}
+
+
+@dataclass
+class Point:
+    """One (target, variant, clients) measurement, or why there is none."""
+
+    target: str
+    variant: str
+    clients: int
+    result: loadgen.WrkResult | None = None
+    cpu_ms_per_request: float = 0.0
+    server_cpu_pct: float = 0.0
+    rss_before_mib: float = 0.0
+    rss_after_mib: float = 0.0
+    wrk_cpu_pct: float = 0.0
+    simulator_cpu_pct: float = 0.0
+    foreign_cpu_pct: float = 0.0
+    steal_pct: float = 0.0
+    note: str = ""
+
+
+@dataclass
+class Session:
+    args: argparse.Namespace
+    workdir: Path
+    server_cpus: str | None
+    load_cpus: str | None
+    simulator: servers.Managed
+    ports: dict[str, int]
+    token: str
+    critical_path_ms: float
+    points: list[Point] = field(default_factory=list)
+    profile_md: str = ""
+    calibration: loadgen.WrkResult | None = None
+
+    @property
+    def measured_cpus(self) -> list[int] | None:
+        """The CPUs the server runs on (None: not pinned, the whole machine)."""
+        return _cpu_list(self.server_cpus) if self.server_cpus else None
+
+
+# ---------------------------------------------------------------------------
+# Measuring
+# ---------------------------------------------------------------------------
+
+
+def measure(session: Session, target: str, variant: str, server: servers.Managed, url: str, token: str) -> None:
+    """Check one real answer, warm up, then one wrk run per client count."""
+    args = session.args
+    ok, detail = servers.check_checkout(url + CHECKOUT_PATH, token)
+    if not ok:
+        session.points.append(Point(target, variant, 0, note=f"not serving: {detail}"))
+        print(f"  {target} [{variant}]: not serving ({detail})", file=sys.stderr)
+        return
+    wrk_args = {"threads": args.wrk_threads, "token": token, "cpus": session.load_cpus}
+    if args.warmup:
+        loadgen.run_wrk(url + CHECKOUT_PATH, clients=max(args.clients), duration_s=args.warmup, **wrk_args)
+    for clients in args.clients:
+        before, sim_before = procstat.sample_tree(server.pid), procstat.cpu_ticks(session.simulator.pid)
+        cores_before = procstat.sample_cores(session.measured_cpus)
+        started = time.monotonic()
+        result = loadgen.run_wrk(url + CHECKOUT_PATH, clients=clients, duration_s=args.duration, **wrk_args)
+        wall_s = time.monotonic() - started
+        after, sim_after = procstat.sample_tree(server.pid), procstat.cpu_ticks(session.simulator.pid)
+        cores_after = procstat.sample_cores(session.measured_cpus)
+        server_ms = procstat.ticks_to_ms(after.ticks - before.ticks)
+        ours = after.ticks - before.ticks
+        if session.measured_cpus is None:  # unpinned: everything we run shares the machine
+            ours += sim_after - sim_before + round(result.cpu_s * procstat.TICKS_PER_S)
+        foreign_pct, steal_pct = _foreign(cores_before, cores_after, ours, session.measured_cpus)
+        point = Point(
+            target,
+            variant,
+            clients,
+            result=result,
+            cpu_ms_per_request=server_ms / result.requests if result.requests else 0.0,
+            server_cpu_pct=server_ms / 10 / wall_s,
+            rss_before_mib=before.rss_per_worker_mib,
+            rss_after_mib=after.rss_per_worker_mib,
+            wrk_cpu_pct=result.cpu_s * 100 / wall_s,
+            simulator_cpu_pct=procstat.ticks_to_ms(sim_after - sim_before) / 10 / wall_s,
+            foreign_cpu_pct=foreign_pct,
+            steal_pct=steal_pct,
+        )
+        if after.workers != before.workers:
+            point.note = "a worker was replaced during the run"
+        session.points.append(point)
+        print(f"  {target} [{variant}] {clients:>4} clients: {_summary(point, session)}", file=sys.stderr)
+
+
+def _foreign(
+    before: procstat.CoreSample, after: procstat.CoreSample, ours: int, cpus: list[int] | None
+) -> tuple[float, float]:
+    """CPU used by processes not ours, and stolen by the hypervisor, on the measured CPUs (% of one CPU)."""
+    width = len(cpus) if cpus is not None else (os.cpu_count() or 1)
+    per_cpu_ticks = (after.total - before.total) / width
+    if per_cpu_ticks <= 0:
+        return 0.0, 0.0
+    foreign = max(0, after.busy - before.busy - ours) * 100 / per_cpu_ticks
+    return foreign, (after.steal - before.steal) * 100 / per_cpu_ticks
+
+
+def _summary(point: Point, session: Session) -> str:
+    r = point.result
+    assert r is not None
+    p50 = r.latency_ms["p50"]
+    return (
+        f"{r.rps:7.1f} req/s  p50 {p50:7.1f} ms (+{p50 - session.critical_path_ms:.1f})  "
+        f"p99 {r.latency_ms['p99']:7.1f} ms  {point.cpu_ms_per_request:.2f} CPU ms/req  failed {r.failed}"
+    )
+
+
+def run_reference(session: Session, env: dict[str, str]) -> None:
+    args = session.args
+    server, url = servers.start_reference(
+        session.workdir,
+        ports=session.ports,
+        workers=args.workers,
+        cpus=session.server_cpus,
+        jwt_env=JWT_SECRET_ENV,
+        env=env,
+    )
+    try:
+        measure(session, "reference", "aiohttp, JWT verified", server, url, session.token)
+    finally:
+        server.stop()
+
+
+def run_gateway(session: Session, base_env: dict[str, str]) -> None:
+    args = session.args
+    base = variants.base_config(session.ports)
+    for variant in variants.variants(args.features):
+        if variant.unavailable:
+            session.points.append(Point("gateway", variant.name, 0, note=variant.unavailable))
+            continue
+        slug = "".join(ch if ch.isalnum() else "-" for ch in variant.name)
+        metrics_dir = session.workdir / f"prometheus-{slug}"
+        metrics_dir.mkdir(exist_ok=True)
+        env = {
+            **base_env,
+            "DATABASE_URL": f"sqlite:///{session.workdir / f'gateway-{slug}.sqlite3'}",
+            "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+            **variant.env,
+        }
+        config_path = variants.write_config(variant.transform(base), session.workdir / f"gateway-{slug}.yaml")
+        try:
+            servers.prepare_gateway(session.workdir, config_path, env)
+            server, url = servers.start_gateway(
+                session.workdir, env=env, workers=args.workers, cpus=session.server_cpus
+            )
+        except RuntimeError as error:
+            print(f"  gateway [{variant.name}]: {error}", file=sys.stderr)
+            first_line = str(error).splitlines()[0]
+            session.points.append(Point("gateway", variant.name, 0, note=f"did not start: {first_line}"))
+            continue
+        try:
+            token = session.token if variant.jwt else ""
+            measure(session, "gateway", variant.name, server, url, token)
+            serving = any(p.result for p in session.points if p.target == "gateway" and p.variant == variant.name)
+            if args.profile and serving and not session.profile_md:
+                session.profile_md = profile(session, server, url, token)
+        finally:
+            server.stop()
+
+
+def profile(session: Session, server: servers.Managed, url: str, token: str) -> str:
+    """py-spy on both workers during one more run at the highest client count (not in the tables)."""
+    args = session.args
+    workers = procstat.children(server.pid)
+    out_dir = args.out
+    duration = max(args.duration, 5)
+    svg, raw = out_dir / "profile.svg", session.workdir / "profile.raw"
+    recorders = [
+        profiling.start_recording(workers[0], svg, duration_s=duration, fmt="flamegraph"),
+        profiling.start_recording(workers[-1], raw, duration_s=duration, fmt="raw"),
+    ]
+    time.sleep(0.5)
+    loadgen.run_wrk(
+        url + CHECKOUT_PATH,
+        clients=max(args.clients),
+        duration_s=duration,
+        threads=args.wrk_threads,
+        token=token,
+        cpus=session.load_cpus,
+    )
+    for recorder in recorders:
+        try:
+            _, err = recorder.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            recorder.kill()
+            err = b"timed out"
+        if recorder.returncode != 0:
+            return f"py-spy failed ({recorder.returncode}): {err.decode(errors='replace')[-500:]}"
+    shutil.copy(raw, out_dir / "profile.raw.txt")
+    total, own, inclusive, packages = profiling.summarize(raw, ROOT)
+    header = (
+        f"Profiled: gateway worker {workers[-1]} during {duration} s at {max(args.clients)} clients, "
+        f"downstream latency scale {args.latency_scale:g}. Flame graph of the other worker: "
+        f"`{svg.relative_to(ROOT) if svg.is_relative_to(ROOT) else svg}`.\n\n"
+    )
+    return header + profiling.markdown(total, own, inclusive, packages)
+
+
+def calibrate(session: Session) -> None:
+    """The load side's own ceiling: wrk against the simulator's instant 404 route, both on the load core."""
+    if not session.args.calibrate:
+        return
+    url = f"http://{servers.HOST}:{session.ports['tax']}/calibration"
+    session.calibration = loadgen.run_wrk(
+        url,
+        clients=max(session.args.clients),
+        duration_s=max(1, min(session.args.duration, 3)),
+        threads=session.args.wrk_threads,
+        method="GET",
+        cpus=session.load_cpus,
+    )
+
+
+# ---------------------------------------------------------------------------
+# Reporting
+# ---------------------------------------------------------------------------
+
+
+def _git_commit() -> str:
+    def git(*cmd: str) -> str:
+        done = subprocess.run(["git", *cmd], cwd=ROOT, capture_output=True, text=True, check=False)
+        return done.stdout.strip()
+
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    dirty = git("status", "--porcelain", "--untracked-files=no", "--", ".")
+    return f"{commit}{' (with uncommitted changes)' if dirty else ''}"
+
+
+def _ms(value: float) -> str:
+    return f"{value:.1f}"
+
+
+def _row(point: Point, critical_ms: float) -> str:
+    r = point.result
+    if r is None:
+        return f"| {point.target} | {point.variant} | {point.clients or '—'} | {point.note} |" + " |" * 12
+    cells = [
+        point.target,
+        point.variant,
+        str(point.clients),
+        f"{r.rps:.1f}",
+        _ms(r.latency_ms["p50"]),
+        _ms(r.latency_ms["p90"]),
+        _ms(r.latency_ms["p99"]),
+        f"{r.latency_ms['p50'] - critical_ms:+.1f}",
+        f"{point.cpu_ms_per_request:.2f}",
+        f"{point.server_cpu_pct:.0f}",
+        f"{point.rss_before_mib:.0f} → {point.rss_after_mib:.0f}",
+        f"{r.failed}" + (f" ({_errors(r)})" if r.failed else ""),
+        f"{point.wrk_cpu_pct:.0f}",
+        f"{point.simulator_cpu_pct:.0f}",
+        f"{point.foreign_cpu_pct:.0f} / {point.steal_pct:.0f}",
+    ]
+    if point.note:
+        cells[-1] += f" — {point.note}"
+    return "| " + " | ".join(cells) + " |"
+
+
+def _errors(r: loadgen.WrkResult) -> str:
+    return ", ".join(f"{kind} {n}" for kind, n in r.errors.items() if n)
+
+
+HEADER = (
+    "| target | variant | clients | req/s | p50 ms | p90 ms | p99 ms | p50 - critical path ms | "
+    "server CPU ms/req | server CPU % | RSS/worker MiB before → after | failed | wrk CPU % | simulator CPU % | "
+    "others / steal % on server CPU |\n"
+    "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+)
+
+
+def _feature_table(points: list[Point]) -> list[str]:
+    base = {p.clients: p for p in points if p.target == "gateway" and p.variant == "all on" and p.result}
+    lines = [
+        "| variant | clients | req/s | p50 ms | p99 ms | CPU ms/req | Δ CPU ms/req vs all on |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for p in points:
+        if p.target != "gateway":
+            continue
+        if p.result is None:
+            lines.append(f"| {p.variant} | {p.clients or '—'} | {p.note} | | | | |")
+            continue
+        ref = base.get(p.clients)
+        delta = f"{p.cpu_ms_per_request - ref.cpu_ms_per_request:+.2f}" if ref and p.variant != "all on" else ""
+        r = p.result
+        lines.append(
+            f"| {p.variant} | {p.clients} | {r.rps:.1f} | {_ms(r.latency_ms['p50'])} | {_ms(r.latency_ms['p99'])} "
+            f"| {p.cpu_ms_per_request:.2f} | {delta} |"
+        )
+    return lines
+
+
+def report(session: Session, started: dt.datetime, load_start: str, load_end: str) -> str:
+    args = session.args
+    pin = (
+        f"gateway and reference (master + workers) pinned to CPU {session.server_cpus}; "
+        f"wrk and the simulator to CPU {session.load_cpus} (taskset -c)"
+        if session.server_cpus
+        else "no CPU pinning (--no-pin, or fewer than 2 usable CPUs)"
+    )
+    lines = [
+        f"# Checkout benchmark, {started:%Y-%m-%d %H:%M} (local time)",
+        "",
+        f"- Commit: {_git_commit()}",
+        f"- Machine: {os.cpu_count()} CPUs ({procstat.cpu_model()}), Python {sys.version.split()[0]}, "
+        f"load average at start {load_start}, at end {load_end}",
+        f"- Pinning: {pin}",
+        f"- Downstreams: examples/simulator.py (cart, inventory, pricing, shipping, tax), latency scale "
+        f"{args.latency_scale:g}; critical path {session.critical_path_ms:.0f} ms "
+        "(cart, then the slowest of inventory/pricing/shipping, then tax)",
+        f"- Gateway: gunicorn -c gateway_project/gunicorn.conf.py gateway_project.wsgi (gevent), "
+        f"WEB_CONCURRENCY={args.workers}, SQLite with examples/checkout.yaml imported "
+        "(rate limits raised to 10^9: checked, never reached), "
+        + (f"REDIS_URL={args.redis_url}" if args.redis_url else "no Redis (in-process state)")
+        + ", PROMETHEUS_MULTIPROC_DIR set, access log to a file",
+        f"- Reference: bench/reference_aggregator.py, aiohttp, {args.workers} worker processes, HS256 JWT verified",
+        f"- Load: wrk {args.wrk_threads} thread(s), POST {CHECKOUT_PATH} with a JSON body and a bearer token, "
+        f"{args.duration} s per point after a {args.warmup} s warm-up, --timeout 30s",
+    ]
+    if session.calibration:
+        c = session.calibration
+        lines.append(
+            f"- Load-side ceiling: wrk → simulator (instant 404 route) at {c.clients} clients on the load CPU: "
+            f"{c.rps:.0f} req/s. Each gateway request costs the load side 1 wrk request + 5 simulator answers, "
+            "so watch the wrk/simulator CPU % columns: their sum near 100 % means the load side, not the "
+            "server, is the limit."
+        )
+    lines += ["", "## Results", "", HEADER]
+    main_points = [p for p in session.points if p.target != "gateway" or p.variant == "all on"]
+    lines += [_row(p, session.critical_path_ms) for p in main_points]
+    if args.features:
+        lines += ["", "## Feature matrix (gateway)", "", *_feature_table(session.points)]
+    if session.profile_md:
+        lines += ["", "## Profile", "", session.profile_md]
+    lines += [
+        "",
+        "Columns: bench/README.md. CPU ms/req is utime+stime of the server's master and workers "
+        "(from /proc/<pid>/stat) over the point, divided by the requests wrk completed.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------
+# Command line
+# ---------------------------------------------------------------------------
+
+
+def _clients(text: str) -> list[int]:
+    values = [int(part) for part in text.split(",") if part.strip()]
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError("a comma-separated list of positive integers")
+    return values
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=_clients, default=None, help="connections per point (default 10,50,200)")
+    parser.add_argument("--duration", type=int, default=None, help="seconds per point (default 10; --quick: 2)")
+    parser.add_argument("--warmup", type=int, default=None, help="warm-up seconds per server (default 2; --quick: 1)")
+    parser.add_argument("--quick", action="store_true", help="a short smoke: 2 s points")
+    parser.add_argument(
+        "--targets", default="gateway,reference", help="comma-separated: gateway, reference (default both)"
+    )
+    parser.add_argument("--features", action="store_true", help="also measure the gateway with each feature off")
+    parser.add_argument("--latency-scale", type=float, default=1.0, help="downstream latency multiplier (0: none)")
+    parser.add_argument("--workers", type=int, default=2, help="worker processes of gateway and reference")
+    parser.add_argument("--wrk-threads", type=int, default=1)
+    parser.add_argument("--server-cpus", default="1", help="taskset list for gateway/reference (default 1)")
+    parser.add_argument("--load-cpus", default="0", help="taskset list for wrk and the simulator (default 0)")
+    parser.add_argument("--no-pin", action="store_true", help="do not pin processes to CPUs")
+    parser.add_argument("--redis-url", default=None, help="run the gateway with this REDIS_URL (default: none)")
+    parser.add_argument("--profile", action="store_true", help="py-spy one gateway worker (bench/results/profile.*)")
+    parser.add_argument("--no-calibrate", dest="calibrate", action="store_false", help="skip the load-side ceiling")
+    parser.add_argument("--out", type=Path, default=BENCH / "results", help="report directory (default bench/results)")
+    parser.add_argument("--keep-workdir", action="store_true", help="keep logs, configs and databases")
+    args = parser.parse_args(argv)
+    args.clients = args.clients or [10, 50, 200]
+    args.duration = args.duration or (2 if args.quick else 10)
+    args.warmup = args.warmup if args.warmup is not None else (1 if args.quick else 2)
+    args.targets = [t.strip() for t in args.targets.split(",") if t.strip()]
+    unknown = set(args.targets) - {"gateway", "reference"}
+    if unknown:
+        parser.error(f"unknown target(s): {', '.join(sorted(unknown))}")
+    if args.latency_scale < 0:
+        parser.error("--latency-scale must be >= 0")
+    return args
+
+
+def _pins(args: argparse.Namespace) -> tuple[str | None, str | None]:
+    if args.no_pin or shutil.which("taskset") is None:
+        return None, None
+    usable = os.sched_getaffinity(0)
+    wanted = {int(cpu) for spec in (args.server_cpus, args.load_cpus) for cpu in _cpu_list(spec)}
+    if len(usable) < 2 or not wanted <= usable:
+        return None, None
+    return args.server_cpus, args.load_cpus
+
+
+def _cpu_list(spec: str) -> list[int]:
+    cpus: list[int] = []
+    for part in spec.split(","):
+        low, _, high = part.partition("-")
+        cpus.extend(range(int(low), int(high or low) + 1))
+    return cpus
+
+
+def _mint_token(config: dict[str, object]) -> str:
+    settings = ((config.get("layer") or {}).get("auth") or {}).get("jwt") or {}  # type: ignore[union-attr]
+    now = int(time.time())
+    claims: dict[str, object] = {settings.get("user_claim", "sub"): "42", "iat": now, "exp": now + 86400}
+    if settings.get("issuer"):
+        claims["iss"] = settings["issuer"]
+    if settings.get("audience"):
+        claims["aud"] = settings["audience"]
+    return jwt.encode(claims, BENCH_JWT_SECRET, algorithm="HS256")
+
+
+def _clean_env() -> dict[str, str]:
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in STRIPPED_ENV and not key.startswith(STRIPPED_ENV_PREFIXES)
+    }
+    env.update(
+        DJANGO_SECRET_KEY="bench-django-secret-key-not-a-real-one",
+        ALLOWED_HOSTS="127.0.0.1,localhost",
+        GATEWAY_JWT_SECRET=BENCH_JWT_SECRET,
+        PATH=f"{VENV_PYTHON.parent}{os.pathsep}{env.get('PATH', '')}",
+    )
+    return env
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if loadgen.wrk_path() is None:
+        print("bench: wrk is not installed (apt-get install -y wrk)", file=sys.stderr)
+        return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    started, load_start = dt.datetime.now(), procstat.loadavg()
+    server_cpus, load_cpus = _pins(args)
+    workdir = Path(tempfile.mkdtemp(prefix="gateway-bench-"))
+    env = _clean_env()
+    if args.redis_url:
+        env["REDIS_URL"] = args.redis_url
+    simulator, ports = servers.start_simulator(workdir, latency_scale=args.latency_scale, cpus=load_cpus)
+    session = Session(
+        args=args,
+        workdir=workdir,
+        server_cpus=server_cpus,
+        load_cpus=load_cpus,
+        simulator=simulator,
+        ports=ports,
+        token=_mint_token(variants.base_config(ports)),
+        critical_path_ms=downstream.critical_path_ms(args.latency_scale),
+    )
+    try:
+        calibrate(session)
+        if "gateway" in args.targets:
+            run_gateway(session, env)
+        if "reference" in args.targets:
+            run_reference(session, env)
+    finally:
+        simulator.stop()
+        if args.keep_workdir:
+            print(f"bench: logs, configs and databases kept in {workdir}", file=sys.stderr)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    text = report(session, started, load_start, procstat.loadavg())
+    suffix = "-quick" if args.quick else ""
+    path = args.out / f"{started:%Y-%m-%d-%H%M%S}{suffix}.md"
+    path.write_text(text)
+    print(text)
+    print(f"bench: report written to {path}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

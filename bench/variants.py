@@ -1,0 +1,133 @@
+"""Gateway configurations to measure: the base one, and one per feature turned off.
+
+Each variant is a transform of examples/checkout.yaml (base URLs pointed at the
+benchmark's simulator) plus environment variables. A feature whose off switch
+the gateway does not have yet is reported "n/a" with the reason, never
+measured as if it were off: the switch is looked for in the gateway's source.
+
+The base ("all on") keeps checkout.yaml's rate-limit rules but raises every
+limit to 10^9: the benchmark sends all requests as one user from one IP, so the
+real limits (50/min per user and endpoint) would turn the run into a 429
+benchmark; raised limits are still checked on every request.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "checkout.yaml"
+GATEWAY_SOURCES = ("gateway_project", "orchestration", "registry")
+UNREACHED_LIMIT = 10**9
+
+Config = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    transform: Callable[[Config], Config] = lambda config: config
+    env: dict[str, str] = field(default_factory=dict)
+    jwt: bool = True  # whether wrk sends a token
+    unavailable: str | None = None  # why the gateway cannot run this variant yet
+
+
+@cache
+def _gateway_source() -> str:
+    parts = []
+    for package in GATEWAY_SOURCES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            if "migrations" not in path.parts:
+                parts.append(path.read_text(errors="replace"))
+    return "\n".join(parts)
+
+
+def source_mentions(text: str) -> bool:
+    return text in _gateway_source()
+
+
+def base_config(ports: dict[str, int], host: str = "127.0.0.1") -> Config:
+    """checkout.yaml pointed at the simulator, with limits that are checked but never reached."""
+    config: Config = yaml.safe_load(EXAMPLE.read_text())
+    for name, service in config["services"].items():
+        if name in ports:
+            service["base_url"] = f"http://{host}:{ports[name]}"
+    for rule in _rate_limit_rules(config):
+        rule["limit"] = UNREACHED_LIMIT
+    return config
+
+
+def _rate_limit_rules(config: Config) -> list[dict[str, Any]]:
+    rules = list(config["layer"].get("rate_limits") or [])
+    for endpoint in config.get("endpoints") or []:
+        rules.extend(endpoint.get("rate_limits") or [])
+    return rules
+
+
+def _auth_none(config: Config) -> Config:
+    config = copy.deepcopy(config)
+    config["layer"]["auth"] = {"type": "none"}
+    return config
+
+
+def _no_rate_limits(config: Config) -> Config:
+    config = copy.deepcopy(config)
+    config["layer"].pop("rate_limits", None)
+    for endpoint in config.get("endpoints") or []:
+        endpoint.pop("rate_limits", None)
+    return config
+
+
+def _env_switch(name: str, candidates: tuple[tuple[str, str], ...], what: str) -> Variant:
+    """A variant turned off by the first env var of ``candidates`` that the gateway reads."""
+    for variable, value in candidates:
+        if source_mentions(variable):
+            return Variant(name, env={variable: value})
+    wanted = " or ".join(f"{variable}={value}" for variable, value in candidates)
+    return Variant(name, unavailable=f"n/a: the gateway has no switch for {what} yet (looked for {wanted})")
+
+
+def _access_log_off() -> Variant:
+    variant = _env_switch("access log off", (("GATEWAY_ACCESS_LOG", "off"),), "its access log")
+    if variant.unavailable is None:
+        return variant
+    # No dedicated switch: the access line is the only per-request INFO line, so raising the
+    # level to WARNING removes it (and nothing else on the hot path). Say so in the name.
+    if source_mentions('getLogger("gateway.access")') and source_mentions("GATEWAY_LOG_LEVEL"):
+        return Variant("access log off (GATEWAY_LOG_LEVEL=WARNING)", env={"GATEWAY_LOG_LEVEL": "WARNING"})
+    return variant
+
+
+def variants(features: bool) -> list[Variant]:
+    """The base variant; with ``features``, one more per feature turned off."""
+    base = Variant("all on")
+    if not features:
+        return [base]
+    rate_limits = Variant("rate limits off", transform=_no_rate_limits)
+    if not _has_rate_limiter():
+        rate_limits = Variant("rate limits off", unavailable="n/a: the gateway does not enforce rate limits yet")
+    return [
+        base,
+        Variant("auth none", transform=_auth_none, jwt=False),
+        rate_limits,
+        _env_switch("metrics off", (("GATEWAY_METRICS", "off"), ("GATEWAY_METRICS_ENABLED", "0")), "its metrics"),
+        _env_switch("tracing off", (("OTEL_SDK_DISABLED", "true"),), "tracing"),
+        _access_log_off(),
+    ]
+
+
+def _has_rate_limiter() -> bool:
+    """A rate-limiter module exists in the engine (orchestration/**/*rate*.py)."""
+    return any("rate" in path.name for path in (ROOT / "orchestration").rglob("*.py"))
+
+
+def write_config(config: Config, path: Path) -> Path:
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path

@@ -1,0 +1,31 @@
+-- wrk script for the checkout benchmark (bench/run.py drives it).
+--
+-- Sends POST /v1/checkout/summary with a JSON body and, when BENCH_TOKEN is set,
+-- "Authorization: Bearer <token>". BENCH_METHOD=GET sends a bare GET instead
+-- (used to measure the load side's own ceiling). done() prints one line,
+-- "WRK_JSON {...}", with the counts and latency percentiles in microseconds.
+
+local method = os.getenv("BENCH_METHOD") or "POST"
+local token = os.getenv("BENCH_TOKEN") or ""
+
+wrk.method = method
+if method == "POST" then
+  wrk.body = os.getenv("BENCH_BODY") or '{"cartId":"c-1001"}'
+  wrk.headers["Content-Type"] = "application/json"
+end
+if token ~= "" then
+  wrk.headers["Authorization"] = "Bearer " .. token
+end
+
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'WRK_JSON {"requests":%d,"duration_us":%d,"bytes":%d,' ..
+    '"errors":{"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d},' ..
+    '"latency_us":{"min":%d,"mean":%.1f,"max":%d,"stdev":%.1f,' ..
+    '"p50":%d,"p90":%d,"p99":%d,"p999":%d}}\n',
+    summary.requests, summary.duration, summary.bytes,
+    e.connect, e.read, e.write, e.status, e.timeout,
+    latency.min, latency.mean, latency.max, latency.stdev,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency:percentile(99.9)))
+end
