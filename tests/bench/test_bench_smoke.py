@@ -1,0 +1,60 @@
+"""The benchmark harness runs end to end (bench/run.py --quick), with no timing assertions.
+
+It drives the reference aggregator over the simulator with wrk for one 1-second
+point and checks what a user of the harness sees: a report on stdout and in the
+output directory, with a measured row for the reference that completed requests
+and had no failures. Speed is measured by `make bench`, never asserted here.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (apt-get install -y wrk)")
+
+
+def test_quick_run_against_the_reference_writes_a_report(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "run.py"),
+            "--quick",
+            "--targets",
+            "reference",
+            "--clients",
+            "4",
+            "--duration",
+            "1",
+            "--warmup",
+            "0",
+            "--no-calibrate",
+            "--out",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert done.returncode == 0, done.stderr[-2000:]
+    reports = list(tmp_path.glob("*-quick.md"))
+    assert len(reports) == 1
+    text = reports[0].read_text()
+    assert text in done.stdout
+    assert "critical path 225 ms" in text
+    row = next(line for line in text.splitlines() if line.startswith("| reference |"))
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    clients, rps, failed = cells[2], float(cells[3]), cells[11]
+    assert clients == "4"
+    assert rps > 0
+    assert failed == "0"
+    assert re.fullmatch(r"\d+ → \d+", cells[10])  # RSS per worker, before → after
