@@ -1,0 +1,229 @@
+"""The circuit breaker: one behaviour suite, run against the in-process and Redis stores."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+import redis
+
+from orchestration.clock import FakeClock
+from orchestration.plan import BreakerPolicy
+from orchestration.resilience.breaker import BreakerState, CircuitBreaker, Permit
+from orchestration.resilience.breaker_store import BreakerStore, InProcessBreakerStore
+from orchestration.resilience.redis_breaker_store import RedisBreakerStore
+from tests.orchestration.engine_kit import Recorder
+
+POLICY = BreakerPolicy(failure_threshold=3, window_s=10, open_s=30, half_open_probes=2)
+StoreFactory = Callable[[], BreakerStore]  # a second call gives another process's view of the same state
+
+
+def _redis() -> redis.Redis:
+    client = redis.Redis.from_url(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/2"), socket_timeout=1)
+    try:
+        client.ping()
+    except redis.RedisError:
+        pytest.skip("Redis not reachable at REDIS_URL")
+    return client
+
+
+@pytest.fixture(params=["in_process", "redis"])
+def stores(request: pytest.FixtureRequest) -> Iterator[StoreFactory]:
+    if request.param == "in_process":
+        shared = InProcessBreakerStore()
+        yield lambda: shared
+        return
+    client = _redis()
+    prefix = f"test:{uuid.uuid4().hex}:"
+    yield lambda: RedisBreakerStore(client, prefix=prefix)
+    for key in client.scan_iter(f"{prefix}*"):
+        client.delete(key)
+
+
+@pytest.fixture
+def recorder() -> Recorder:
+    return Recorder()
+
+
+@pytest.fixture
+def breaker(stores: StoreFactory, clock: FakeClock, recorder: Recorder) -> CircuitBreaker:
+    return CircuitBreaker("inventory", POLICY, stores(), clock=clock, observer=recorder)
+
+
+def _fail(breaker: CircuitBreaker, times: int = 1) -> None:
+    for _ in range(times):
+        permit = breaker.acquire()
+        assert permit.allowed
+        breaker.record(permit, failed=True)
+
+
+def _succeed(breaker: CircuitBreaker) -> Permit:
+    permit = breaker.acquire()
+    breaker.record(permit, failed=False)
+    return permit
+
+
+def _sequence(recorder: Recorder) -> list[tuple[str, str, str]]:
+    return [(t.from_state, t.to_state, t.reason) for t in recorder.transitions]
+
+
+def test_opens_at_the_threshold_within_the_window(breaker, recorder, clock):
+    _fail(breaker, 2)
+    assert breaker.acquire().allowed
+    _fail(breaker)
+    assert not breaker.acquire().allowed
+    assert _sequence(recorder) == [("closed", "open", "3 failures within 10s")]
+    assert recorder.transitions[0].at == clock.wall()
+
+
+def test_failures_outside_the_window_do_not_count(breaker, clock):
+    _fail(breaker, 2)
+    clock.advance(10.5)
+    _fail(breaker, 2)
+    assert breaker.acquire().allowed
+    assert breaker.snapshot().failures_in_window == 2
+
+
+def test_successes_do_not_reset_the_failure_window(breaker):
+    _fail(breaker, 2)
+    _succeed(breaker)
+    _fail(breaker)
+    assert not breaker.acquire().allowed
+
+
+def test_4xx_are_not_failures(breaker):
+    for _ in range(5):
+        _succeed(breaker)  # the client records a 4xx as not failed (Outcome.is_breaker_failure)
+    assert breaker.snapshot().state is BreakerState.CLOSED
+
+
+def test_full_cycle_closed_open_half_open_with_exactly_n_probes_closed(breaker, recorder, clock):
+    _fail(breaker, 3)
+    clock.advance(29.9)
+    assert not breaker.acquire().allowed
+    clock.advance(0.1)
+    probes = [breaker.acquire(), breaker.acquire()]
+    assert all(p.allowed and p.probe for p in probes)
+    assert not breaker.acquire().allowed  # beyond the probes: refused as when open
+    for probe in probes:
+        breaker.record(probe, failed=False)
+    assert breaker.acquire().allowed
+    assert _sequence(recorder) == [
+        ("closed", "open", "3 failures within 10s"),
+        ("open", "half_open", "open for 30s"),
+        ("half_open", "closed", "2 probes succeeded"),
+    ]
+
+
+def test_a_failed_probe_reopens(breaker, recorder, clock):
+    _fail(breaker, 3)
+    clock.advance(30)
+    first, second = breaker.acquire(), breaker.acquire()
+    breaker.record(first, failed=False)
+    breaker.record(second, failed=True)
+    assert not breaker.acquire().allowed
+    assert _sequence(recorder)[-1] == ("half_open", "open", "probe failed")
+    snapshot = breaker.snapshot()
+    assert (snapshot.state, snapshot.opened_at, snapshot.seconds_until_half_open) == (
+        BreakerState.OPEN,
+        clock.wall(),
+        30,
+    )
+
+
+def test_a_released_probe_can_be_taken_again(breaker, clock):
+    _fail(breaker, 3)
+    clock.advance(30)
+    first, second = breaker.acquire(), breaker.acquire()
+    breaker.release(second)  # never reached the service (bulkhead full, cancelled)
+    third = breaker.acquire()
+    assert third.allowed and third.probe
+    for probe in (first, third):
+        breaker.record(probe, failed=False)
+    assert breaker.snapshot().state is BreakerState.CLOSED
+
+
+def test_a_late_result_from_before_the_transition_is_ignored(breaker, clock):
+    early = breaker.acquire()  # a slow call started while closed
+    _fail(breaker, 3)
+    clock.advance(30)
+    probe = breaker.acquire()
+    breaker.record(early, failed=False)  # must not count as a probe success
+    breaker.record(probe, failed=False)
+    assert breaker.snapshot().state is BreakerState.HALF_OPEN
+
+
+def test_open_through_one_process_is_open_in_the_other(stores, clock):
+    mine = CircuitBreaker("inventory", POLICY, stores(), clock=clock)
+    theirs = CircuitBreaker("inventory", POLICY, stores(), clock=clock)
+    assert theirs.acquire().allowed
+    _fail(mine, 3)
+    clock.advance(0.3)  # the Redis store's local snapshot lives 0.25 s
+    assert not theirs.acquire().allowed
+    assert theirs.snapshot().state is BreakerState.OPEN
+
+
+def test_snapshot_reports_state_and_time_until_half_open(breaker, clock):
+    _fail(breaker, 2)
+    snap = breaker.snapshot()
+    assert (snap.service, snap.state, snap.failures_in_window, snap.opened_at) == ("inventory", "closed", 2, None)
+    _fail(breaker)
+    clock.advance(12)
+    snap = breaker.snapshot()
+    assert (snap.state, snap.seconds_until_half_open, snap.forced) == (BreakerState.OPEN, 18, False)
+    clock.advance(18)
+    assert breaker.snapshot().state is BreakerState.HALF_OPEN
+
+
+def test_force_open_holds_until_reset(breaker, recorder, clock):
+    breaker.force_open()
+    clock.advance(3600)
+    assert not breaker.acquire().allowed
+    assert breaker.snapshot().forced
+    breaker.reset()
+    assert breaker.acquire().allowed
+    assert _sequence(recorder) == [("closed", "open", "forced open"), ("open", "closed", "reset")]
+
+
+def test_force_closed_ignores_failures_until_reset(breaker):
+    breaker.force_closed()
+    _fail(breaker, 10)
+    assert breaker.acquire().allowed
+    breaker.reset()
+    _fail(breaker, 3)
+    assert not breaker.acquire().allowed
+
+
+def test_reset_clears_the_failure_window(breaker):
+    _fail(breaker, 2)
+    breaker.reset()
+    _fail(breaker, 2)
+    assert breaker.acquire().allowed
+
+
+class _CountingRedis(redis.Redis):
+    round_trips = 0
+
+    def execute_command(self, *args, **options):  # type: ignore[no-untyped-def]
+        type(self).round_trips += 1
+        return super().execute_command(*args, **options)
+
+
+def test_redis_store_costs_at_most_one_round_trip_per_attempt(clock):
+    _redis()
+    client = _CountingRedis.from_url(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/2"))
+    prefix = f"test:{uuid.uuid4().hex}:"
+    breaker = CircuitBreaker("cart", POLICY, RedisBreakerStore(client, prefix=prefix), clock=clock)
+    try:
+        _succeed(breaker)
+        start = _CountingRedis.round_trips
+        for _ in range(20):  # healthy traffic within the snapshot's life: no round trip at all
+            _succeed(breaker)
+        assert _CountingRedis.round_trips == start
+        _fail(breaker)  # a failure is one script call
+        assert _CountingRedis.round_trips == start + 1
+    finally:
+        for key in client.scan_iter(f"{prefix}*"):
+            client.delete(key)

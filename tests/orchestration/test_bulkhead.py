@@ -1,0 +1,70 @@
+"""Bulkhead: per service and process; full means fast failure; others unaffected."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import httpx
+
+from orchestration.clock import FakeClock
+from orchestration.executor import Success
+from orchestration.outcome import OutcomeKind
+from orchestration.plan import BulkheadPolicy
+from orchestration.resilience.bulkhead import Bulkhead
+from tests.orchestration.engine_kit import Gateway, call, endpoint, service
+
+
+def test_a_full_bulkhead_rejects_at_once_and_other_services_still_work(downstream, request_context):
+    release = threading.Event()
+    downstream.on("slow", lambda r: (release.wait(2), httpx.Response(200, json={}))[1])
+    slow = service("slow", bulkhead=BulkheadPolicy(max_concurrent=2, max_wait_ms=0), timeout_ms=5000)
+    gateway = Gateway([slow, service("fast")], downstream, FakeClock())
+    ep = endpoint(call("slow", required=False), call("fast"))
+    busy = [threading.Thread(target=gateway.executor.run, args=(ep, request_context)) for _ in range(2)]
+    for thread in busy:
+        thread.start()
+    _wait_until(lambda: gateway.pool.client("slow").bulkhead.in_flight == 2)
+    started = time.perf_counter()
+    result = gateway.executor.run(ep, request_context)
+    elapsed = time.perf_counter() - started
+    rejected = [a.kind for a in gateway.recorder.attempts if a.service == "slow"]
+    release.set()
+    for thread in busy:
+        thread.join()
+    assert isinstance(result, Success)
+    assert result.body == {"slow": None, "fast": {"service": "fast"}, "partialData": True, "failedServices": ["slow"]}
+    assert elapsed < 0.1
+    assert downstream.hits["slow"] == 2
+    assert rejected == [OutcomeKind.BULKHEAD_FULL]
+
+
+def test_waits_up_to_max_wait_then_gives_up():
+    bulkhead = Bulkhead(BulkheadPolicy(max_concurrent=1, max_wait_ms=50))
+    assert bulkhead.try_enter(1.0)
+    started = time.perf_counter()
+    assert not bulkhead.try_enter(1.0)
+    assert 0.04 < time.perf_counter() - started < 0.5
+
+
+def test_the_wait_never_exceeds_the_attempts_budget():
+    bulkhead = Bulkhead(BulkheadPolicy(max_concurrent=1, max_wait_ms=5000))
+    assert bulkhead.try_enter(1.0)
+    started = time.perf_counter()
+    assert not bulkhead.try_enter(0.02)
+    assert time.perf_counter() - started < 0.5
+
+
+def test_a_freed_slot_is_taken_by_a_waiter():
+    bulkhead = Bulkhead(BulkheadPolicy(max_concurrent=1, max_wait_ms=1000))
+    assert bulkhead.try_enter(1.0)
+    threading.Timer(0.02, bulkhead.leave).start()
+    assert bulkhead.try_enter(1.0)
+    assert bulkhead.in_flight == 1
+
+
+def _wait_until(condition, timeout_s: float = 2.0) -> None:  # type: ignore[no-untyped-def]
+    end = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < end, "condition not reached"
+        time.sleep(0.005)
