@@ -60,3 +60,13 @@ def _describe(exc: yaml.MarkedYAMLError) -> str:
     if mark is None:
         return problem
     return f"{problem} at line {mark.line + 1}, column {mark.column + 1}"
+
+
+def value_parse(text: str, *, source: str) -> Any:
+    """Any JSON/YAML value (the admin's template fields); errors are one line too."""
+    try:
+        return yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        raise ConfigSyntaxError(f"{source}: not valid YAML: {_describe(exc)}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigSyntaxError(f"{source}: not valid YAML: {exc}") from None

@@ -1,0 +1,125 @@
+"""Endpoints with their call sequence inline, checked like ``gateway check`` does."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+
+from registry import models
+from registry.admin.problems import add_problems
+from registry.admin.template_field import TemplateTextField
+from registry.admin.versioning import ConfigVersionBumpMixin
+from registry.documents import call_document
+from registry.fragments import ENDPOINT_LOCATION, endpoint_problems
+
+_ENDPOINT_FIELDS = (
+    {key: key for key in ("name", "method", "path", "purpose", "timeout_ms", "response")}
+    | {"cache.ttl_s": "cache_ttl_s", "cache.scope": "cache_scope", "cache.tags": "cache_tags"}
+    | {"cache.invalidate_on": "invalidate_on"}
+)
+_CALL_FIELDS = (
+    {"id": "call_id"}
+    | {key: key for key in ("service", "stage", "method", "path", "query", "headers", "body", "required", "timeout_ms")}
+    | {"idempotent": "idempotent", "fallback": "fallback"}
+)
+_SMALL = {"rows": 2, "cols": 28, "style": "font-family: monospace"}
+
+
+class EndpointForm(forms.ModelForm):
+    response = TemplateTextField(source="response", help_text="JSON or YAML; {{ expr }} holes are JMESPath.")
+
+    class Meta:
+        model = models.Endpoint
+        exclude = ["position"]
+
+    def clean_cache_tags(self) -> list[Any]:
+        return self.cleaned_data.get("cache_tags") or []
+
+    def clean_invalidate_on(self) -> list[Any]:
+        return self.cleaned_data.get("invalidate_on") or []
+
+    def _post_clean(self) -> None:
+        super()._post_clean()
+        for problem in add_problems(self, endpoint_problems(self.instance), ENDPOINT_LOCATION, _ENDPOINT_FIELDS):
+            self.add_error(None, str(problem))
+
+
+class CallForm(forms.ModelForm):
+    class Meta:
+        model = models.Call
+        exclude = ["position"]
+        widgets = {key: forms.Textarea(attrs=_SMALL) for key in ("path", "query", "headers", "body", "fallback")}
+
+    def clean_query(self) -> dict[str, Any]:
+        return self.cleaned_data.get("query") or {}
+
+    def clean_headers(self) -> dict[str, Any]:
+        return self.cleaned_data.get("headers") or {}
+
+
+class CallFormSet(forms.BaseInlineFormSet):
+    """Checks the whole endpoint with its calls: references, stages, timeouts, services."""
+
+    def clean(self) -> None:
+        super().clean()
+        kept = [form for form in self.forms if self._is_kept(form)]
+        calls = [call_document(form.instance, form.cleaned_data["service"].name) for form in kept]
+        own = set(endpoint_problems(self.instance))
+        problems = [p for p in endpoint_problems(self.instance, calls) if p not in own]
+        unplaced = []
+        for problem in problems:
+            index = next(
+                (i for i in range(len(kept)) if problem.location.startswith(f"{ENDPOINT_LOCATION}.calls[{i}]")), None
+            )
+            if index is None:
+                unplaced.append(problem)
+            else:
+                prefix = f"{ENDPOINT_LOCATION}.calls[{index}]"
+                unplaced += add_problems(kept[index], [problem], prefix, _CALL_FIELDS)
+        if unplaced:
+            raise forms.ValidationError([str(problem) for problem in unplaced])
+
+    def _is_kept(self, form: forms.ModelForm) -> bool:
+        data = getattr(form, "cleaned_data", None)
+        if not data or not data.get("service") or not data.get("call_id"):
+            return False
+        return not (self.can_delete and self._should_delete_form(form))
+
+
+class CallInline(admin.TabularInline):
+    model = models.Call
+    form = CallForm
+    formset = CallFormSet
+    extra = 0
+    ordering = ["stage", "position", "id"]
+    autocomplete_fields = ["service"]
+
+
+class EndpointRateLimitInline(admin.TabularInline):
+    model = models.RateLimitRule
+    fk_name = "endpoint"
+    exclude = ["layer", "position"]
+    extra = 0
+
+
+@admin.register(models.Endpoint)
+class EndpointAdmin(ConfigVersionBumpMixin, admin.ModelAdmin):
+    form = EndpointForm
+    inlines = [CallInline, EndpointRateLimitInline]
+    list_display = ["name", "method", "path", "purpose", "timeout_ms", "cache_ttl_s", "call_count"]
+    list_filter = ["method", "cache_scope"]
+    search_fields = ["name", "path", "purpose", "calls__service__name"]
+    fieldsets = [
+        (None, {"fields": ["name", "method", "path", "purpose", "timeout_ms"]}),
+        ("Response", {"fields": ["response"]}),
+        ("Cache", {"fields": ["cache_ttl_s", "cache_scope", "cache_tags", "invalidate_on"]}),
+    ]
+
+    def get_queryset(self, request: Any) -> Any:
+        return super().get_queryset(request).prefetch_related("calls")
+
+    @admin.display(description="Calls")
+    def call_count(self, endpoint: models.Endpoint) -> int:
+        return len(endpoint.calls.all())
