@@ -6,6 +6,8 @@ from collections.abc import Sequence
 
 import pytest
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from orchestration.edge.edge_metrics import NullEdgeMetrics
 from orchestration.edge.rate_store import Bucket, BucketState, InProcessRateStore, RateStore
@@ -177,7 +179,7 @@ def test_unreachable_store_fails_open_and_is_counted(metrics: RecordingMetrics) 
 
 
 def test_redis_refusing_connections_fails_open(metrics: RecordingMetrics) -> None:
-    dead = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
+    dead = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0))
     limiter = RateLimiter(RedisRateStore(dead, RedisBoundary()), metrics=metrics)
     verdict = check(limiter, ALICE, [rule("user", 1)])
     assert (verdict.error, verdict.enforced, metrics.store_errors) == (None, False, ["rate_limit"])
