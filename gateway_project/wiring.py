@@ -33,7 +33,7 @@ def redis_client() -> Any:
 def _load_config() -> LoadedConfig:
     from registry import compiler, selectors
 
-    return LoadedConfig(plan=compiler.compile_plan_from_db(), api_keys=selectors.api_key_digests_active())
+    return LoadedConfig(plan=compiler.compile_plan(), api_keys=selectors.api_key_subjects_active())
 
 
 def _read_version() -> str | None:
@@ -46,10 +46,34 @@ def _read_version() -> str | None:
     return str(version)
 
 
+@functools.cache
+def breaker_store() -> Any:
+    """One per process, outliving plan rebuilds: shared through Redis when configured."""
+    from gateway_project.observability import telemetry_observer
+    from orchestration.resilience.breaker_store import InProcessBreakerStore
+    from orchestration.resilience.redis_breaker_store import RedisBreakerStore
+
+    client = redis_client()
+    return InProcessBreakerStore() if client is None else RedisBreakerStore(client, observer=telemetry_observer())
+
+
 def _build_runtime(config: LoadedConfig) -> GatewayRuntime:
+    from gateway_project.observability import telemetry_observer, traced_transport
+    from orchestration.downstream.auth import transport_for
+    from orchestration.downstream.pool import DownstreamPool
+    from orchestration.executor import Executor
+
     router, authenticator = build_runtime_parts(config)
-    executor: Any = None  # wired when the engine lands
-    return GatewayRuntime(plan=config.plan, router=router, authenticator=authenticator, executor=executor, pool=None)
+    observer = telemetry_observer()
+    pool = DownstreamPool(
+        config.plan.services,
+        lambda service: traced_transport(transport_for(service)),
+        breaker_store=breaker_store(),
+        observer=observer,
+        max_body_bytes=settings.GATEWAY["MAX_DOWNSTREAM_BODY_BYTES"],
+    )
+    executor = Executor(config.plan, pool, observer=observer)
+    return GatewayRuntime(plan=config.plan, router=router, authenticator=authenticator, executor=executor, pool=pool)
 
 
 @functools.cache
