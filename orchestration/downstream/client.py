@@ -90,10 +90,10 @@ class DownstreamClient:
 
     def _exchange(self, spec: RequestSpec, headers: dict[str, str], deadline: Deadline) -> Outcome:
         started = self._clock.monotonic()
+        url = httpx.URL(spec.path)  # merged, not replaced: a configured path may carry a query
         request = self._http.build_request(
             spec.method,
-            spec.path,
-            params=spec.params,
+            url.copy_merge_params(spec.params) if spec.params else url,
             headers=headers,
             json=spec.json_body if spec.has_body else None,
             timeout=httpx.Timeout(max(0.001, deadline.remaining())),

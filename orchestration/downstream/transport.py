@@ -136,12 +136,12 @@ def _left(deadline: float) -> float:
 
 def _translate(error: BaseException, request: httpx.Request) -> httpx.TransportError:
     message = str(error) or type(error).__name__
+    if isinstance(error, (NewConnectionError, SSLError, ConnectionRefusedError)):  # before: a NewConnectionError
+        return httpx.ConnectError(message, request=request)  # is also a ConnectTimeoutError in urllib3
     if isinstance(error, ConnectTimeoutError):
         return httpx.ConnectTimeout(message, request=request)
     if isinstance(error, (ReadTimeoutError, TimeoutError, socket.timeout)):
         return httpx.ReadTimeout(message, request=request)
-    if isinstance(error, (NewConnectionError, SSLError, ConnectionRefusedError)):
-        return httpx.ConnectError(message, request=request)
     if isinstance(error, ProtocolError):
         return httpx.RemoteProtocolError(message, request=request)
     return httpx.ReadError(message, request=request)

@@ -205,6 +205,12 @@ def test_path_values_are_encoded_as_one_segment(clock, downstream, request_conte
     assert unquote(sent.raw_path.decode().split("/")[2]) == "../x?y#z"
 
 
+def test_query_params_are_merged_with_a_query_in_the_configured_path(clock, downstream, request_context):
+    ep = endpoint(call("cart", path="/search?fields=id", query={"q": "{{ user.sub }}", "tags": ["a", "b"]}))
+    Gateway([service("cart")], downstream, clock).executor.run(ep, request_context)
+    assert downstream.requests[0].url.query == b"fields=id&q=u-7&tags=a&tags=b"
+
+
 def test_request_id_is_sent_and_client_headers_are_not(clock, downstream, request_context):
     ep = endpoint(call("cart", headers={"X-Channel": '{{ request.headers."x-channel" }}', "Host": "evil"}))
     Gateway([service("cart")], downstream, clock).executor.run(ep, request_context)
