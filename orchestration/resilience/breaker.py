@@ -227,5 +227,5 @@ class CircuitBreaker:
     def _emit(self, changes: list[Change], now: float) -> None:
         for from_state, to_state, reason in changes:
             transition = BreakerTransition(self.service, from_state, to_state, reason, now)
-            logger.info("breaker %s: %s -> %s (%s)", self.service, from_state, to_state, reason)
+            logger.debug("breaker %s: %s -> %s (%s)", self.service, from_state, to_state, reason)
             self._observer.on_breaker_transition(transition)

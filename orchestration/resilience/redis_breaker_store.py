@@ -140,7 +140,8 @@ class RedisBreakerStore:
 
     def _went_down(self, error: RedisError, now: float) -> None:
         if self._down_until is None:
-            logger.warning("breaker store: Redis unreachable, using per-process state: %s", error)
+            # the error's type only: a Redis error message can echo a URL with a password
+            logger.warning("breaker store: Redis unreachable (%s), using per-process state", type(error).__name__)
         self._down_until = now + self._retry_after_s
         self.fallback_count += 1
         self._observer.on_store_error("breaker", error)

@@ -204,3 +204,12 @@ def test_failed_services_are_registry_names_once_in_call_order(clock, downstream
     assert isinstance(result, Success)
     assert result.failed_services == ("inventory",)
     assert result.body["failedServices"] == ["inventory"]
+
+
+def test_4xx_answers_never_open_the_breaker(clock, downstream, request_context):
+    downstream.on("cart", reply(404))
+    gateway = Gateway([service("cart", breaker=BreakerPolicy(failure_threshold=1))], downstream, clock)
+    for _ in range(3):
+        assert _error(_run(gateway, endpoint(call("cart")), request_context))[0] == 404
+    assert downstream.hits["cart"] == 3
+    assert gateway.recorder.transitions == []
