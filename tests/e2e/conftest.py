@@ -245,6 +245,7 @@ def gateway_server(tmp_path: Path) -> Iterator[Callable[..., GatewayServer]]:
         if index == 0:
             _create_database(env["DATABASE_URL"])
             _manage(env, "migrate", "--noinput", "-v", "0")
+            _manage(env, "flush", "--noinput", "-v", "0")  # every test starts from an empty database
             _flush_redis(env["REDIS_URL"])
             config_file = tmp_path / "gateway.yaml"
             config_file.write_text(config_yaml, encoding="utf-8")
