@@ -29,6 +29,7 @@ class WrkResult:
     errors: dict[str, int]
     latency_ms: dict[str, float]
     cpu_s: float
+    statuses: dict[int, int] = field(default_factory=dict)
     raw: dict[str, object] = field(repr=False, default_factory=dict)
 
     @property
@@ -115,5 +116,6 @@ def parse(out: str, err: str, *, clients: int, cpu_s: float) -> WrkResult:
         errors={key: int(value) for key, value in data["errors"].items()},
         latency_ms=latency,
         cpu_s=cpu_s,
+        statuses={int(status): int(count) for status, count in data.get("statuses", {}).items()},
         raw=data,
     )

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -105,9 +106,9 @@ def measure(session: Session, target: str, variant: str, server: servers.Managed
         print(f"  {target} [{variant}]: not serving ({detail})", file=sys.stderr)
         return
     wrk_args = {"threads": args.wrk_threads, "token": token, "cpus": session.load_cpus}
-    if args.warmup:
-        loadgen.run_wrk(url + CHECKOUT_PATH, clients=max(args.clients), duration_s=args.warmup, **wrk_args)
+    warm_note = warm_up(session, server, url, token, wrk_args)
     for clients in args.clients:
+        log_offset = server.log_size()
         before, sim_before = procstat.sample_tree(server.pid), procstat.cpu_ticks(session.simulator.pid)
         cores_before = procstat.sample_cores(session.measured_cpus)
         started = time.monotonic()
@@ -134,10 +135,52 @@ def measure(session: Session, target: str, variant: str, server: servers.Managed
             foreign_cpu_pct=foreign_pct,
             steal_pct=steal_pct,
         )
+        time.sleep(SETTLE_S)  # requests still in flight when wrk stopped finish (and log) before the next point
+        notes = [warm_note] if warm_note else []
+        opened = breakers_opened(server.log_since(log_offset))
+        if opened:
+            notes.append(f"breaker opened: {', '.join(opened)}")
         if after.workers != before.workers:
-            point.note = "a worker was replaced during the run"
+            notes.append("a worker was replaced during the run")
+        point.note = "; ".join(notes)
+        warm_note = ""
         session.points.append(point)
         print(f"  {target} [{variant}] {clients:>4} clients: {_summary(point, session)}", file=sys.stderr)
+
+
+def warm_up(session: Session, server: servers.Managed, url: str, token: str, wrk_args: dict[str, object]) -> str:
+    """Bring every worker to steady state: a few requests one at a time, then a ramp to the highest load.
+
+    A cold worker builds its runtime on the first request; a burst of clients at
+    that moment can time out calls and open breakers, which would turn the
+    measurement into a measurement of fast 502s. Returns a note when the gateway
+    still is not answering correctly afterwards (or a breaker opened meanwhile).
+    """
+    args = session.args
+    offset = server.log_size()
+    for _ in range(4 * args.workers):
+        servers.check_checkout(url + CHECKOUT_PATH, token)
+    if args.warmup:
+        for clients in sorted({min(args.clients), max(args.clients)}):
+            loadgen.run_wrk(url + CHECKOUT_PATH, clients=clients, duration_s=args.warmup, **wrk_args)  # type: ignore[arg-type]
+        time.sleep(SETTLE_S)
+    notes = []
+    opened = breakers_opened(server.log_since(offset))
+    if opened:
+        notes.append(f"breaker opened during warm-up: {', '.join(opened)}")
+    ok, detail = servers.check_checkout(url + CHECKOUT_PATH, token)
+    if not ok:
+        notes.append(f"after warm-up: {detail[:120]}")
+    return "; ".join(notes)
+
+
+SETTLE_S = 1.0
+BREAKER_OPENED = re.compile(r"breaker (\S+): \S+ -> open")
+
+
+def breakers_opened(log_text: str) -> list[str]:
+    """Services whose breaker opened, from the gateway's log lines ("breaker cart: closed -> open")."""
+    return sorted(set(BREAKER_OPENED.findall(log_text)))
 
 
 def _foreign(
@@ -303,7 +346,7 @@ def _row(point: Point, critical_ms: float) -> str:
         f"{point.cpu_ms_per_request:.2f}",
         f"{point.server_cpu_pct:.0f}",
         f"{point.rss_before_mib:.0f} → {point.rss_after_mib:.0f}",
-        f"{r.failed}" + (f" ({_errors(r)})" if r.failed else ""),
+        _failed(r),
         f"{point.wrk_cpu_pct:.0f}",
         f"{point.simulator_cpu_pct:.0f}",
         f"{point.foreign_cpu_pct:.0f} / {point.steal_pct:.0f}",
@@ -313,8 +356,13 @@ def _row(point: Point, critical_ms: float) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
-def _errors(r: loadgen.WrkResult) -> str:
-    return ", ".join(f"{kind} {n}" for kind, n in r.errors.items() if n)
+def _failed(r: loadgen.WrkResult) -> str:
+    """Failed requests, by HTTP status and by socket error kind: "12 (502: 10, timeout 2)"."""
+    if not r.failed:
+        return "0"
+    kinds = [f"{status}: {n}" for status, n in sorted(r.statuses.items()) if status >= 400]
+    kinds += [f"{kind} {n}" for kind, n in r.errors.items() if n and kind != "status"]
+    return f"{r.failed} ({', '.join(kinds)})"
 
 
 HEADER = (
