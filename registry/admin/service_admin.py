@@ -14,6 +14,7 @@ from registry.fragments import service_problems
 _AUTH_KEYS = ("token_env", "header", "key_env", "cert_file", "key_file", "ca_file")
 # Location below ``services.<name>`` -> form field.
 _FIELDS = {
+    "": "name",
     "base_url": "base_url",
     "owner": "owner",
     "avg_latency_ms": "avg_latency_ms",

@@ -8,6 +8,20 @@ from typing import Any
 import yaml
 
 
+class _IndentedDumper(yaml.SafeDumper):
+    """Indents list items under their key, as people write gateway.yaml by hand."""
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        super().increase_indent(flow, False)
+
+
 def config_dump(document: Mapping[str, Any]) -> str:
     """YAML in the document's own key order (the canonical form orders keys)."""
-    return yaml.safe_dump(dict(document), sort_keys=False, allow_unicode=True, default_flow_style=False, width=120)
+    return yaml.dump(
+        dict(document),
+        Dumper=_IndentedDumper,
+        sort_keys=False,
+        allow_unicode=True,
+        default_flow_style=False,
+        width=120,
+    )

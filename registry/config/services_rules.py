@@ -36,7 +36,7 @@ def check_client_auth(auth: Any, location: str, out: list[Problem]) -> None:
     if not isinstance(auth, Mapping):
         return
     kind, jwt = auth.get("type"), auth.get("jwt")
-    if kind not in {"jwt", "api_key", "none"}:
+    if not isinstance(kind, str) or kind not in {"jwt", "api_key", "none"}:
         return  # already reported; anything more would be noise
     if kind == "jwt" and jwt is None:
         out.append(Problem(key_location(location, "jwt"), "required when type is 'jwt'"))
@@ -98,7 +98,7 @@ def check_service(name: Any, service: Any, location: str, out: list[Problem]) ->
 
 def _check_service_auth(auth: Mapping[str, Any], location: str, out: list[Problem]) -> None:
     kind = auth.get("type")
-    if kind not in _AUTH_KEYS:
+    if not isinstance(kind, str) or kind not in _AUTH_KEYS:
         return
     for key in auth:
         if key != "type" and key in {k for keys in _AUTH_KEYS.values() for k in keys} and key not in _AUTH_KEYS[kind]:

@@ -202,3 +202,10 @@ def test_no_secret_value_on_any_admin_page(admin_client, imported, monkeypatch):
 def test_layer_page_has_rate_limits_inline(admin_client, imported):
     page = html(admin_client.get(reverse("admin:registry_layer_change", args=[models.Layer.objects.get().pk])))
     assert 'name="rate_limits-3-limit"' in page and 'value="10000"' in page
+
+
+def test_admin_delete_bumps_the_version(admin_client, imported):
+    url = reverse("admin:registry_endpoint_delete", args=[models.Endpoint.objects.get(name="dashboard").pk])
+    assert admin_client.post(url, {"post": "yes"}).status_code == 302
+    assert list(models.Endpoint.objects.values_list("name", flat=True)) == ["checkout-summary"]
+    assert config_version_read().startswith("2-")

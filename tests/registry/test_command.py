@@ -148,3 +148,13 @@ def test_export_never_holds_secret_values(monkeypatch):
     exported = run("export")[1]
     assert "token_env: INVENTORY_TOKEN" in exported
     assert "s3cr3t" not in exported
+
+
+@pytest.mark.django_db
+def test_body_null_differs_from_no_body(document, write_yaml):
+    document["endpoints"][0]["calls"][2]["body"] = None
+    run("import", str(write_yaml(document)))
+    exported = run("export")[1]
+    assert "        path: /quote\n        body: null\n" in exported
+    assert "        path: /calculate\n        body:\n" in exported
+    assert "        path: /carts/{{ request.body.cartId }}\n        query:" in exported  # no body key at all
