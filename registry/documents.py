@@ -31,7 +31,7 @@ def rate_limits_document(rules: Iterable[models.RateLimitRule]) -> list[dict[str
 
 def layer_document(layer: models.Layer | None, rules: Iterable[models.RateLimitRule] = ()) -> dict[str, Any]:
     if layer is None:
-        return normalize({"name": "Gateway", "base_path": "/"}, schema.LAYER)
+        return dict(normalize({"name": "Gateway", "base_path": "/"}, schema.LAYER))
     auth: dict[str, Any] = {"type": layer.auth_type}
     if layer.auth_type == "api_key":
         auth["header"] = layer.api_key_header
@@ -54,7 +54,7 @@ def layer_document(layer: models.Layer | None, rules: Iterable[models.RateLimitR
         "auth": auth,
         "rate_limits": rate_limits_document(rules),
     }
-    return normalize(raw, schema.LAYER)
+    return dict(normalize(raw, schema.LAYER))
 
 
 def service_document(service: models.Service) -> dict[str, Any]:
@@ -69,7 +69,7 @@ def service_document(service: models.Service) -> dict[str, Any]:
     raw["retry"] = _prefixed(service, "retry_", ("max_retries", "backoff", "base_ms", "jitter"))
     raw["retry"]["retry_on"] = list(service.retry_on)
     raw["bulkhead"] = _prefixed(service, "bulkhead_", ("max_concurrent", "max_wait_ms"))
-    return normalize(raw, schema.SERVICE)
+    return dict(normalize(raw, schema.SERVICE))
 
 
 def _prefixed(instance: Any, prefix: str, keys: tuple[str, ...]) -> dict[str, Any]:
@@ -91,7 +91,7 @@ def call_document(call: models.Call, service_name: str) -> dict[str, Any]:
     if call.has_body:
         raw["body"] = call.body
     raw |= _present(timeout_ms=call.timeout_ms, fallback=call.fallback)
-    return normalize(raw, schema.CALL)
+    return dict(normalize(raw, schema.CALL))
 
 
 def endpoint_document(
@@ -113,4 +113,4 @@ def endpoint_document(
         "calls": list(calls),
         "response": endpoint.response,
     }
-    return normalize(raw, schema.ENDPOINT)
+    return dict(normalize(raw, schema.ENDPOINT))

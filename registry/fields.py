@@ -38,4 +38,6 @@ class JsonTextField(models.TextField):
 
     def formfield(self, **kwargs: Any) -> forms.Field:
         kwargs.pop("max_length", None)
-        return models.Field.formfield(self, **{"form_class": forms.JSONField, **kwargs})
+        field = models.Field.formfield(self, **{"form_class": forms.JSONField, **kwargs})
+        assert field is not None
+        return field

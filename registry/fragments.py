@@ -20,7 +20,9 @@ from registry.selectors import layer_get
 ENDPOINT_LOCATION = "endpoints[0]"
 
 
-def _document(*, layer: dict[str, Any] | None = None, services: dict[str, Any] | None = None, endpoint: Any = None):
+def _document(
+    *, layer: dict[str, Any] | None = None, services: dict[str, Any] | None = None, endpoint: Any = None
+) -> dict[str, Any]:
     return {
         "version": SUPPORTED_VERSION,
         "layer": layer if layer is not None else _current_layer(),

@@ -41,7 +41,8 @@ class EndpointForm(forms.ModelForm):
         return self.cleaned_data.get("invalidate_on") or []
 
     def _post_clean(self) -> None:
-        super()._post_clean()
+        """After the instance is built from the form: check it like `gateway check`."""
+        super()._post_clean()  # type: ignore[misc]
         for problem in add_problems(self, endpoint_problems(self.instance), ENDPOINT_LOCATION, _ENDPOINT_FIELDS):
             self.add_error(None, str(problem))
 
@@ -85,7 +86,7 @@ class CallFormSet(forms.BaseInlineFormSet):
         data = getattr(form, "cleaned_data", None)
         if not data or not data.get("service") or not data.get("call_id"):
             return False
-        return not (self.can_delete and self._should_delete_form(form))
+        return not (self.can_delete and self._should_delete_form(form))  # type: ignore[attr-defined]
 
 
 class CallInline(admin.TabularInline):

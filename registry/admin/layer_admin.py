@@ -45,7 +45,8 @@ class LayerForm(forms.ModelForm):
         return self.cleaned_data.get("jwt_algorithms") or ["HS256"]
 
     def _post_clean(self) -> None:
-        super()._post_clean()
+        """After the instance is built from the form: check it like `gateway check`."""
+        super()._post_clean()  # type: ignore[misc]
         for problem in add_problems(self, layer_problems(self.instance), "layer", _FIELDS):
             self.add_error(None, str(problem))
 

@@ -43,7 +43,8 @@ class ServiceForm(forms.ModelForm):
         return [value for value in RetryOn.values if value in chosen]
 
     def _post_clean(self) -> None:
-        super()._post_clean()
+        """After the instance is built from the form: check it like `gateway check`."""
+        super()._post_clean()  # type: ignore[misc]
         if "name" in self.cleaned_data:
             rest = add_problems(self, service_problems(self.instance), f"services.{self.instance.name}", _FIELDS)
             for problem in rest:

@@ -29,7 +29,7 @@ class TemplateTextField(forms.CharField):
         return json.dumps(value, indent=2, ensure_ascii=False)
 
     def to_python(self, value: Any) -> Any:
-        text = super().to_python(value)
+        text = super().to_python(value) or ""
         if text.strip() == "":
             return None
         try:
@@ -42,6 +42,6 @@ class TemplateTextField(forms.CharField):
 
     def has_changed(self, initial: Any, data: Any) -> bool:
         try:
-            return self.to_python(data) != initial
+            return bool(self.to_python(data) != initial)
         except forms.ValidationError:
             return True
