@@ -29,6 +29,8 @@ def start_recording(pid: int, out: Path, *, duration_s: int, fmt: str, rate_hz: 
         raise RuntimeError("py-spy is not installed (.venv/bin/pip install py-spy)")
     cmd = [binary, "record", "--pid", str(pid), "--duration", str(duration_s), "--rate", str(rate_hz)]
     cmd += ["--format", fmt, "--output", str(out), "--nonblocking"]
+    if fmt == "raw":
+        cmd.append("--full-filenames")  # summarize() groups by package, which short names hide
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
@@ -39,25 +41,46 @@ class Cost:
     share: float  # of all samples
 
 
+STDLIB = re.compile(r"^.*/python3\.\d+/")
+
+
 def _label(frame: str, root: Path) -> str:
-    """``func (path:line)`` shortened to ``func (module/file.py)``: lines differ per call site."""
+    """``func (/full/path.py:line)`` as ``func (package/file.py)``: lines differ per call site."""
     match = FRAME.match(frame.strip())
     if not match:
         return frame.strip()
     path = match["file"]
-    for marker in ("site-packages/", str(root) + "/", "lib/python3"):
-        if marker in path:
-            path = path.split(marker, 1)[1]
-            break
+    if "site-packages/" in path:
+        path = path.split("site-packages/", 1)[1]
+    elif path.startswith(str(root) + "/"):
+        path = path[len(str(root)) + 1 :]
+    else:
+        path = STDLIB.sub("", path)
     return f"{match['func']} ({path})"
 
 
-def summarize(raw: Path, root: Path, top: int = 15) -> tuple[int, list[Cost], list[Cost], list[Cost]]:
-    """Total samples; top functions by self time; by inclusive time; and by package (self time)."""
+@dataclass(frozen=True)
+class Summary:
+    total: int
+    packages_self: list[Cost]
+    packages_inclusive: list[Cost]
+    functions_self: list[Cost]
+    project_inclusive: list[Cost]
+
+
+def summarize(raw: Path, root: Path, top: int = 20) -> Summary:
+    """Total samples; top functions by self time; the project's frames by inclusive time; packages by inclusive time.
+
+    A package's inclusive share is the share of samples whose stack passes
+    through it anywhere: "httpx 53 %" means half the worker's CPU was spent
+    under some httpx call (its own code and whatever it called).
+    """
     own: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
     packages: Counter[str] = Counter()
+    packages_own: Counter[str] = Counter()
     total = 0
+    project = _project_packages(root)
     for line in raw.read_text(errors="replace").splitlines():
         stack, _, count_text = line.rpartition(" ")
         if not stack or not count_text.isdigit():
@@ -69,13 +92,20 @@ def summarize(raw: Path, root: Path, top: int = 15) -> tuple[int, list[Cost], li
         total += count
         own[frames[-1]] += count
         for label in set(frames):
-            inclusive[label] += count
-        packages[_package(frames[-1])] += count
+            if _package(label) in project:
+                inclusive[label] += count
+        for package in {_package(label) for label in frames}:
+            packages[package] += count
+        packages_own[_package(frames[-1])] += count
 
     def ranked(counter: Counter[str]) -> list[Cost]:
         return [Cost(label, n, n / total if total else 0.0) for label, n in counter.most_common(top)]
 
-    return total, ranked(own), ranked(inclusive), ranked(packages)
+    return Summary(total, ranked(packages_own), ranked(packages), ranked(own), ranked(inclusive))
+
+
+def _project_packages(root: Path) -> set[str]:
+    return {path.name for path in root.iterdir() if (path / "__init__.py").exists()}
 
 
 def _package(label: str) -> str:
@@ -85,14 +115,18 @@ def _package(label: str) -> str:
     return first.removesuffix(".py") or "?"
 
 
-def markdown(total: int, own: list[Cost], inclusive: list[Cost], packages: list[Cost]) -> str:
+def markdown(summary: Summary) -> str:
     def table(title: str, costs: list[Cost]) -> list[str]:
         lines = [f"**{title}**", "", "| share | samples | frame |", "|---:|---:|---|"]
         lines += [f"| {c.share:.1%} | {c.samples} | `{c.label}` |" for c in costs]
         return [*lines, ""]
 
-    out = [f"{total} samples (py-spy, 100 Hz, one worker, idle time excluded).", ""]
-    out += table("By package (self time)", packages)
-    out += table("Top functions by self time", own)
-    out += table("Top frames by inclusive time", inclusive)
+    out = [f"{summary.total} samples (py-spy, 100 Hz, one worker, idle time excluded).", ""]
+    out += table("Packages by self time (code of the package itself)", summary.packages_self)
+    out += table(
+        "Packages by inclusive time (anywhere on the stack; wrappers such as middleware count everything below them)",
+        summary.packages_inclusive,
+    )
+    out += table("Top functions by self time", summary.functions_self)
+    out += table("The project's own frames by inclusive time", summary.project_inclusive)
     return "\n".join(out)

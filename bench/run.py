@@ -259,7 +259,8 @@ def run_gateway(session: Session, base_env: dict[str, str]) -> None:
 
 
 def profile(session: Session, server: servers.Managed, url: str, token: str) -> str:
-    """py-spy on both workers during one more run at the highest client count (not in the tables)."""
+    """py-spy on both workers during one more run (not in the tables), at the lowest client count by default:
+    a profile of healthy answers, not of the fast 502s an overloaded gateway gives once a breaker opens."""
     args = session.args
     workers = procstat.children(server.pid)
     out_dir = args.out
@@ -270,9 +271,10 @@ def profile(session: Session, server: servers.Managed, url: str, token: str) -> 
         profiling.start_recording(workers[-1], raw, duration_s=duration, fmt="raw"),
     ]
     time.sleep(0.5)
-    loadgen.run_wrk(
+    clients = args.profile_clients or min(args.clients)
+    result = loadgen.run_wrk(
         url + CHECKOUT_PATH,
-        clients=max(args.clients),
+        clients=clients,
         duration_s=duration,
         threads=args.wrk_threads,
         token=token,
@@ -287,13 +289,15 @@ def profile(session: Session, server: servers.Managed, url: str, token: str) -> 
         if recorder.returncode != 0:
             return f"py-spy failed ({recorder.returncode}): {err.decode(errors='replace')[-500:]}"
     shutil.copy(raw, out_dir / "profile.raw.txt")
-    total, own, inclusive, packages = profiling.summarize(raw, ROOT)
+    summary = profiling.summarize(raw, ROOT)
+    statuses = ", ".join(f"{status}: {n}" for status, n in sorted(result.statuses.items()))
     header = (
-        f"Profiled: gateway worker {workers[-1]} during {duration} s at {max(args.clients)} clients, "
-        f"downstream latency scale {args.latency_scale:g}. Flame graph of the other worker: "
+        f"Profiled: gateway worker {workers[-1]} during {duration} s at {clients} clients, "
+        f"downstream latency scale {args.latency_scale:g}; answers during the profile: {statuses or 'none'} "
+        f"({result.rps:.0f} req/s, slowed by the profiler). Flame graph of the other worker: "
         f"`{svg.relative_to(ROOT) if svg.is_relative_to(ROOT) else svg}`.\n\n"
     )
-    return header + profiling.markdown(total, own, inclusive, packages)
+    return header + profiling.markdown(summary)
 
 
 def calibrate(session: Session) -> None:
@@ -475,6 +479,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-pin", action="store_true", help="do not pin processes to CPUs")
     parser.add_argument("--redis-url", default=None, help="run the gateway with this REDIS_URL (default: none)")
     parser.add_argument("--profile", action="store_true", help="py-spy one gateway worker (bench/results/profile.*)")
+    parser.add_argument("--profile-clients", type=int, default=None, help="clients while profiling (default: fewest)")
     parser.add_argument("--no-calibrate", dest="calibrate", action="store_false", help="skip the load-side ceiling")
     parser.add_argument("--out", type=Path, default=BENCH / "results", help="report directory (default bench/results)")
     parser.add_argument("--keep-workdir", action="store_true", help="keep logs, configs and databases")
