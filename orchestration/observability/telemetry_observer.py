@@ -50,6 +50,9 @@ class TelemetryObserver:
             logging.getLogger(__name__).warning("telemetry: could not record an attempt", exc_info=True)
 
     def on_breaker_transition(self, transition: BreakerTransition) -> None:
+        if transition.from_state == transition.to_state:  # e.g. a reset of a closed breaker: no change to count
+            breaker_logger.info("breaker %s: %s (%s)", transition.service, transition.to_state, transition.reason)
+            return
         metrics.observe_breaker_transition(
             service=transition.service, from_state=transition.from_state, to_state=transition.to_state
         )

@@ -1,0 +1,88 @@
+"""Engine-side observability pieces, without Django or a network."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from orchestration.observability import access_log, metrics
+from orchestration.observability.recent_stats import InProcessStatsSink, RecentStats, p95_from_buckets
+from orchestration.observability.tracing import exporter_wanted, tracing_disabled
+from orchestration.observer import BreakerTransition
+
+
+@pytest.mark.parametrize(
+    ("kind", "status", "label"),
+    [
+        ("ok", 200, "ok"),
+        ("bad_status", 503, "5xx"),
+        ("bad_status", 404, "4xx"),
+        ("bad_status", 429, "429"),
+        ("timeout", None, "timeout"),
+        ("connect_error", None, "connect"),
+        ("circuit_open", None, "circuit_open"),
+        ("bulkhead_full", None, "bulkhead_full"),
+        ("misconfigured", None, "other"),
+    ],
+)
+def test_outcome_labels_are_a_closed_set(kind: str, status: int | None, label: str) -> None:
+    assert metrics.outcome_label(kind, status) == label
+
+
+def test_recent_stats_error_rate_p95_and_last_times() -> None:
+    now = [1_000_000.0]
+    stats = RecentStats(InProcessStatsSink(), clock=lambda: now[0])
+    for _ in range(19):
+        stats.record(service="cart", outcome="ok", duration_s=0.02)
+    stats.record(service="cart", outcome="5xx", duration_s=0.9)
+    stats.record(service="cart", outcome="circuit_open", duration_s=0.0)  # skipped: not a service answer
+    now[0] += 5
+    stats.flush()
+
+    read = stats.sink.read(["cart", "tax"], now[0])
+
+    cart = read["cart"]
+    assert (cart.attempts, cart.errors, cart.error_rate) == (20, 1, 0.05)
+    assert cart.p95_s is not None and 0.01 < cart.p95_s <= 0.02
+    assert cart.last_success_at == 1_000_000.0 and cart.last_failure_at == 1_000_000.0
+    assert read["tax"].error_rate is None and read["tax"].p95_s is None
+    assert stats.sink.read(["cart"], now[0] + 400)["cart"].attempts == 0  # out of the 5-minute window
+
+
+def test_recent_transitions_newest_first() -> None:
+    stats = RecentStats(InProcessStatsSink())
+    stats.record_transition(BreakerTransition("cart", "closed", "open", "5 failures within 60s", 1.0))
+    stats.record_transition(BreakerTransition("cart", "open", "half_open", "open for 30s", 31.0))
+    assert [(t.from_state, t.to_state) for t in stats.sink.transitions("cart", 10)] == [
+        ("open", "half_open"),
+        ("closed", "open"),
+    ]
+
+
+def test_p95_interpolates_like_histogram_quantile() -> None:
+    counts = [0] * 19
+    counts[3] = 100  # all in (0.005, 0.01]
+    assert p95_from_buckets(counts) == pytest.approx(0.005 + 0.005 * 0.95)
+
+
+def test_log_lines_inside_a_request_carry_its_ids(caplog: pytest.LogCaptureFixture) -> None:
+    handler_filter = access_log.RequestContextFilter()
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "inside", None, None)
+    access_log.bind(request_id="req-1", trace_id="ab" * 16)
+    try:
+        handler_filter.filter(record)
+    finally:
+        access_log.unbind()
+    outside = logging.LogRecord("x", logging.INFO, __file__, 1, "outside", None, None)
+    handler_filter.filter(outside)
+    assert (record.request_id, record.trace_id) == ("req-1", "ab" * 16)
+    assert not hasattr(outside, "request_id")
+
+
+def test_exporter_only_when_configured() -> None:
+    assert exporter_wanted({}) is False
+    assert exporter_wanted({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"}) is True
+    assert exporter_wanted({"OTEL_TRACES_EXPORTER": "otlp"}) is True
+    assert exporter_wanted({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_SDK_DISABLED": "true"}) is False
+    assert tracing_disabled({"OTEL_TRACES_EXPORTER": "none"}) is True
