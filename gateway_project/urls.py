@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 
 from gateway_project import wiring
-from orchestration.web import aggregate, health, health_downstream, ops_metrics
+from orchestration.web import aggregate, health, health_downstream, ops_metrics, webhooks
 
 wiring.install()
 
@@ -16,5 +16,6 @@ urlpatterns = [
     path("metrics", ops_metrics.metrics_view, name="metrics"),
     path("console/", include("console.urls")),
     path("openapi.json", aggregate.openapi, name="openapi"),
+    path("webhooks/invalidate", webhooks.invalidate, name="webhooks-invalidate"),
     re_path(r"^(?P<path>.*)$", aggregate.aggregate, name="aggregate"),
 ]

@@ -26,8 +26,14 @@ def redis_client() -> Any:
     if not settings.REDIS_URL:
         return None
     import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
 
-    return redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=0.25, socket_timeout=0.25)
+    # One quick retry (a pooled connection gone stale after a Redis restart); redis-py's
+    # default of 10 retries with backoff stalls a request ~4 s when Redis is down.
+    return redis.Redis.from_url(
+        settings.REDIS_URL, socket_connect_timeout=0.25, socket_timeout=0.25, retry=Retry(NoBackoff(), 1)
+    )
 
 
 def _load_config() -> LoadedConfig:
@@ -83,5 +89,35 @@ def runtime_holder() -> RuntimeHolder:
     )
 
 
+@functools.cache
+def edge() -> Any:
+    """Rate limiter, response cache and client-IP rules; Redis-backed when configured."""
+    from gateway_project.observability import telemetry_observer
+    from orchestration.edge.cache import ResponseCache
+    from orchestration.edge.cache_store import InProcessCacheStore
+    from orchestration.edge.client_ip import ClientIpResolver
+    from orchestration.edge.edge_metrics import PrometheusEdgeMetrics
+    from orchestration.edge.rate_store import InProcessRateStore
+    from orchestration.edge.ratelimit import RateLimiter
+    from orchestration.edge.redis_boundary import RedisBoundary
+    from orchestration.edge.redis_cache_store import RedisCacheStore
+    from orchestration.edge.redis_rate_store import RedisRateStore
+    from orchestration.web.edge import Edge
+
+    metrics = PrometheusEdgeMetrics(on_store_error=telemetry_observer().on_store_error)
+    client, boundary = redis_client(), RedisBoundary()
+    rate_store = InProcessRateStore() if client is None else RedisRateStore(client, boundary)
+    cache_store = InProcessCacheStore() if client is None else RedisCacheStore(client, boundary)
+    return Edge(
+        limiter=RateLimiter(rate_store, metrics=metrics),
+        cache=ResponseCache(cache_store, metrics=metrics),
+        client_ips=ClientIpResolver(settings.GATEWAY["TRUSTED_PROXIES"]),
+        plan=lambda: runtime_holder().current().plan,
+    )
+
+
 def install() -> None:
+    from orchestration.web.edge import install_edge
+
     aggregate.install_runtime_source(lambda: runtime_holder().current())
+    install_edge(edge())

@@ -1,7 +1,8 @@
 """The one view that serves every aggregate endpoint.
 
-Order of the edge: route (404/405) → client auth (401) → request body (400/413)
-→ run the plan → 200 with the assembled response, or the contract's envelope.
+Order of the edge: route (404/405) → client auth (401) → rate limits (429/503)
+→ request body (400/413) → response cache (GET) or run the plan → 200 with the
+assembled response, or the contract's envelope (``orchestration.web.edge``).
 No database query happens here: the runtime holds a compiled plan.
 """
 
@@ -17,9 +18,11 @@ from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from orchestration.context import RequestContext
+from orchestration.edge.client_auth import Identity
 from orchestration.errors import Failure, GatewayError, MethodNotAllowed, NotFound, envelope, failure_to_error
 from orchestration.observability.access_log import note_endpoint, note_result
 from orchestration.routing import Match, NoRoute
+from orchestration.web import edge
 from orchestration.web.client_request import json_body, lower_headers, request_id_of
 from orchestration.web.ops_access import observed
 from orchestration.web.runtime import GatewayRuntime
@@ -63,9 +66,8 @@ def _resolve(runtime: GatewayRuntime, request: HttpRequest) -> Match:
         raise NotFound() from None
 
 
-def _context(request: HttpRequest, match: Match, request_id: str, runtime: GatewayRuntime) -> RequestContext:
+def _context(request: HttpRequest, match: Match, request_id: str, identity: Identity) -> RequestContext:
     headers = lower_headers(request)
-    identity = runtime.authenticator.authenticate(headers)
     limits = settings.GATEWAY
     body = json_body(request, max_bytes=limits["MAX_BODY_BYTES"], max_depth=limits["MAX_JSON_DEPTH"])
     return RequestContext(
@@ -86,8 +88,23 @@ def _serve(request: HttpRequest, request_id: str) -> HttpResponse:
     runtime = _runtime_source()
     match = _resolve(runtime, request)
     note_endpoint(match.endpoint.name)
-    context = _context(request, match, request_id, runtime)
-    result = runtime.executor.run(match.endpoint, context)
+    admission = edge.admit(request, runtime, match)
+    try:
+        context = _context(request, match, request_id, admission.identity)
+        response = edge.respond(
+            runtime=runtime,
+            endpoint=match.endpoint,
+            context=context,
+            identity=admission.identity,
+            render=lambda result: _render(result, request_id),
+            render_cached=lambda body: json_response(body, status=200, request_id=request_id),
+        )
+    except GatewayError as error:
+        raise admission.add_headers(error) from None
+    return admission.decorate(response)
+
+
+def _render(result: Any, request_id: str) -> HttpResponse:
     if isinstance(result, Failure):
         note_result(failed_services=result.failed_services)
         return error_response(failure_to_error(result), request_id=request_id)
