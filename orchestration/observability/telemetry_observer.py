@@ -75,6 +75,13 @@ class TelemetryObserver:
             },
         )
 
+    def on_rate_limited(self, scope: str) -> None:
+        """The edge refused a request (``orchestration.edge.edge_metrics.EdgeMetrics``)."""
+        metrics.observe_rate_limit_rejection(scope=scope)
+
+    def on_cache_lookup(self, endpoint: str, hit: bool) -> None:
+        metrics.observe_cache_lookup(endpoint=endpoint, hit=hit)
+
     def on_store_error(self, store: str, error: Exception) -> None:
         metrics.observe_store_error(store=store)
         # The error's type only: a Redis error message can echo a URL with a password.
