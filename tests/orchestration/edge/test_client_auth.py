@@ -27,7 +27,7 @@ def bearer(token: str) -> dict[str, str]:
 
 
 def token(claims: dict[str, object], key: object = SECRET, alg: str = "HS256", **headers: str) -> str:
-    return jwt.encode({"exp": int(time.time()) + 60, **claims}, key, algorithm=alg, headers=headers or None)  # type: ignore[arg-type]
+    return jwt.encode({"exp": int(time.time()) + 3600, **claims}, key, algorithm=alg, headers=headers or None)  # type: ignore[arg-type]
 
 
 def test_valid_hs256_token_gives_user_id_and_claims() -> None:
