@@ -268,3 +268,134 @@ def gateway_server(tmp_path: Path) -> Iterator[Callable[..., GatewayServer]]:
     yield start
     for server in started:
         server.stop()
+
+
+# ---------------------------------------------------------------------------
+# Module-scoped variants: one gunicorn (and its fake services) shared by the tests
+# of a module, for modules whose tests can share a configuration.
+# ---------------------------------------------------------------------------
+
+
+def start_fake_downstream(routes: dict[str, Route]) -> FakeDownstream:
+    """Start a ``FakeDownstream`` outside any fixture; stop it with ``stop_fake_downstream``."""
+    fake = FakeDownstream(dict(routes))
+    handler = type("Handler", (_Handler,), {"fake": fake})
+    fake.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    fake.server.daemon_threads = True
+    threading.Thread(target=fake.server.serve_forever, daemon=True).start()
+    return fake
+
+
+def stop_fake_downstream(fake: FakeDownstream) -> None:
+    if fake.server is not None:
+        fake.server.shutdown()
+        fake.server.server_close()
+
+
+@pytest.fixture(scope="module")
+def module_fake_downstream() -> Iterator[Callable[[dict[str, Route]], FakeDownstream]]:
+    """``fake_downstream`` that lives as long as the test module."""
+    started: list[FakeDownstream] = []
+
+    def start(routes: dict[str, Route]) -> FakeDownstream:
+        started.append(start_fake_downstream(routes))
+        return started[-1]
+
+    yield start
+    for fake in started:
+        stop_fake_downstream(fake)
+
+
+def _manage_in_one_process(env: Mapping[str, str], *commands: tuple[str, ...]) -> None:
+    """Several management commands in one Python process (one Django start-up, not three)."""
+    script = (
+        "import sys, django\n"
+        "from django.core.management import call_command\n"
+        "django.setup()\n"
+        "for command in " + repr([list(c) for c in commands]) + ":\n"
+        "    call_command(*command)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=dict(env), capture_output=True, text=True, timeout=180
+    )
+    if result.returncode != 0:
+        raise AssertionError(f"management commands {commands} failed:\n{result.stdout}\n{result.stderr}")
+
+
+def launch_gateway(
+    workdir: Path,
+    config_yaml: str,
+    env_overrides: Mapping[str, str] | None = None,
+    workers: int = 2,
+    *,
+    database: str,
+    redis_db: int,
+) -> GatewayServer:
+    """Fresh database and Redis db, the configuration imported, gunicorn started and up."""
+    multiproc = workdir / "prom"
+    multiproc.mkdir()
+    port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "PROMETHEUS_", "PYTEST_"))},
+        "PORT": str(port),
+        "WEB_CONCURRENCY": str(workers),
+        "PROMETHEUS_MULTIPROC_DIR": str(multiproc),
+        "DATABASE_URL": database_url(database),
+        "REDIS_URL": f"redis://127.0.0.1:6379/{redis_db}",
+        "DJANGO_SECRET_KEY": "test",
+        "DJANGO_SETTINGS_MODULE": "gateway_project.settings",
+        "HOME": str(workdir),
+        "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        **dict(env_overrides or {}),
+    }
+    _create_database(env["DATABASE_URL"])
+    _flush_redis(env["REDIS_URL"])
+    config_file = workdir / "gateway.yaml"
+    config_file.write_text(config_yaml, encoding="utf-8")
+    _manage_in_one_process(
+        env,
+        ("migrate", "--noinput", "-v", "0"),
+        ("flush", "--noinput", "-v", "0"),
+        ("gateway", "import", str(config_file)),
+    )
+    log_path = workdir / "gunicorn.log"
+    process = subprocess.Popen(
+        [str(VENV_BIN / "gunicorn"), "-c", "gateway_project/gunicorn.conf.py", "gateway_project.wsgi"],
+        cwd=ROOT,
+        env=env,
+        stdout=log_path.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    server = GatewayServer(f"http://127.0.0.1:{port}", env, process, log_path, multiproc)
+    try:
+        _wait_until_up(server)
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+@pytest.fixture(scope="module")
+def module_gateway_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., GatewayServer]]:
+    """Factory like ``gateway_server`` (``database`` and ``redis_db`` are required), stopped
+    when the module's tests are done."""
+    started: list[GatewayServer] = []
+
+    def start(
+        config_yaml: str,
+        env_overrides: Mapping[str, str] | None = None,
+        workers: int = 2,
+        *,
+        database: str,
+        redis_db: int,
+    ) -> GatewayServer:
+        workdir = tmp_path_factory.mktemp("gateway")
+        started.append(
+            launch_gateway(workdir, config_yaml, env_overrides, workers, database=database, redis_db=redis_db)
+        )
+        return started[-1]
+
+    yield start
+    for server in started:
+        server.stop()
