@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -25,6 +26,7 @@ from orchestration.edge.cache_store import CacheStore, InProcessCacheStore, Stor
 from orchestration.edge.edge_metrics import NullEdgeMetrics
 from orchestration.edge.redis_boundary import RedisBoundary, StoreUnavailable
 from orchestration.edge.redis_cache_store import RedisCacheStore
+from orchestration.edge.single_flight import SingleFlight
 from orchestration.plan import CachePolicy
 from orchestration.templates import compile_template
 from tests.orchestration.edge.conftest import FakeWallClock
@@ -310,3 +312,28 @@ def test_only_get_endpoints_with_a_ttl_are_cacheable(
 ) -> None:
     policy = CachePolicy(ttl_s=ttl_s)
     assert is_cacheable(policy, endpoint_method=endpoint_method, request_method=request_method) is expected
+
+
+def test_followers_run_themselves_when_the_leader_crashes() -> None:
+    flight: SingleFlight[str] = SingleFlight()
+    started, release = threading.Event(), threading.Event()
+    results: list[str] = []
+
+    def crashing_leader() -> str:
+        started.set()
+        release.wait()
+        raise RuntimeError("bug")
+
+    def lead() -> None:
+        with contextlib.suppress(RuntimeError):
+            flight.do("k", crashing_leader, wait_s=5)
+
+    leader = threading.Thread(target=lead)
+    leader.start()
+    started.wait()
+    follower = threading.Thread(target=lambda: results.append(flight.do("k", lambda: "own", wait_s=5)[0]))
+    follower.start()
+    release.set()
+    leader.join()
+    follower.join()
+    assert results == ["own"]

@@ -6,7 +6,7 @@ import pytest
 import redis
 
 from orchestration.edge.cache_store import CacheStore, InProcessCacheStore
-from orchestration.edge.redis_boundary import RedisBoundary
+from orchestration.edge.redis_boundary import RedisBoundary, StoreUnavailable
 from orchestration.edge.redis_cache_store import RedisCacheStore
 from tests.orchestration.edge.conftest import FakeWallClock
 
@@ -105,3 +105,25 @@ def test_redis_index_drops_members_that_expired(
     clock.advance(10)
     put(store, "new", "catalog", ttl_s=5)
     assert redis_client.zrange(key_prefix + "t:catalog", 0, -1) == [(key_prefix + "e:new").encode()]
+
+
+def test_redis_boundary_fails_fast_for_a_second_after_an_error(clock: FakeWallClock) -> None:
+    boundary = RedisBoundary(retry_after_s=1.0, clock=clock)
+    calls: list[str] = []
+
+    def refused() -> None:
+        calls.append("refused")
+        raise redis.ConnectionError("refused")
+
+    def answered() -> str:
+        calls.append("answered")
+        return "PONG"
+
+    with pytest.raises(StoreUnavailable):
+        boundary.call(refused)
+    clock.advance(0.5)
+    with pytest.raises(StoreUnavailable):
+        boundary.call(answered)  # not even tried: Redis is marked down
+    clock.advance(0.6)
+    assert boundary.call(answered) == "PONG"
+    assert calls == ["refused", "answered"]
