@@ -22,3 +22,20 @@ class BreakerAuditEntryAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
+
+
+def _add_breaker_column_to_service_admin() -> None:
+    """The registry's service list shows breaker state too. The console adds the
+    column (console depends on registry, never the other way round)."""
+    from console.admin_mixins import BreakerStateColumnMixin
+    from registry.admin.service_admin import ServiceAdmin
+    from registry.models import Service
+
+    class ServiceWithBreakerAdmin(BreakerStateColumnMixin, ServiceAdmin):
+        list_display = [*ServiceAdmin.list_display, "breaker_state"]
+
+    admin.site.unregister(Service)
+    admin.site.register(Service, ServiceWithBreakerAdmin)
+
+
+_add_breaker_column_to_service_admin()

@@ -1,7 +1,7 @@
 """A breaker-state column for the registry's Service admin list.
 
-Usage (registry/admin.py): ``class ServiceAdmin(BreakerStateColumnMixin, admin.ModelAdmin)``
-and add ``"breaker_state"`` to ``list_display``. The state comes from the shared
+``console/admin.py`` re-registers the registry's ServiceAdmin with this column
+(the console depends on the registry, never the reverse). The state comes from the shared
 breaker store, read once per service row (cheap: a snapshot, no database).
 """
 

@@ -26,6 +26,19 @@ loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
 control_socket_disable = True
 
 
+def on_starting(server):  # type: ignore[no-untyped-def]
+    """Start with an empty metrics directory: files of a previous run would be
+    merged into /metrics and show counts nobody served."""
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        import pathlib
+
+        path = pathlib.Path(directory)
+        path.mkdir(parents=True, exist_ok=True)
+        for stale in path.glob("*.db"):
+            stale.unlink()
+
+
 def child_exit(server, worker):  # type: ignore[no-untyped-def]
     """Drop the exiting worker's Prometheus multiprocess files."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

@@ -77,7 +77,8 @@ class RuntimeHolder:
             self._next_check = now + self._poll_s
             version = self._read_version()
             if self._runtime is None or (version is not None and version != self._runtime.plan.version):
-                self._runtime = self._rebuild()
+                retired, self._runtime = self._runtime, self._rebuild()
+                _retire_later(retired)
             return self._runtime
 
     def invalidate(self) -> None:
@@ -91,3 +92,16 @@ class RuntimeHolder:
         runtime = self._build(config)
         logger.info("serving configuration version %s (%d endpoints)", config.plan.version, len(config.plan.endpoints))
         return runtime
+
+
+RETIRE_AFTER_S = 60.0
+
+
+def _retire_later(runtime: GatewayRuntime | None) -> None:
+    """Close a replaced runtime's downstream connections once requests still
+    running on it are surely done (no request outlives the gunicorn timeout)."""
+    if runtime is None or runtime.pool is None:
+        return
+    timer = threading.Timer(RETIRE_AFTER_S, runtime.pool.close)
+    timer.daemon = True
+    timer.start()
