@@ -203,3 +203,15 @@ def test_every_problem_is_reported_not_only_the_first(document):
 
 def test_the_top_level_must_be_a_mapping():
     assert problems(["a"]) == ['expected a mapping, got ["a"]']
+
+
+def test_shared_cache_of_an_endpoint_that_reads_user_is_rejected(document):
+    dashboard = document["endpoints"][1]
+    dashboard["cache"] = {"ttl_s": 60, "scope": "shared"}
+    dashboard["response"] = {"me": "{{ user.sub }}"}
+    assert problems(document) == [
+        "endpoints[1].cache.scope: a shared entry would serve one user's answer to another: "
+        "this endpoint reads 'user'; use scope: user"
+    ]
+    dashboard["cache"]["scope"] = "user"
+    assert problems(document) == []
