@@ -35,7 +35,7 @@ def json_body(request: HttpRequest, *, max_bytes: int, max_depth: int) -> Any:
     if declared.isdigit() and int(declared) > max_bytes:
         raise PayloadTooLarge(f"Request body is larger than {max_bytes} bytes")
     try:
-        raw = request.body
+        raw = _chunked_body(request, max_bytes) if _is_chunked(request) else request.body
     except RequestDataTooBig:
         raise PayloadTooLarge(f"Request body is larger than {max_bytes} bytes") from None
     if len(raw) > max_bytes:
@@ -49,6 +49,21 @@ def json_body(request: HttpRequest, *, max_bytes: int, max_depth: int) -> Any:
     if _depth(body) > max_depth:
         raise BadRequest(f"Request body is nested deeper than {max_depth} levels")
     return body
+
+
+def _is_chunked(request: HttpRequest) -> bool:
+    """A body sent with ``Transfer-Encoding: chunked`` and no Content-Length, which the
+    server (gunicorn) de-chunks and terminates; Django alone would read it as empty."""
+    return (
+        not request.META.get("CONTENT_LENGTH")
+        and "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower()
+        and bool(request.META.get("wsgi.input_terminated"))
+    )
+
+
+def _chunked_body(request: HttpRequest, max_bytes: int) -> bytes:
+    """At most ``max_bytes + 1`` bytes: enough to tell a body over the limit (413)."""
+    return bytes(request.META["wsgi.input"].read(max_bytes + 1))
 
 
 def _depth(value: Any) -> int:
