@@ -309,6 +309,7 @@ def send(
     *,
     body: Any = None,
     raw: bytes | None = None,
+    chunks: list[bytes] | None = None,
     sub: str | None = "42",
     headers: Mapping[str, str] | None = None,
 ) -> Reply:
@@ -316,14 +317,16 @@ def send(
     all_headers = dict(headers or {})
     if sub is not None:
         all_headers["Authorization"] = f"Bearer {token(sub)}"
-    payload = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+    payload: Any = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+    if chunks is not None:  # Transfer-Encoding: chunked, no Content-Length
+        payload = iter(chunks)
     if payload is not None:
         all_headers.setdefault("Content-Type", "application/json")
     parts = urlsplit(gw.server.base_url)
-    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=15)
+    connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=15)
     started = time.perf_counter()
     try:
-        connection.request(method, path, body=payload, headers=all_headers)
+        connection.request(method, path, body=payload, headers=all_headers, encode_chunked=chunks is not None)
         response = connection.getresponse()
         data = response.read()
         elapsed = time.perf_counter() - started
@@ -360,7 +363,7 @@ def per_worker(server: GatewayServer, metric: str, **labels: str) -> dict[int, f
         pid = int(path.stem.rsplit("_", 1)[1])
         for attempt in range(3):
             try:
-                entries = list(MmapedDict.read_all_values_from_file(str(path)))
+                entries = list(MmapedDict.read_all_values_from_file(str(path)))  # type: ignore[no-untyped-call]
                 break
             except RuntimeError:  # caught mid-write: read again
                 if attempt == 2:
@@ -382,7 +385,7 @@ def assert_envelope(reply: Reply, status: int, code: str, failed: list[str] | No
     assert reply.headers["content-type"].startswith("application/json")
     body = reply.json()
     assert set(body) == {"error", "data"} and body["data"] == {}
-    error = body["error"]
+    error: dict[str, Any] = body["error"]
     assert set(error) >= {"code", "message", "failedServices", "partialData", "requestId"}
     assert error["code"] == code
     assert isinstance(error["message"], str) and error["message"]
@@ -454,7 +457,7 @@ def test_checkout_unknown_cart_is_a_downstream_client_error(gateway: Gateway) ->
 def test_breaker_opened_in_one_worker_is_open_in_the_other(gateway: Gateway) -> None:
     flaky, server, path = gateway.fakes.flaky, gateway.server, f"{BASE}/probe/breaker"
 
-    opening = []
+    opening: list[Reply] = []
     while flaky.hits["/flaky"] < 2 and len(opening) < 5:
         opening.append(send(gateway, "GET", path, sub="breaker-open"))
     assert flaky.hits["/flaky"] == 2
@@ -541,6 +544,17 @@ def test_body_over_the_limit_is_a_413_envelope(gateway: Gateway) -> None:
 
     assert_envelope(reply, 413, "PAYLOAD_TOO_LARGE")
     assert sum(1 for r in gateway.sim.records.seen if r["service"] == "cart") == cart_hits_before
+
+
+def test_a_chunked_body_is_read_and_held_to_the_limit(gateway: Gateway) -> None:
+    served = send(gateway, "POST", f"{BASE}/summary", chunks=[b'{"cartId": ', b'"c-1001"}'])
+    too_large = send(
+        gateway, "POST", f"{BASE}/summary", chunks=[b'{"cartId": "c-1001", "p": "', b"x" * MAX_BODY_BYTES, b'"}']
+    )
+
+    assert served.status == 200, served.raw
+    assert served.json() == MISSION_SUMMARY
+    assert_envelope(too_large, 413, "PAYLOAD_TOO_LARGE")
 
 
 def test_missing_or_forged_token_is_a_401_envelope(gateway: Gateway) -> None:
