@@ -37,8 +37,10 @@ services: ## start PostgreSQL and Redis if they are down; create the test databa
 test: export DATABASE_URL = postgres://postgres@127.0.0.1:5432/$(TEST_DB)
 test: export REDIS_URL = redis://127.0.0.1:6379/0
 test: export DJANGO_SECRET_KEY = test-secret
-test: venv services ## ruff, then the whole suite against the real PostgreSQL and Redis
+test: venv services ## ruff, mypy, then the whole suite against the real PostgreSQL and Redis
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy .
 	@# pytest's exit code 5 means "no tests collected": a broken suite, never a pass.
 	@set +e; $(BIN)/pytest -q $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests; failing" >&2; exit 1; fi; \

@@ -9,7 +9,7 @@ from console.models import BreakerAuditEntry
 
 
 @admin.register(BreakerAuditEntry)
-class BreakerAuditEntryAdmin(admin.ModelAdmin):
+class BreakerAuditEntryAdmin(admin.ModelAdmin[BreakerAuditEntry]):
     list_display = ("created_at", "username", "service", "action", "reason", "state_before", "state_after")
     list_filter = ("action", "service")
     search_fields = ("service", "username", "reason")

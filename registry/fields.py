@@ -14,7 +14,7 @@ from django import forms
 from django.db import models
 
 
-class JsonTextField(models.TextField):
+class JsonTextField(models.TextField[Any, Any]):
     """JSON value kept verbatim (key order included); SQL NULL when ``None``."""
 
     def from_db_value(self, value: str | None, expression: Any, connection: Any) -> Any:

@@ -50,7 +50,7 @@ def readyz(request: HttpRequest) -> JsonResponse:
     if redis_state is not None:
         checks["redis"] = "ok" if redis_state else "unreachable"
     failing = [name for name, state in checks.items() if state != "ok"]
-    body = {"status": "ok" if not failing else "unavailable", "checks": checks}
+    body: dict[str, object] = {"status": "ok" if not failing else "unavailable", "checks": checks}
     if failing:
         body["failing"] = failing
     return JsonResponse(body, status=503 if failing else 200)

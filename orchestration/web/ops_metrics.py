@@ -49,8 +49,8 @@ class _ScrapeTimeState:
 def metrics_view(request: HttpRequest) -> HttpResponse:
     registry = CollectorRegistry(auto_describe=False)
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        multiprocess.MultiProcessCollector(registry)
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     else:
-        registry.register(_ProcessRegistry())  # type: ignore[arg-type]
-    registry.register(_ScrapeTimeState())  # type: ignore[arg-type]
+        registry.register(_ProcessRegistry())
+    registry.register(_ScrapeTimeState())
     return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

@@ -13,7 +13,7 @@ from registry.services import api_key_create, api_key_revoke
 
 
 @admin.register(models.ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
+class ApiKeyAdmin(admin.ModelAdmin[models.ApiKey]):
     list_display = ["name", "prefix", "subject", "created_at", "revoked_at"]
     list_filter = [("revoked_at", admin.EmptyFieldListFilter)]
     search_fields = ["name", "prefix", "subject"]

@@ -27,7 +27,7 @@ _CALL_FIELDS = (
 _SMALL = {"rows": 2, "cols": 28, "style": "font-family: monospace"}
 
 
-class EndpointForm(forms.ModelForm):
+class EndpointForm(forms.ModelForm[models.Endpoint]):
     response = TemplateTextField(source="response", help_text="JSON or YAML; {{ expr }} holes are JMESPath.")
 
     class Meta:
@@ -47,7 +47,7 @@ class EndpointForm(forms.ModelForm):
             self.add_error(None, str(problem))
 
 
-class CallForm(forms.ModelForm):
+class CallForm(forms.ModelForm[models.Call]):
     class Meta:
         model = models.Call
         exclude = ["position"]
@@ -60,7 +60,7 @@ class CallForm(forms.ModelForm):
         return self.cleaned_data.get("headers") or {}
 
 
-class CallFormSet(forms.BaseInlineFormSet):
+class CallFormSet(forms.BaseInlineFormSet[models.Call, models.Endpoint, "forms.ModelForm[models.Call]"]):
     """Checks the whole endpoint with its calls: references, stages, timeouts, services."""
 
     def clean(self) -> None:
@@ -82,14 +82,14 @@ class CallFormSet(forms.BaseInlineFormSet):
         if unplaced:
             raise forms.ValidationError([str(problem) for problem in unplaced])
 
-    def _is_kept(self, form: forms.ModelForm) -> bool:
+    def _is_kept(self, form: forms.ModelForm[models.Call]) -> bool:
         data = getattr(form, "cleaned_data", None)
         if not data or not data.get("service") or not data.get("call_id"):
             return False
         return not (self.can_delete and self._should_delete_form(form))  # type: ignore[attr-defined]
 
 
-class CallInline(admin.TabularInline):
+class CallInline(admin.TabularInline[models.Call, models.Endpoint]):
     model = models.Call
     form = CallForm
     formset = CallFormSet
@@ -98,7 +98,7 @@ class CallInline(admin.TabularInline):
     autocomplete_fields = ["service"]
 
 
-class EndpointRateLimitInline(admin.TabularInline):
+class EndpointRateLimitInline(admin.TabularInline[models.RateLimitRule, models.Endpoint]):
     model = models.RateLimitRule
     fk_name = "endpoint"
     exclude = ["layer", "position"]
@@ -106,7 +106,7 @@ class EndpointRateLimitInline(admin.TabularInline):
 
 
 @admin.register(models.Endpoint)
-class EndpointAdmin(ConfigVersionBumpMixin, admin.ModelAdmin):
+class EndpointAdmin(ConfigVersionBumpMixin, admin.ModelAdmin[models.Endpoint]):
     form = EndpointForm
     inlines = [CallInline, EndpointRateLimitInline]
     list_display = ["name", "method", "path", "purpose", "timeout_ms", "cache_ttl_s", "call_count"]

@@ -36,7 +36,7 @@ _FIELDS = {
 }
 
 
-class LayerForm(forms.ModelForm):
+class LayerForm(forms.ModelForm[models.Layer]):
     class Meta:
         model = models.Layer
         fields = "__all__"
@@ -51,7 +51,7 @@ class LayerForm(forms.ModelForm):
             self.add_error(None, str(problem))
 
 
-class LayerRateLimitInline(admin.TabularInline):
+class LayerRateLimitInline(admin.TabularInline[models.RateLimitRule, models.Layer]):
     model = models.RateLimitRule
     fk_name = "layer"
     exclude = ["endpoint", "position"]
@@ -59,7 +59,7 @@ class LayerRateLimitInline(admin.TabularInline):
 
 
 @admin.register(models.Layer)
-class LayerAdmin(ConfigVersionBumpMixin, admin.ModelAdmin):
+class LayerAdmin(ConfigVersionBumpMixin, admin.ModelAdmin[models.Layer]):
     form = LayerForm
     inlines = [LayerRateLimitInline]
     list_display = ["name", "owner", "base_path", "transport", "auth_type"]

@@ -29,7 +29,7 @@ _FIELDS = {
 }
 
 
-class ServiceForm(forms.ModelForm):
+class ServiceForm(forms.ModelForm[models.Service]):
     retry_on = forms.MultipleChoiceField(
         choices=RetryOn.choices, widget=forms.CheckboxSelectMultiple, required=False, label="Retry on"
     )
@@ -52,7 +52,7 @@ class ServiceForm(forms.ModelForm):
 
 
 @admin.register(models.Service)
-class ServiceAdmin(ConfigVersionBumpMixin, admin.ModelAdmin):
+class ServiceAdmin(ConfigVersionBumpMixin, admin.ModelAdmin[models.Service]):
     form = ServiceForm
     list_display = ["name", "owner", "base_url", "sla", "avg_latency_ms", "timeout_ms", "auth_type", "breaker", "retry"]
     list_filter = ["owner", "auth_type", "retry_backoff"]

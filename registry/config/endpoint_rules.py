@@ -137,7 +137,8 @@ def _check_cache(endpoint: Mapping[str, Any], location: str, resolver: Any, out:
 
 def _reads_user(endpoint: Mapping[str, Any]) -> bool:
     """Whether any call or the response template depends on the caller's claims."""
-    calls = endpoint.get("calls") if isinstance(endpoint.get("calls"), list) else []
+    calls = endpoint.get("calls")
+    calls = calls if isinstance(calls, list) else []
     sources = [endpoint.get("response")]
     sources += [
         call.get(key) for call in calls if isinstance(call, Mapping) for key in ("path", "query", "headers", "body")
