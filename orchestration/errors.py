@@ -72,6 +72,10 @@ class GatewayError(Exception):
 class Unauthenticated(GatewayError):
     status, code, default_message = 401, ErrorCode.UNAUTHENTICATED, "Authentication required"
 
+    def response_headers(self) -> dict[str, str]:
+        # RFC 9110 section 15.5.2: a 401 says how to authenticate.
+        return {"WWW-Authenticate": 'Bearer realm="gateway"', **super().response_headers()}
+
 
 class RateLimited(GatewayError):
     status, code, default_message = 429, ErrorCode.RATE_LIMITED, "Rate limit exceeded"

@@ -56,14 +56,15 @@ class ApiKeyAuth:
         self._header = header.lower()
 
     def authenticate(self, headers: Mapping[str, str]) -> Identity:
+        challenge = {"WWW-Authenticate": f'ApiKey realm="gateway", header="{self._header}"'}
         presented = headers.get(self._header, "")
         if not presented:
-            raise Unauthenticated(f"Missing API key header {self._header}")
+            raise Unauthenticated(f"Missing API key header {self._header}", headers=challenge)
         digest = hash_api_key(presented)
         for known, subject in self._keys.items():
             if hmac.compare_digest(known, digest):
                 return Identity(user_id=subject, claims={"sub": subject})
-        raise Unauthenticated("Invalid API key")
+        raise Unauthenticated("Invalid API key", headers=challenge)
 
 
 KeyResolver = Callable[[str], Any]

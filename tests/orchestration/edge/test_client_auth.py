@@ -139,8 +139,9 @@ def test_api_key_auth_matches_by_hash_only() -> None:
     auth = ApiKeyAuth({hash_api_key("gw_live_abc"): "mobile-app"}, header="X-API-Key")
     assert auth.authenticate({"x-api-key": "gw_live_abc"}).user_id == "mobile-app"
     for headers in ({}, {"x-api-key": "gw_live_abd"}):
-        with pytest.raises(Unauthenticated):
+        with pytest.raises(Unauthenticated) as caught:
             auth.authenticate(headers)
+        assert caught.value.response_headers()["WWW-Authenticate"] == 'ApiKey realm="gateway", header="x-api-key"'
 
 
 def test_build_authenticator_picks_the_layer_kind() -> None:
