@@ -49,11 +49,13 @@ def json_response(body: Any, *, status: int, request_id: str, headers: dict[str,
 
 
 def error_response(error: GatewayError, *, request_id: str) -> HttpResponse:
+    # An envelope is never stored by a cache or CDN in front of the gateway: a 404, a
+    # 429 or a 503 OVERLOADED cached there would refuse clients the gateway would admit.
     return json_response(
         envelope(error, request_id=request_id),
         status=error.status,
         request_id=request_id,
-        headers=error.response_headers(),
+        headers={"Cache-Control": "no-store", **error.response_headers()},
     )
 
 
