@@ -59,14 +59,14 @@ def telemetry_observer() -> TelemetryObserver:
 
 
 def traced_transport(transport: httpx.BaseTransport) -> httpx.BaseTransport:
-    """Wrap a downstream transport so each HTTP request gets a client span and a
-    W3C ``traceparent`` (the global httpx instrumentation only patches httpx's own
-    transports, and ours is urllib3-based)."""
+    """Wrap a downstream transport so each HTTP request carries the W3C
+    ``traceparent`` of the request's trace (the global httpx instrumentation only
+    patches httpx's own transports, and ours is urllib3-based). The span of each
+    attempt is written by the telemetry observer; a second, per-HTTP-request
+    client span cost more than the exchange it described (bench/README.md)."""
     if tracing.tracing_disabled():
         return transport
-    from opentelemetry.instrumentation.httpx import SyncOpenTelemetryTransport
-
-    return SyncOpenTelemetryTransport(transport)
+    return tracing.PropagatingTransport(transport)
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,14 @@ slot is taken, then the request goes out with the attempt's whole time budget.
 The body is read in chunks, cut at the size limit or the deadline, and parsed
 as JSON. Timing uses the injected clock on top of the transport's own socket
 deadline, so a fake clock can drive timeouts in tests.
+
+Why an ``httpx.Request`` handed straight to the transport instead of
+``httpx.Client.send``: the client layer (auth flow, redirect loop, cookie jar,
+event hooks, URL and header merging) cost twice what the HTTP exchange itself
+did (bench/README.md), and the gateway uses none of it — no redirects are
+followed, no cookies are ever carried between users, auth is our own headers.
+The request sent is the one ``httpx.Client(base_url=..., headers=...)`` would
+build: the same URL merge, the same default headers, the same JSON encoding.
 """
 
 from __future__ import annotations
@@ -13,7 +21,6 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
-from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
 
 import httpx
@@ -28,6 +35,23 @@ from orchestration.resilience.bulkhead import Bulkhead
 
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
 _BASE_HEADERS = {"User-Agent": "orchestration-gateway", "Accept": "application/json"}
+_URL_CACHE_SIZE = 512  # merged URLs per service (paths repeat: most carry no request data)
+
+
+def _client_default_headers() -> tuple[tuple[str, str, str], ...]:
+    """(name, lower-case name, value) of the headers ``httpx.Client(headers=_BASE_HEADERS)``
+    sends by default: httpx's own (Accept-Encoding, Connection...) with ours on top."""
+    probe = httpx.Client(headers=_BASE_HEADERS, transport=httpx.BaseTransport(), trust_env=False)
+    return tuple((name.decode(), name.decode().lower(), value.decode()) for name, value in probe.headers.raw)
+
+
+_DEFAULT_HEADERS = _client_default_headers()
+
+
+def _base_url(base_url: str) -> httpx.URL:
+    """The service's base URL with a trailing ``/``, as ``httpx.Client`` keeps it."""
+    url = httpx.URL(base_url)
+    return url if url.raw_path.endswith(b"/") else url.copy_with(raw_path=url.raw_path + b"/")
 
 
 class DownstreamClient:
@@ -47,14 +71,9 @@ class DownstreamClient:
         self._clock = clock
         self._max_body_bytes = max_body_bytes
         self._environ = environ
-        self._http = httpx.Client(
-            base_url=service.base_url,
-            transport=transport,
-            headers=_BASE_HEADERS,
-            cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),  # never carry cookies between users
-            follow_redirects=False,
-            trust_env=False,
-        )
+        self._transport = transport
+        self._base_url = _base_url(service.base_url)
+        self._urls: dict[str, httpx.URL] = {}
 
     def attempt(self, spec: RequestSpec, timeout_s: float) -> Outcome:
         deadline = Deadline.after(self._clock, timeout_s)
@@ -79,7 +98,7 @@ class DownstreamClient:
         return outcome
 
     def close(self) -> None:
-        self._http.close()
+        self._transport.close()
 
     def _headers(self, spec: RequestSpec) -> dict[str, str]:
         headers = dict(spec.headers)
@@ -90,16 +109,18 @@ class DownstreamClient:
 
     def _exchange(self, spec: RequestSpec, headers: dict[str, str], deadline: Deadline) -> Outcome:
         started = self._clock.monotonic()
-        url = httpx.URL(spec.path)  # merged, not replaced: a configured path may carry a query
-        request = self._http.build_request(
+        url = self._url(spec.path)
+        timeout_s = max(0.001, deadline.remaining())
+        request = httpx.Request(
             spec.method,
-            url.copy_merge_params(spec.params) if spec.params else url,
-            headers=headers,
+            url.copy_merge_params(spec.params) if spec.params else url,  # merged: a configured path may carry a query
+            headers=_merged_headers(headers),
             json=spec.json_body if spec.has_body else None,
-            timeout=httpx.Timeout(max(0.001, deadline.remaining())),
+            extensions={"timeout": {"connect": timeout_s, "read": timeout_s, "write": timeout_s, "pool": timeout_s}},
         )
         try:
-            response = self._http.send(request, stream=True)
+            response = self._transport.handle_request(request)
+            response.request = request
             try:
                 outcome = self._read(response, deadline)
             finally:
@@ -111,6 +132,17 @@ class DownstreamClient:
         except httpx.TransportError as error:
             outcome = Outcome(OutcomeKind.CONNECT_ERROR, detail=f"{type(error).__name__}: {error}")
         return _timed(outcome, self._clock.monotonic() - started)
+
+    def _url(self, path: str) -> httpx.URL:
+        """``path`` (relative, leading ``/``) below the base URL, as ``httpx.Client`` merges it."""
+        url = self._urls.get(path)
+        if url is None:
+            relative = httpx.URL(path)
+            url = self._base_url.copy_with(raw_path=self._base_url.raw_path + relative.raw_path.lstrip(b"/"))
+            if len(self._urls) >= _URL_CACHE_SIZE:
+                self._urls.clear()
+            self._urls[path] = url
+        return url
 
     def _read(self, response: httpx.Response, deadline: Deadline) -> Outcome:
         status = response.status_code
@@ -131,6 +163,14 @@ class DownstreamClient:
         if deadline.expired:
             return Outcome(OutcomeKind.TIMEOUT, status=status, detail="body finished after the timeout")
         return _parsed(status, b"".join(chunks))
+
+
+def _merged_headers(headers: Mapping[str, str]) -> list[tuple[str, str]]:
+    """The client's default headers, each replaced by a request header of the same name."""
+    overridden = {name.lower() for name in headers}
+    merged = [(name, value) for name, lower, value in _DEFAULT_HEADERS if lower not in overridden]
+    merged.extend(headers.items())
+    return merged
 
 
 def _parsed(status: int, raw: bytes) -> Outcome:

@@ -21,7 +21,8 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 
-from opentelemetry import trace
+import httpx
+from opentelemetry import propagate, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -83,6 +84,24 @@ def instrument_httpx() -> None:
     instrumentor = HTTPXClientInstrumentor()
     if not instrumentor.is_instrumented_by_opentelemetry:
         instrumentor.instrument()
+
+
+class PropagatingTransport(httpx.BaseTransport):
+    """Adds the current trace context (``traceparent``, and whatever else the
+    configured propagators write) to each request before handing it on."""
+
+    def __init__(self, inner: httpx.BaseTransport) -> None:
+        self._inner = inner
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)
+        for name, value in carrier.items():
+            request.headers[name] = value
+        return self._inner.handle_request(request)
+
+    def close(self) -> None:
+        self._inner.close()
 
 
 def current_trace_id() -> str | None:

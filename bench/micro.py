@@ -1,0 +1,247 @@
+#!/usr/bin/env python
+"""In-process microbenchmark: CPU per checkout request through the WSGI app.
+
+    python bench/micro.py                       # 400 requests, 1 client, all features on
+    python bench/micro.py -n 1000 -c 4          # 4 concurrent greenlets
+    python bench/micro.py --redis redis://127.0.0.1:6379/9   # rate limits + breakers in Redis
+    python bench/micro.py --env OTEL_SDK_DISABLED=true       # a feature off
+    python bench/micro.py --profile             # cProfile of the measured requests (top 40 by tottime)
+
+What it does: the simulated downstreams (bench/downstream.py) at zero latency in
+a separate process, a fresh SQLite database with the benchmark's checkout
+configuration imported the product's way (``manage.py gateway import``), then a
+child process that patches gevent first (as gunicorn.conf.py does), imports
+``gateway_project.wsgi.application`` and serves N ``POST /v1/checkout/summary``
+requests (JWT, JSON body) straight through the WSGI callable, C at a time in
+greenlets. It reports ``time.process_time()`` per request — the gateway's own
+CPU, without gunicorn's HTTP parsing or wrk — which is repeatable enough to
+compare a change before and after within a few percent (run it 2-3 times).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
+JWT_SECRET = "bench-jwt-secret-not-a-real-one-0123456789"
+PATH = "/v1/checkout/summary"
+
+
+def parent(args: argparse.Namespace) -> int:
+    sys.path.insert(0, str(BENCH))
+    import jwt
+    import servers
+    import variants
+
+    workdir = Path(tempfile.mkdtemp(prefix="gateway-micro-"))
+    simulator, ports = servers.start_simulator(workdir, latency_scale=0.0, cpus=None)
+    try:
+        config = variants.base_config(ports)
+        config_path = variants.write_config(config, workdir / "gateway.yaml")
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith(("GATEWAY_", "OTEL_", "DJANGO_", "PROMETHEUS_"))
+            and key not in {"DATABASE_URL", "REDIS_URL"}
+        }
+        env.update(
+            DJANGO_SECRET_KEY="bench-django-secret-key-not-a-real-one",
+            ALLOWED_HOSTS="127.0.0.1,localhost",
+            GATEWAY_JWT_SECRET=JWT_SECRET,
+            DATABASE_URL=f"sqlite:///{workdir / 'db.sqlite3'}",
+        )
+        if args.redis:
+            env["REDIS_URL"] = args.redis
+        if not args.no_multiproc:
+            (workdir / "prom").mkdir()
+            env["PROMETHEUS_MULTIPROC_DIR"] = str(workdir / "prom")
+        for pair in args.env:
+            key, _, value = pair.partition("=")
+            env[key] = value
+        servers.prepare_gateway(workdir, config_path, env)
+        now = int(time.time())
+        jwt_cfg = config["layer"]["auth"].get("jwt") or {}
+        claims: dict[str, object] = {jwt_cfg.get("user_claim", "sub"): "42", "iat": now, "exp": now + 86400}
+        if jwt_cfg.get("issuer"):
+            claims["iss"] = jwt_cfg["issuer"]
+        if jwt_cfg.get("audience"):
+            claims["aud"] = jwt_cfg["audience"]
+        token = jwt.encode(claims, JWT_SECRET, algorithm="HS256")
+        child_args = {
+            "n": args.n,
+            "c": args.c,
+            "warmup": args.warmup,
+            "token": token,
+            "profile": args.profile,
+            "pyspy": str(Path(args.pyspy).resolve()) if args.pyspy else "",
+        }
+        done = subprocess.run(
+            [str(VENV_PYTHON), str(Path(__file__)), "--child", json.dumps(child_args)], cwd=ROOT, env=env, check=False
+        )
+        return done.returncode
+    finally:
+        simulator.stop()
+        if not args.keep:
+            import shutil
+
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def child(spec: dict[str, object]) -> int:
+    from gevent import monkey
+
+    monkey.patch_all()
+    import io
+    import logging
+
+    import gevent
+    import gevent.pool
+
+    sys.path.insert(0, str(ROOT))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gateway_project.settings")
+    from gateway_project.wsgi import application
+
+    body = b'{"cartId":"c-1001"}'
+    token = str(spec["token"])
+    statuses: dict[str, int] = {}
+    first_body: list[bytes] = []
+
+    # The access line goes to stderr as in production; send it to /dev/null here so
+    # the terminal is not the bottleneck, but keep the handler doing its work.
+    devnull = open(os.devnull, "w")  # noqa: SIM115
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.StreamHandler):
+            handler.setStream(devnull)
+
+    def one() -> None:
+        environ = {
+            "REQUEST_METHOD": "POST",
+            "PATH_INFO": PATH,
+            "QUERY_STRING": "",
+            "SERVER_NAME": "127.0.0.1",
+            "SERVER_PORT": "8000",
+            "SERVER_PROTOCOL": "HTTP/1.1",
+            "REMOTE_ADDR": "127.0.0.1",
+            "HTTP_HOST": "127.0.0.1:8000",
+            "CONTENT_TYPE": "application/json",
+            "CONTENT_LENGTH": str(len(body)),
+            "HTTP_AUTHORIZATION": f"Bearer {token}",
+            "HTTP_USER_AGENT": "wrk",
+            "HTTP_ACCEPT": "*/*",
+            "wsgi.input": io.BytesIO(body),
+            "wsgi.url_scheme": "http",
+            "wsgi.errors": sys.stderr,
+            "wsgi.multithread": False,
+            "wsgi.multiprocess": True,
+            "wsgi.run_once": False,
+            "wsgi.version": (1, 0),
+        }
+        status_holder: list[str] = []
+
+        def start_response(status: str, headers: list[tuple[str, str]], exc_info: object = None) -> None:
+            status_holder.append(status)
+
+        result = application(environ, start_response)
+        chunks = b"".join(result)
+        if hasattr(result, "close"):
+            result.close()
+        code = status_holder[0].split()[0]
+        statuses[code] = statuses.get(code, 0) + 1
+        if not first_body:
+            first_body.append(chunks)
+
+    def run(total: int, clients: int) -> None:
+        remaining = [total]
+
+        def worker() -> None:
+            while remaining[0] > 0:
+                remaining[0] -= 1
+                one()
+
+        pool = gevent.pool.Pool(clients)
+        for _ in range(clients):
+            pool.spawn(worker)
+        pool.join(raise_error=True)
+
+    run(int(spec["warmup"]), int(spec["c"]))  # type: ignore[call-overload]
+    answer = json.loads(first_body[0])
+    if answer.get("total") != 16234:
+        print(f"micro: unexpected answer {first_body[0][:300]!r}", file=sys.stderr)
+        return 1
+    statuses.clear()
+    n = int(spec["n"])  # type: ignore[call-overload]
+    profiler = spy = None
+    if spec.get("pyspy"):
+        spy = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "py-spy"),
+                "record",
+                "-r",
+                "250",
+                "-f",
+                "raw",
+                "-o",
+                str(spec["pyspy"]),
+                "-p",
+                str(os.getpid()),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        gevent.sleep(1.0)  # let it attach
+    if spec.get("profile"):
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    run(n, int(spec["c"]))  # type: ignore[call-overload]
+    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    if spy is not None:
+        import signal
+
+        spy.send_signal(signal.SIGINT)
+        spy.wait(timeout=30)
+    if profiler is not None:
+        import pstats
+
+        profiler.disable()
+        stats = pstats.Stats(profiler, stream=sys.stdout)
+        stats.sort_stats("tottime").print_stats(40)
+        stats.sort_stats("cumulative").print_stats(40)
+    print(
+        f"micro: {n} requests, {spec['c']} clients: {cpu / n * 1000:.2f} CPU ms/req, "
+        f"{wall / n * 1000:.2f} wall ms/req, {n / wall:.0f} req/s, statuses {statuses}"
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", type=int, default=400, help="measured requests")
+    parser.add_argument("-c", type=int, default=1, help="concurrent clients (greenlets)")
+    parser.add_argument("--warmup", type=int, default=50)
+    parser.add_argument("--redis", default="", help="REDIS_URL for the gateway (default: none, in-process state)")
+    parser.add_argument("--env", action="append", default=[], help="KEY=VALUE for the gateway (repeatable)")
+    parser.add_argument("--no-multiproc", action="store_true", help="no PROMETHEUS_MULTIPROC_DIR")
+    parser.add_argument("--profile", action="store_true", help="cProfile (greenlet switches blur it)")
+    parser.add_argument("--pyspy", default="", help="write py-spy raw samples of the measured requests to this file")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        return child(json.loads(args.child))
+    return parent(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
