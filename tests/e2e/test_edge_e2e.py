@@ -412,25 +412,22 @@ def rate_headers(reply: Reply) -> dict[str, str]:
 
 
 def test_per_user_limit_refuses_the_fourth_request_of_that_user_only(gateway: Gateway) -> None:
+    before = gateway.fakes.ping.hits["/ping"]
     replies = [get(gateway, "/limited/user", "alice") for _ in range(4)]
 
     for reply, remaining in zip(replies[:3], ("2", "1", "0"), strict=True):
         assert reply.status == 200, reply.raw
         assert reply.json() == {"pong": True, "user": "alice"}
-        assert rate_headers(reply) == {
-            "ratelimit-limit": "3",
-            "ratelimit-remaining": remaining,
-            "ratelimit-reset": rate_headers(reply)["ratelimit-reset"],
-            "ratelimit-policy": "3;w=60",
-        }
-        assert 1 <= int(rate_headers(reply)["ratelimit-reset"]) <= 60
+        headers = rate_headers(reply)
+        assert 1 <= int(headers.pop("ratelimit-reset")) <= 60
+        assert headers == {"ratelimit-limit": "3", "ratelimit-remaining": remaining, "ratelimit-policy": "3;w=60"}
         assert "retry-after" not in reply.headers
 
     refused = replies[3]
     error = assert_envelope(refused, 429, "RATE_LIMITED")
     assert "user" in error["message"]
     # GCRA: 3 per 60 s refills one request every 20 s, so the next one is ~20 s away.
-    assert 18 <= int(refused.headers["retry-after"]) <= 20
+    assert 15 <= int(refused.headers["retry-after"]) <= 20
     assert refused.headers["ratelimit-limit"] == "3"
     assert refused.headers["ratelimit-remaining"] == "0"
     assert 1 <= int(refused.headers["ratelimit-reset"]) <= 60
@@ -440,7 +437,7 @@ def test_per_user_limit_refuses_the_fourth_request_of_that_user_only(gateway: Ga
     assert other.status == 200, other.raw
     assert other.json() == {"pong": True, "user": "bob"}
     assert other.headers["ratelimit-remaining"] == "2"
-    assert gateway.fakes.ping.hits["/ping"] >= 4  # the refused request never reached the service
+    assert gateway.fakes.ping.hits["/ping"] - before == 4  # alice's 3 and bob's 1: the refused one never ran
 
 
 def test_per_ip_limit_ignores_spoofed_forwarded_for_from_an_untrusted_peer(gateway: Gateway) -> None:
@@ -465,7 +462,7 @@ def test_global_limit_answers_503_overloaded_with_retry_after(gateway: Gateway) 
     assert [r.status for r in replies[:2]] == [200, 200], [r.raw for r in replies]
     assert_envelope(replies[2], 503, "OVERLOADED")
     # 2 per 60 s: the next request is admitted ~30 s later.
-    assert 28 <= int(replies[2].headers["retry-after"]) <= 30
+    assert 25 <= int(replies[2].headers["retry-after"]) <= 30
     assert replies[2].headers["ratelimit-policy"] == "2;w=60"
     assert replies[2].headers["cache-control"] == "no-store"  # a CDN must not keep the refusal
 
@@ -636,6 +633,8 @@ def test_path_param_tags_and_the_tags_form_purge_only_what_they_name(gateway: Ga
     for sku in ("SKU-A", "SKU-B", "SKU-C"):
         warm(gateway, f"/products/{sku}", "42")
     warm(gateway, "/profile", "7")
+    skus = ("SKU-A", "SKU-B", "SKU-C")
+    before = {sku: catalog.hits[f"/products/{sku}"] for sku in skus}
 
     # An event rendered over the endpoint's path parameter: sku:SKU-A only.
     task_id = accepted(gateway, {"event": "product.updated", "data": {"sku": "SKU-A"}})
@@ -651,11 +650,8 @@ def test_path_param_tags_and_the_tags_form_purge_only_what_they_name(gateway: Ga
     assert cache_state(gateway, "/profile", "7") == "MISS"
     assert cache_state(gateway, "/products/SKU-A", "7") == "HIT"
     assert cache_state(gateway, "/products/SKU-C", "7") == "HIT"
-    assert {sku: catalog.hits[f"/products/{sku}"] for sku in ("SKU-A", "SKU-B", "SKU-C")} == {
-        "SKU-A": 2,
-        "SKU-B": 2,
-        "SKU-C": 1,
-    }
+    refills = {sku: catalog.hits[f"/products/{sku}"] - before[sku] for sku in skus}
+    assert refills == {"SKU-A": 1, "SKU-B": 1, "SKU-C": 0}
 
 
 def test_bad_signature_is_401_and_purges_nothing(gateway: Gateway) -> None:
@@ -793,9 +789,9 @@ def test_redis_killed_while_serving_keeps_answering_uncached_and_readyz_names_re
     for thread in threads:
         thread.start()
     time.sleep(0.3)
-    killed_at = time.monotonic()
     fault_gateway.redis_process.kill()
     fault_gateway.redis_process.wait(timeout=5)
+    killed_at = time.monotonic()  # from here on nothing can be answered from Redis
     time.sleep(1.5)
     stop.set()
     for thread in threads:
