@@ -109,7 +109,7 @@ class EndpointRateLimitInline(admin.TabularInline[models.RateLimitRule, models.E
 class EndpointAdmin(ConfigVersionBumpMixin, admin.ModelAdmin[models.Endpoint]):
     form = EndpointForm
     inlines = [CallInline, EndpointRateLimitInline]
-    list_display = ["name", "method", "path", "purpose", "timeout_ms", "cache_ttl_s", "call_count"]
+    list_display = ["name", "method", "path", "purpose", "timeout_ms", "call_count", "cache_summary"]
     list_filter = ["method", "cache_scope"]
     search_fields = ["name", "path", "purpose", "calls__service__name"]
     fieldsets = [
@@ -124,3 +124,16 @@ class EndpointAdmin(ConfigVersionBumpMixin, admin.ModelAdmin[models.Endpoint]):
     @admin.display(description="Calls")
     def call_count(self, endpoint: models.Endpoint) -> int:
         return len(endpoint.calls.all())
+
+    @admin.display(description="Cache: TTL, tags, purged by")
+    def cache_summary(self, endpoint: models.Endpoint) -> str:
+        """What on-call needs when a stale answer is reported: the tags and the events that purge them."""
+        if not endpoint.cache_ttl_s:
+            return "not cached"
+        tags = ", ".join(str(tag) for tag in endpoint.cache_tags or []) or "no tags"
+        events = "; ".join(
+            f"{rule.get('event')} → {', '.join(str(tag) for tag in rule.get('tags') or [])}"
+            for rule in endpoint.invalidate_on or []
+            if isinstance(rule, dict)
+        )
+        return f"{endpoint.cache_ttl_s} s {endpoint.cache_scope} · tags {tags} · purged by {events or 'TTL only'}"

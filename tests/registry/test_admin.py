@@ -81,6 +81,12 @@ def test_services_list_search(admin_client, imported):
     assert "http://127.0.0.1:9105" in page and "http://127.0.0.1:9101" not in page
 
 
+def test_endpoint_list_shows_cache_tags_and_the_events_that_purge_them(admin_client, imported):
+    page = html(admin_client.get(reverse("admin:registry_endpoint_changelist")))
+    assert "60 s user · tags user:{{ user.sub }} · purged by user.updated → user:{{ event.userId }}" in page
+    assert "not cached" in page  # checkout-summary (POST)
+
+
 def test_endpoint_change_page_edits_calls_inline(admin_client, imported):
     page = html(admin_client.get(endpoint_url("checkout-summary")))
     for call_id in ("cart", "inventory", "pricing", "shipping", "tax"):
