@@ -20,9 +20,11 @@ picks its multiprocess value class at import when the variable is set).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from prometheus_client import Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics import MetricWrapperBase
 
 REQUEST_BUCKETS_S = (
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5,
@@ -101,9 +103,29 @@ def outcome_label(kind: str, status: int | None = None) -> str:
     return label if label in OUTCOMES else "other"
 
 
+_CHILDREN_KEPT = 4096  # label sets cached per series (bounded: endpoints and services come from the config)
+
+
+def _child(metric: MetricWrapperBase, cache: dict[tuple[str, ...], Any], values: tuple[str, ...]) -> Any:
+    """``metric.labels(*values)``, cached: ``labels`` validates and locks on every call,
+    and the request path asks for the same few label sets over and over."""
+    child = cache.get(values)
+    if child is None:
+        if len(cache) >= _CHILDREN_KEPT:
+            cache.clear()
+        child = cache[values] = metric.labels(*values)
+    return child
+
+
+_request_duration_children: dict[tuple[str, ...], Any] = {}
+_requests_total_children: dict[tuple[str, ...], Any] = {}
+_downstream_attempts_children: dict[tuple[str, ...], Any] = {}
+_downstream_duration_children: dict[tuple[str, ...], Any] = {}
+
+
 def observe_request(*, endpoint: str, method: str, status: int, duration_s: float, partial: bool) -> None:
-    request_duration.labels(endpoint=endpoint, method=method).observe(duration_s)
-    requests_total.labels(endpoint=endpoint, status=str(status)).inc()
+    _child(request_duration, _request_duration_children, (endpoint, method)).observe(duration_s)
+    _child(requests_total, _requests_total_children, (endpoint, str(status))).inc()
     if partial:
         partial_responses.labels(endpoint=endpoint).inc()
 
@@ -112,9 +134,9 @@ def observe_attempt(*, service: str, endpoint: str, call: str, outcome: str, dur
     """One downstream attempt. Attempts that never touched the network (open
     breaker, full bulkhead) are counted but not timed: their ~0 s would drag the
     service's latency quantiles down exactly when it is failing."""
-    downstream_attempts.labels(service=service, outcome=outcome).inc()
+    _child(downstream_attempts, _downstream_attempts_children, (service, outcome)).inc()
     if outcome not in ("circuit_open", "bulkhead_full"):
-        downstream_duration.labels(service=service, endpoint=endpoint, call=call).observe(duration_s)
+        _child(downstream_duration, _downstream_duration_children, (service, endpoint, call)).observe(duration_s)
 
 
 def observe_breaker_transition(*, service: str, from_state: str, to_state: str) -> None:

@@ -15,6 +15,7 @@ end times without the engine knowing about OpenTelemetry.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -110,6 +111,14 @@ def current_trace_id() -> str | None:
     return format(context.trace_id, "032x") if context.is_valid else None
 
 
+@functools.cache
+def _tracer() -> trace.Tracer:
+    """One tracer per process: ``get_tracer`` per attempt cost as much as the span.
+    Before a provider is installed this is OpenTelemetry's proxy tracer, which
+    follows the provider once it is set."""
+    return trace.get_tracer(TRACER_NAME)
+
+
 def record_attempt_span(
     *,
     endpoint: str,
@@ -123,7 +132,7 @@ def record_attempt_span(
     """A span for one finished downstream attempt, child of the current (request) span."""
     end_ns = time.time_ns()
     start_ns = end_ns - int(max(0.0, duration_s) * 1e9)
-    tracer = trace.get_tracer(TRACER_NAME)
+    tracer = _tracer()
     attributes: dict[str, str | int] = {
         "gateway.endpoint": endpoint,
         "gateway.service": service,
