@@ -45,3 +45,13 @@ def child_exit(server, worker):  # type: ignore[no-untyped-def]
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+
+
+def post_worker_init(worker):  # type: ignore[no-untyped-def]
+    """Build the worker's runtime (URLconf, compiled plan, downstream clients, edge)
+    before it accepts its first connection: otherwise the first requests after a
+    start or a restart pay for it under load, and a starved worker lets attempts
+    time out and breakers open (bench/README.md)."""
+    from gateway_project import wiring
+
+    wiring.warm_up()

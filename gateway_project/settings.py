@@ -41,18 +41,39 @@ INSTALLED_APPS = [
     "console",
 ]
 
+
+def _switch(name: str, *, default: bool = True) -> bool:
+    """An on/off environment switch (on|off, also true|false, 1|0, yes|no)."""
+    value = env.str(name, default="on" if default else "off").strip().lower()
+    if value in ("on", "true", "1", "yes"):
+        return True
+    if value in ("off", "false", "0", "no"):
+        return False
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(f"{name} must be 'on' or 'off', not {value!r}")
+
+
+# GATEWAY_METRICS=off: no Prometheus series written per request (django-prometheus's
+# middleware is left out too); /metrics still answers with scrape-time state.
+METRICS_ENABLED: bool = _switch("GATEWAY_METRICS")
+# GATEWAY_ACCESS_LOG=off: no access line per aggregate request (other log lines stay).
+ACCESS_LOG_ENABLED: bool = _switch("GATEWAY_ACCESS_LOG")
+
+# Session, authentication and messages run only for the admin, the console and
+# /health/downstream (gateway_project/middleware.py): API requests never use them.
 MIDDLEWARE = [
-    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    *(["django_prometheus.middleware.PrometheusBeforeMiddleware"] if METRICS_ENABLED else []),
     "orchestration.web.ops_logging.RequestLogContextMiddleware",  # request id + trace id on every log line
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    "gateway_project.middleware.SiteSessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "gateway_project.middleware.SiteAuthenticationMiddleware",
+    "gateway_project.middleware.SiteMessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "django_prometheus.middleware.PrometheusAfterMiddleware",
+    *(["django_prometheus.middleware.PrometheusAfterMiddleware"] if METRICS_ENABLED else []),
 ]
 
 ROOT_URLCONF = "gateway_project.urls"
@@ -134,6 +155,8 @@ GATEWAY = {
     "HEALTH_TOKEN": env.str("GATEWAY_HEALTH_TOKEN", default=""),
     "WEBHOOK_SECRET": env.str("GATEWAY_WEBHOOK_SECRET", default=""),
     "CONFIG_POLL_S": env.float("GATEWAY_CONFIG_POLL_S", default=1.0),
+    "METRICS": METRICS_ENABLED,
+    "ACCESS_LOG": ACCESS_LOG_ENABLED,
 }
 DATA_UPLOAD_MAX_MEMORY_SIZE = GATEWAY["MAX_BODY_BYTES"] + 1
 

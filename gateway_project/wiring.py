@@ -117,7 +117,31 @@ def edge() -> Any:
 
 
 def install() -> None:
+    from orchestration.observability import access_log, metrics
     from orchestration.web.edge import install_edge
 
+    metrics.set_enabled(settings.GATEWAY["METRICS"])
+    access_log.set_enabled(settings.GATEWAY["ACCESS_LOG"])
     aggregate.install_runtime_source(lambda: runtime_holder().current())
     install_edge(edge())
+
+
+def warm_up() -> None:
+    """Build this process's runtime now (gunicorn's ``post_worker_init``): the URLconf,
+    the compiled plan, the downstream clients and the edge, so the first requests
+    after a (re)start do not pay for them while clients wait and attempt timeouts
+    run. A failure is logged, not raised: the worker then builds it on first use."""
+    import logging
+
+    try:
+        from django.urls import get_resolver
+
+        get_resolver().url_patterns  # noqa: B018 - imports gateway_project.urls, which calls install()
+        runtime_holder().current()
+        edge()
+    except Exception:
+        logging.getLogger(__name__).exception("warm-up failed; the runtime is built on the first request")
+    finally:
+        from django.db import connections
+
+        connections.close_all()  # outside a request nobody else closes it (CONN_MAX_AGE=0 is per request)

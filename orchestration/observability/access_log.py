@@ -87,8 +87,19 @@ class RequestContextFilter(logging.Filter):
         return True
 
 
+_enabled = True
+
+
+def set_enabled(enabled: bool) -> None:
+    """``GATEWAY_ACCESS_LOG=off`` (read by ``gateway_project.wiring``): no access line."""
+    global _enabled
+    _enabled = enabled
+
+
 def write_access_line(*, method: str, path: str, status: int, duration_s: float, record: RequestRecord) -> None:
     """One structured line per aggregate request (path without its query string)."""
+    if not _enabled or not access_logger.isEnabledFor(logging.INFO):
+        return
     access_logger.info(
         "%s %s %s",
         method,

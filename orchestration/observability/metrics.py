@@ -90,6 +90,19 @@ store_errors = Counter(
 )
 
 
+_enabled = True
+
+
+def set_enabled(enabled: bool) -> None:
+    """``GATEWAY_METRICS=off`` (read by ``gateway_project.wiring``): write no series per request."""
+    global _enabled
+    _enabled = enabled
+
+
+def enabled() -> bool:
+    return _enabled
+
+
 def outcome_label(kind: str, status: int | None = None) -> str:
     """Map an engine outcome kind (and downstream status) to the closed ``OUTCOMES`` set."""
     if kind == "ok":
@@ -124,6 +137,8 @@ _downstream_duration_children: dict[tuple[str, ...], Any] = {}
 
 
 def observe_request(*, endpoint: str, method: str, status: int, duration_s: float, partial: bool) -> None:
+    if not _enabled:
+        return
     _child(request_duration, _request_duration_children, (endpoint, method)).observe(duration_s)
     _child(requests_total, _requests_total_children, (endpoint, str(status))).inc()
     if partial:
@@ -134,24 +149,34 @@ def observe_attempt(*, service: str, endpoint: str, call: str, outcome: str, dur
     """One downstream attempt. Attempts that never touched the network (open
     breaker, full bulkhead) are counted but not timed: their ~0 s would drag the
     service's latency quantiles down exactly when it is failing."""
+    if not _enabled:
+        return
     _child(downstream_attempts, _downstream_attempts_children, (service, outcome)).inc()
     if outcome not in ("circuit_open", "bulkhead_full"):
         _child(downstream_duration, _downstream_duration_children, (service, endpoint, call)).observe(duration_s)
 
 
 def observe_breaker_transition(*, service: str, from_state: str, to_state: str) -> None:
+    if not _enabled:
+        return
     breaker_transitions.labels(service=service, from_state=from_state, to_state=to_state).inc()
 
 
 def observe_cache_lookup(*, endpoint: str, hit: bool) -> None:
+    if not _enabled:
+        return
     cache_lookups.labels(endpoint=endpoint, result="hit" if hit else "miss").inc()
 
 
 def observe_rate_limit_rejection(*, scope: str) -> None:
+    if not _enabled:
+        return
     rate_limit_rejections.labels(scope=scope).inc()
 
 
 def observe_store_error(*, store: str) -> None:
+    if not _enabled:
+        return
     store_errors.labels(store=store).inc()
 
 
