@@ -122,6 +122,15 @@ def database_url(name: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, f"/{name}", "", ""))
 
 
+def isolated_targets(suffix: str, redis_offset: int) -> tuple[str, int]:
+    """A database name and Redis db derived from DATABASE_URL/REDIS_URL, so two runs
+    of the suite with different settings never flush each other's state."""
+    base_name = urlsplit(os.environ.get("DATABASE_URL", "")).path.lstrip("/") or "gw"
+    redis_path = urlsplit(os.environ.get("REDIS_URL", "")).path.lstrip("/")
+    redis_base = int(redis_path) if redis_path.isdigit() else 0
+    return f"{base_name}_{suffix}", (redis_base + redis_offset) % 16
+
+
 def _create_database(url: str) -> None:
     import psycopg
 
@@ -214,7 +223,8 @@ def _flush_redis(url: str) -> None:
 
 @pytest.fixture
 def gateway_server(tmp_path: Path) -> Iterator[Callable[..., GatewayServer]]:
-    """Factory: ``gateway_server(config_yaml, env_overrides=None, workers=2, database="gw_ops", redis_db=4)``."""
+    """Factory: ``gateway_server(config_yaml, env_overrides=None, workers=2, database=None, redis_db=None)``;
+    by default a database and Redis db of its own (``isolated_targets("ops", 4)``)."""
     started: list[GatewayServer] = []
 
     def start(
@@ -222,9 +232,12 @@ def gateway_server(tmp_path: Path) -> Iterator[Callable[..., GatewayServer]]:
         env_overrides: Mapping[str, str] | None = None,
         workers: int = 2,
         *,
-        database: str = "gw_ops",
-        redis_db: int = 4,
+        database: str | None = None,
+        redis_db: int | None = None,
     ) -> GatewayServer:
+        default_database, default_redis_db = isolated_targets("ops", 4)
+        database = database or default_database
+        redis_db = default_redis_db if redis_db is None else redis_db
         index = len(started)
         multiproc = tmp_path / f"prom-{index}"
         multiproc.mkdir()

@@ -35,7 +35,15 @@ import pytest
 import redis
 import yaml
 
-from tests.e2e.conftest import ROOT, VENV_BIN, FakeDownstream, GatewayServer, database_url, free_port
+from tests.e2e.conftest import (
+    ROOT,
+    VENV_BIN,
+    FakeDownstream,
+    GatewayServer,
+    database_url,
+    free_port,
+    isolated_targets,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -223,16 +231,8 @@ def edge_config(fakes: Fakes) -> str:
 # ---------------------------------------------------------------------------
 
 
-def _targets() -> tuple[str, int]:
-    """The database and Redis db named by DATABASE_URL/REDIS_URL (gw_edge_e2e, 8 by default)."""
-    database_url = os.environ.get("DATABASE_URL", "")
-    database = urlsplit(database_url).path.lstrip("/") if database_url.startswith("postgres") else ""
-    redis_path = urlsplit(os.environ.get("REDIS_URL", "")).path.lstrip("/")
-    return database or "gw_edge_e2e", int(redis_path) if redis_path.isdigit() else 8
-
-
 def _broker_url() -> str:
-    redis_db = _targets()[1]
+    redis_db = isolated_targets("edge", 8)[1]
     return f"redis://127.0.0.1:6379/{redis_db + 1 if redis_db < 15 else redis_db - 1}"
 
 
@@ -279,7 +279,7 @@ class CeleryWorker:
 def celery_worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CeleryWorker]:
     """A real worker on the invalidation queue; started first so it boots while the
     gateway's database is prepared (it touches the database only when a task runs)."""
-    database, redis_db = _targets()
+    database, redis_db = isolated_targets("edge", 8)
     broker = _broker_url()
     client = redis.Redis.from_url(broker)
     try:
@@ -320,7 +320,7 @@ class Gateway:
 
 @pytest.fixture(scope="module")
 def gateway(celery_worker: CeleryWorker, module_gateway_server: Callable[..., GatewayServer], fakes: Fakes) -> Gateway:
-    database, redis_db = _targets()
+    database, redis_db = isolated_targets("edge", 8)
     server = module_gateway_server(
         edge_config(fakes),
         {

@@ -14,7 +14,6 @@ import http.client
 import importlib.util
 import json
 import logging
-import os
 import re
 import statistics
 import sys
@@ -32,7 +31,7 @@ import jwt
 import pytest
 import yaml
 
-from tests.e2e.conftest import ROOT, FakeDownstream, GatewayServer, free_port
+from tests.e2e.conftest import ROOT, FakeDownstream, GatewayServer, free_port, isolated_targets
 
 pytestmark = pytest.mark.e2e
 
@@ -250,14 +249,6 @@ def serving_config(sim: Simulator, fakes: Fakes, *, version_label: str = "v1") -
     return yaml.safe_dump(document, sort_keys=False)
 
 
-def _target_database() -> tuple[str, int]:
-    """The database and Redis db named by DATABASE_URL/REDIS_URL (gw_serving, 5 by default)."""
-    database_url = os.environ.get("DATABASE_URL", "")
-    database = urlsplit(database_url).path.lstrip("/") if database_url.startswith("postgres") else ""
-    redis_path = urlsplit(os.environ.get("REDIS_URL", "")).path.lstrip("/")
-    return database or "gw_serving", int(redis_path) if redis_path.isdigit() else 5
-
-
 @dataclass
 class Gateway:
     server: GatewayServer
@@ -268,7 +259,7 @@ class Gateway:
 
 @pytest.fixture(scope="module")
 def gateway(module_gateway_server: Callable[..., GatewayServer], sim: Simulator, fakes: Fakes) -> Gateway:
-    database, redis_db = _target_database()
+    database, redis_db = isolated_targets("serving", 5)
     server = module_gateway_server(
         serving_config(sim, fakes),
         {"GATEWAY_JWT_SECRET": JWT_SECRET, "GATEWAY_MAX_BODY_BYTES": str(MAX_BODY_BYTES)},
