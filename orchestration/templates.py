@@ -26,6 +26,7 @@ from urllib.parse import quote
 import jmespath
 from jmespath import exceptions as jmespath_errors
 from jmespath.parser import ParsedResult
+from jmespath.visitor import TreeInterpreter
 
 _HOLE = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
 _WHOLE = re.compile(r"^\{\{(.*?)\}\}$", re.DOTALL)
@@ -74,9 +75,14 @@ class Expression:
 
     def evaluate(self, context: Mapping[str, Any]) -> Any:
         try:
-            return self._parsed.search(context)
+            return _INTERPRETER.visit(self._parsed.parsed, context)
         except jmespath_errors.JMESPathError:
             return None
+
+
+# ``ParsedResult.search`` builds a new TreeInterpreter (and its function table) on
+# every call; the interpreter keeps no per-evaluation state, so one serves all.
+_INTERPRETER = TreeInterpreter()
 
 
 def _first_line(exc: Exception) -> str:

@@ -12,17 +12,35 @@ connect to the last byte: connect and header reads get the time left, and the
 body is read chunk by chunk with the socket timeout set to the time left
 before each read, so a slowly dripping body is cut at the budget. This works
 the same in plain threads and under gevent (patched sockets honour timeouts).
+
+Two costs of urllib3 under gevent are trimmed, with the same results:
+
+* a pooled connection is checked for a dropped peer before reuse with one
+  non-blocking ``poll`` of the real (unpatched) ``select`` module, instead of
+  gevent's cooperative poll, which sets up watchers and goes through the hub
+  for a zero-timeout check;
+* response headers are split by a plain loop when every line is a simple
+  ``name: value`` (the usual case), and by the standard library's email parser
+  otherwise, giving the same ``http.client.HTTPMessage`` either way (the email
+  parser was 5 % of a request's CPU).
 """
 
 from __future__ import annotations
 
+import email.parser
+import http.client
+import re
+import select
 import socket
 import time
-from collections.abc import Iterator
-from typing import Any
+import types
+from collections.abc import Callable, Iterator
+from typing import Any, BinaryIO
 
 import httpx
 import urllib3
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import (
     ConnectTimeoutError,
     HTTPError,
@@ -35,6 +53,91 @@ from urllib3.response import BaseHTTPResponse
 
 CHUNK_BYTES = 64 * 1024
 DEFAULT_BUDGET_S = 5.0
+
+
+_TOKEN = re.compile(r"[\041-\071\073-\176]+")  # a header name the email parser takes as is
+
+
+def _parse_headers(fp: BinaryIO, _class: type[http.client.HTTPMessage] = http.client.HTTPMessage) -> Any:
+    """``http.client.parse_headers`` with a fast path for plain ``name: value`` lines."""
+    lines = http.client._read_headers(fp)  # type: ignore[attr-defined]  # same limits as the standard library
+    message = _class()
+    for raw in lines:
+        if raw in (b"\r\n", b"\n", b""):
+            break
+        line = raw.decode("iso-8859-1")
+        name, colon, value = line.partition(":")
+        body = line[:-2] if line.endswith("\r\n") else line[:-1] if line.endswith("\n") else None
+        if not colon or body is None or "\r" in body or not _TOKEN.fullmatch(name):
+            # folded, bare CR, odd names...: exactly what the standard library does
+            return email.parser.Parser(_class=_class).parsestr(b"".join(lines).decode("iso-8859-1"))
+        message.set_raw(name, value.lstrip(" \t").rstrip("\r\n"))
+    message.set_payload("")  # as the email parser leaves it: headers only, empty body
+    return message
+
+
+def _begin_with_fast_headers() -> Callable[..., None]:
+    """``http.client.HTTPResponse.begin`` itself, reading headers with ``_parse_headers``."""
+    begin = http.client.HTTPResponse.begin
+    scope = {**vars(http.client), "parse_headers": _parse_headers}
+    function = types.FunctionType(begin.__code__, scope, begin.__name__, begin.__defaults__, begin.__closure__)
+    function.__kwdefaults__ = begin.__kwdefaults__
+    return function
+
+
+class _Response(http.client.HTTPResponse):
+    begin = _begin_with_fast_headers()
+
+
+def _original_poll() -> Callable[[], Any] | None:
+    """The real ``select.poll`` even when gevent has patched ``select``."""
+    try:
+        from gevent import monkey
+    except ImportError:  # pragma: no cover - gevent is a dependency
+        return getattr(select, "poll", None)
+    return monkey.get_original("select", "poll") if hasattr(select, "poll") else None
+
+
+_POLL = _original_poll()
+
+
+def _readable_now(sock: Any) -> bool:
+    """True when the peer closed (or sent unasked-for bytes): never blocks or yields."""
+    if _POLL is None:  # pragma: no cover - every Linux has poll
+        from urllib3.util.wait import wait_for_read
+
+        return bool(wait_for_read(sock, timeout=0.0))
+    poller = _POLL()
+    poller.register(sock.fileno(), select.POLLIN)
+    return bool(poller.poll(0))
+
+
+class _Connection(HTTPConnection):
+    response_class = _Response
+
+    @property
+    def is_connected(self) -> bool:
+        if self.sock is None:
+            return False
+        return not _readable_now(self.sock)
+
+
+class _TLSConnection(HTTPSConnection):
+    response_class = _Response
+
+    @property
+    def is_connected(self) -> bool:
+        if self.sock is None:
+            return False
+        return not _readable_now(self.sock)
+
+
+class _Pool(HTTPConnectionPool):
+    ConnectionCls = _Connection
+
+
+class _TLSPool(HTTPSConnectionPool):
+    ConnectionCls = _TLSConnection
 
 
 class Urllib3Transport(httpx.BaseTransport):
@@ -52,6 +155,7 @@ class Urllib3Transport(httpx.BaseTransport):
         if ca_file is not None:
             tls.update(ca_certs=ca_file, cert_reqs="CERT_REQUIRED")
         self._pools = urllib3.PoolManager(num_pools=4, maxsize=maxsize, block=False, retries=False, **tls)
+        self._pools.pool_classes_by_scheme = {"http": _Pool, "https": _TLSPool}
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         deadline = time.monotonic() + _budget_s(request)
