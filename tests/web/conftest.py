@@ -5,7 +5,6 @@ client sees and how often the downstream side was asked."""
 from __future__ import annotations
 
 import importlib
-import os
 import threading
 import time
 import uuid
@@ -28,14 +27,24 @@ from orchestration.edge.redis_boundary import RedisBoundary
 from orchestration.edge.redis_cache_store import RedisCacheStore
 from orchestration.edge.redis_rate_store import RedisRateStore
 from orchestration.errors import Failure
-from orchestration.plan import ClientAuth, Endpoint, JwtSettings, Layer, Plan, Service
+from orchestration.plan import CachePolicy, ClientAuth, Endpoint, JwtSettings, Layer, Plan, Service
+from orchestration.templates import compile_template
 from orchestration.web import aggregate, edge
 from orchestration.web.runtime import GatewayRuntime, LoadedConfig, build_runtime_parts
+from tests.support.redis import edge_redis_or_skip
 
-REDIS_URL = os.environ.get("EDGE_TEST_REDIS_URL", "redis://127.0.0.1:6379/3")
 JWT_SECRET = "edge-tests-secret-0123456789abcdef"
 JWT_ENV = "EDGE_TEST_JWT_SECRET"
 BASE_URL = "http://10.9.8.7:9101"  # must never appear in a client-visible answer
+# A shared, cached endpoint tagged "catalog": what a webhook's {"tags": ["catalog"]} purges.
+CATALOG = Endpoint(
+    name="catalog",
+    method="GET",
+    path="/catalog",
+    calls=(),
+    response=compile_template({}),
+    cache=CachePolicy(ttl_s=60, scope="shared", tags=(compile_template("catalog"),)),
+)
 
 
 @dataclass
@@ -106,12 +115,7 @@ def build_edge(client: redis.Redis, prefix: str, plan: Callable[[], Plan]) -> ed
 
 @pytest.fixture
 def redis_db() -> redis.Redis:
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=0.5, socket_timeout=0.5)
-    try:
-        client.ping()
-    except redis.RedisError as error:
-        pytest.skip(f"Redis not reachable at {REDIS_URL}: {error}")
-    return client
+    return edge_redis_or_skip()
 
 
 @pytest.fixture

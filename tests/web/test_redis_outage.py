@@ -24,21 +24,12 @@ from orchestration.edge.redis_boundary import RedisBoundary
 from orchestration.edge.redis_cache_store import RedisCacheStore
 from orchestration.edge.redis_rate_store import RedisRateStore
 from orchestration.edge.webhook_signature import sign
-from orchestration.plan import CachePolicy, Endpoint, RateLimitRule
-from orchestration.templates import compile_template
+from orchestration.plan import RateLimitRule
 from orchestration.web import aggregate, edge
 from orchestration.web.runtime import GatewayRuntime, LoadedConfig, build_runtime_parts
-from tests.web.conftest import FakeExecutor, Ran, auth, dead_redis, make_plan
+from tests.web.conftest import CATALOG, FakeExecutor, Ran, auth, dead_redis, make_plan
 
 SECRET = "outage-webhook-secret-0123456789"
-CATALOG = Endpoint(
-    name="catalog",
-    method="GET",
-    path="/catalog",
-    calls=(),
-    response=compile_template({}),
-    cache=CachePolicy(ttl_s=60, scope="shared", tags=(compile_template("catalog"),)),
-)
 
 
 class CountingMetrics(NullEdgeMetrics):

@@ -17,7 +17,7 @@ from orchestration.plan import CachePolicy, Endpoint, InvalidationRule
 from orchestration.tasks import purge_cache_tags
 from orchestration.templates import compile_template
 from orchestration.web import edge
-from tests.web.conftest import Gateway, auth, make_plan
+from tests.web.conftest import CATALOG, Gateway, auth, make_plan
 
 SECRET = "webhook-secret-for-tests-0123456789"
 PROFILE = Endpoint(
@@ -32,14 +32,6 @@ PROFILE = Endpoint(
         tags=(compile_template("user:{{ user.sub }}"),),
         invalidate_on=(InvalidationRule("user.updated", (compile_template("user:{{ event.userId }}"),)),),
     ),
-)
-CATALOG = Endpoint(
-    name="catalog",
-    method="GET",
-    path="/catalog",
-    calls=(),
-    response=compile_template({}),
-    cache=CachePolicy(ttl_s=60, scope="shared", tags=(compile_template("catalog"),)),
 )
 
 

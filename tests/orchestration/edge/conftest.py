@@ -4,24 +4,21 @@ suite runs against the in-process store and the Redis one."""
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 
 import pytest
 import redis
 
-REDIS_URL = os.environ.get("EDGE_TEST_REDIS_URL", "redis://127.0.0.1:6379/3")
+from orchestration.edge.cache_store import CacheStore, InProcessCacheStore
+from orchestration.edge.redis_boundary import RedisBoundary
+from orchestration.edge.redis_cache_store import RedisCacheStore
+from tests.support.redis import edge_redis_or_skip
 
 
 @pytest.fixture(scope="session")
 def redis_client() -> redis.Redis:
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=0.5, socket_timeout=0.5)
-    try:
-        client.ping()
-    except redis.RedisError as error:
-        pytest.skip(f"Redis not reachable at {REDIS_URL}: {error}")
-    return client
+    return edge_redis_or_skip()
 
 
 @pytest.fixture
@@ -51,3 +48,12 @@ class FakeWallClock:
 @pytest.fixture
 def clock() -> FakeWallClock:
     return FakeWallClock()
+
+
+@pytest.fixture(params=["memory", "redis"])
+def cache_store(request: pytest.FixtureRequest, clock: FakeWallClock, key_prefix: str) -> CacheStore:
+    """A cache store of each backend: one behaviour suite runs against both."""
+    if request.param == "memory":
+        return InProcessCacheStore(clock=clock)
+    client: redis.Redis = request.getfixturevalue("redis_client")
+    return RedisCacheStore(client, RedisBoundary(), prefix=key_prefix, clock=clock)

@@ -1,0 +1,1 @@
+"""Helpers shared by several test folders: fake services, Redis connections, the demo simulator."""
