@@ -82,12 +82,9 @@ class RecordingMetrics(NullEdgeMetrics):
         self.lookups.append(hit)
 
 
-@pytest.fixture(params=["memory", "redis"])
-def store(request: pytest.FixtureRequest, clock: FakeWallClock, key_prefix: str) -> CacheStore:
-    if request.param == "memory":
-        return InProcessCacheStore(clock=clock)
-    client: redis.Redis = request.getfixturevalue("redis_client")
-    return RedisCacheStore(client, RedisBoundary(), prefix=key_prefix, clock=clock)
+@pytest.fixture
+def store(cache_store: CacheStore) -> CacheStore:
+    return cache_store
 
 
 @pytest.fixture
@@ -162,20 +159,26 @@ def test_errors_and_partial_responses_are_not_stored(cache: ResponseCache, answe
     assert (second.hit, downstream.runs) == (False, 2)
 
 
-def test_ten_concurrent_misses_run_downstream_once(cache: ResponseCache) -> None:
-    downstream = FakeDownstream(delay_s=0.1)
+def fetch_concurrently(cache: ResponseCache, downstream: FakeDownstream, count: int) -> list[CacheAnswer[Result]]:
+    """``count`` clients released together by a barrier, each fetching the same request."""
     answers: list[CacheAnswer[Result]] = []
-    barrier = threading.Barrier(10)
+    barrier = threading.Barrier(count)
 
     def client() -> None:
         barrier.wait()
         answers.append(fetch(cache, downstream))
 
-    threads = [threading.Thread(target=client) for _ in range(10)]
+    threads = [threading.Thread(target=client) for _ in range(count)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    return answers
+
+
+def test_ten_concurrent_misses_run_downstream_once(cache: ResponseCache) -> None:
+    downstream = FakeDownstream(delay_s=0.1)
+    answers = fetch_concurrently(cache, downstream, 10)
     assert downstream.runs == 1
     assert sorted(a.headers["X-Cache"] for a in answers) == ["HIT"] * 9 + ["MISS"]
     assert all((a.body if a.hit else a.result.body) == downstream.answer.body for a in answers)  # type: ignore[union-attr]
@@ -183,18 +186,7 @@ def test_ten_concurrent_misses_run_downstream_once(cache: ResponseCache) -> None
 
 def test_concurrent_misses_share_an_error_instead_of_stampeding(cache: ResponseCache) -> None:
     downstream = FakeDownstream(Result({}, error=True), delay_s=0.1)
-    barrier = threading.Barrier(5)
-    answers: list[CacheAnswer[Result]] = []
-
-    def client() -> None:
-        barrier.wait()
-        answers.append(fetch(cache, downstream))
-
-    threads = [threading.Thread(target=client) for _ in range(5)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    answers = fetch_concurrently(cache, downstream, 5)
     assert downstream.runs == 1
     assert all(a.result == downstream.answer and a.headers["Cache-Control"] == "no-store" for a in answers)
 

@@ -11,12 +11,9 @@ from orchestration.edge.redis_cache_store import RedisCacheStore
 from tests.orchestration.edge.conftest import FakeWallClock
 
 
-@pytest.fixture(params=["memory", "redis"])
-def store(request: pytest.FixtureRequest, clock: FakeWallClock, key_prefix: str) -> CacheStore:
-    if request.param == "memory":
-        return InProcessCacheStore(clock=clock)
-    client: redis.Redis = request.getfixturevalue("redis_client")
-    return RedisCacheStore(client, RedisBoundary(), prefix=key_prefix, clock=clock)
+@pytest.fixture
+def store(cache_store: CacheStore) -> CacheStore:
+    return cache_store
 
 
 def put(store: CacheStore, key: str, *tags: str, started_at: float = 0.0, ttl_s: float = 60) -> bool:
