@@ -83,6 +83,16 @@ def reply(status: int = 200, body: Any = None, headers: Mapping[str, str] | None
     return handle
 
 
+def slow_reply(clock: FakeClock, seconds: float) -> Handler:
+    """Answers 200 ``{}`` after ``seconds`` of fake time have passed on ``clock``."""
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        clock.advance(seconds)
+        return httpx.Response(200, json={})
+
+    return handle
+
+
 class FakeDownstream:
     """Every service's MockTransport: routes by service (the URL host), counts hits."""
 

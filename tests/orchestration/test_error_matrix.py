@@ -11,7 +11,7 @@ from orchestration.errors import ErrorCode, Failure, failure_to_error
 from orchestration.executor import Success
 from orchestration.plan import BreakerPolicy, BulkheadPolicy
 from orchestration.spawn import InlineSpawner
-from tests.orchestration.engine_kit import Gateway, call, endpoint, reply, service
+from tests.orchestration.engine_kit import Gateway, call, endpoint, reply, service, slow_reply
 
 
 def _run(gateway: Gateway, ep, ctx: RequestContext) -> Success | Failure:  # type: ignore[no-untyped-def]
@@ -143,11 +143,7 @@ def test_required_call_with_full_bulkhead_is_502(clock, downstream, request_cont
 
 
 def test_required_call_timing_out_is_504(clock: FakeClock, downstream, request_context):
-    def slow(request: httpx.Request) -> httpx.Response:
-        clock.advance(0.6)
-        return httpx.Response(200, json={})
-
-    downstream.on("cart", slow)
+    downstream.on("cart", slow_reply(clock, 0.6))
     result = _run(
         Gateway([service("cart", timeout_ms=500)], downstream, clock), endpoint(call("cart")), request_context
     )

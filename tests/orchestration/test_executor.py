@@ -14,7 +14,7 @@ from orchestration.clock import FakeClock
 from orchestration.errors import Failure, FailureKind, failure_to_error
 from orchestration.executor import Success
 from orchestration.spawn import InlineSpawner, ThreadSpawner
-from tests.orchestration.engine_kit import Gateway, call, endpoint, reply, service
+from tests.orchestration.engine_kit import Gateway, call, endpoint, reply, service, slow_reply
 
 
 def test_stages_run_in_order_and_later_stages_see_earlier_results(clock, downstream, request_context):
@@ -111,11 +111,7 @@ def test_the_deadline_passing_makes_remaining_required_calls_time_out(downstream
 
 
 def test_the_deadline_bounds_a_later_stage(clock: FakeClock, downstream, request_context):
-    def eats_the_budget(request: httpx.Request) -> httpx.Response:
-        clock.advance(1.0)
-        return httpx.Response(200, json={})
-
-    downstream.on("first", eats_the_budget)
+    downstream.on("first", slow_reply(clock, 1.0))  # eats the whole budget
     gateway = Gateway([service("first", timeout_ms=5000), service("second")], downstream, clock)
     result = gateway.executor.run(endpoint(call("first"), call("second", stage=2), timeout_ms=1000), request_context)
     assert isinstance(result, Failure)
