@@ -24,31 +24,10 @@ import pytest
 import yaml
 
 from orchestration.templates import compile_path_template, compile_template
+from tests.checkout_expectations import MISSION_SUMMARY
 
 ROOT = Path(__file__).resolve().parents[2]
 CHECKOUT = ROOT / "examples" / "checkout.yaml"
-
-MISSION_SUMMARY = {
-    "cart": {
-        "items": [
-            {"sku": "SKU-HEADPHONES", "name": "Wireless Headphones", "quantity": 1, "unitPrice": 7999},
-            {"sku": "SKU-CHARGER", "name": "USB-C Charger 65W", "quantity": 1, "unitPrice": 3999},
-            {"sku": "SKU-CASE", "name": "Protective Case", "quantity": 1, "unitPrice": 2999},
-        ],
-        "itemCount": 3,
-    },
-    "pricing": {"subtotal": 14997, "currency": "USD"},
-    "shipping": {
-        "options": [
-            {"id": "standard", "label": "Standard (5-7 business days)", "amount": 599, "currency": "USD"},
-            {"id": "express", "label": "Express (1-2 business days)", "amount": 1499, "currency": "USD"},
-        ],
-        "estimated": True,
-    },
-    "tax": {"amount": 1237, "rate": 0.0825},
-    "total": 16234,
-    "availabilityConfirmed": True,
-}
 
 
 @pytest.fixture(scope="module")
