@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,6 +69,8 @@ class ApiKeyAuth:
 
 
 KeyResolver = Callable[[str], Any]
+VERIFIED_KEPT = 4096  # verified tokens remembered per authenticator
+VERIFIED_TTL_S = 30.0  # a verified token is checked again at least this often
 
 
 class JwtAuth:
@@ -79,13 +82,42 @@ class JwtAuth:
         *,
         environ: Mapping[str, str] | None = None,
         jwks_refresh_cooldown_s: float = 30.0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._settings = settings
         environ = os.environ if environ is None else environ
         self._resolve_key = _key_resolver(settings, environ, jwks_refresh_cooldown_s)
+        self._clock = clock
+        self._verified: dict[str, tuple[Identity, float, float]] = {}
 
     def authenticate(self, headers: Mapping[str, str]) -> Identity:
         token = _bearer_token(headers.get("authorization", ""))
+        now = self._clock()
+        known = self._verified.get(token)
+        if known is not None and known[1] <= now < known[2]:
+            return known[0]
+        identity = self._verify(token)
+        self._remember(token, identity, now)
+        return identity
+
+    def _remember(self, token: str, identity: Identity, now: float) -> None:
+        """Keep a verified token for a short while: a client sends the same token on
+        every request, and checking its signature again each time was a few per cent
+        of a request's CPU. The token string (signature included) is the key, so
+        only the very token that was verified is accepted, and only within the
+        times it would pass again: after ``nbf``/``iat`` and before ``exp`` (with
+        the leeway), and at most ``VERIFIED_TTL_S`` after it was verified."""
+        claims, leeway = identity.claims, self._settings.leeway_s
+        try:
+            valid_from = max(int(claims.get(name, 0) or 0) for name in ("nbf", "iat")) - leeway
+            valid_until = min(float(int(claims["exp"]) + leeway), now + VERIFIED_TTL_S)
+        except (KeyError, TypeError, ValueError, OverflowError):
+            return
+        if len(self._verified) >= VERIFIED_KEPT:
+            self._verified.clear()
+        self._verified[token] = (identity, float(valid_from), valid_until)
+
+    def _verify(self, token: str) -> Identity:
         settings = self._settings
         try:
             claims = jwt.decode(
