@@ -177,13 +177,18 @@ def _parsed(status: int, raw: bytes) -> Outcome:
     if not raw.strip():
         return Outcome(OutcomeKind.OK, status=status, body=None)
     try:
-        return Outcome(OutcomeKind.OK, status=status, body=json.loads(raw, parse_constant=_reject_constant))
+        # json.loads(raw, parse_constant=...) without building a decoder per body
+        text = raw.decode(json.detect_encoding(raw), "surrogatepass")
+        return Outcome(OutcomeKind.OK, status=status, body=_DECODER.decode(text))
     except ValueError as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         return Outcome(OutcomeKind.BAD_BODY, status=status, detail=f"not JSON: {error}")
 
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
+
+
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 
 
 def _retry_after_s(response: httpx.Response, now_wall: float) -> float | None:
