@@ -9,8 +9,8 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.core.management import call_command
 
-from tests.e2e.conftest import fake_downstream  # noqa: F401 - shared fixture
 from tests.e2e.ops_config import ops_config
+from tests.support.fake_downstream import fake_downstream  # noqa: F401 - shared fixture
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """Shared end-to-end fixtures: fake downstream servers and a real gunicorn gateway.
 
-``fake_downstream(routes)`` starts an HTTP server on a loopback port that answers
-each path from ``routes``, counts hits per path and records request headers.
+``fake_downstream(routes)`` and ``module_fake_downstream`` come from
+tests/support/fake_downstream.py (fake HTTP services on loopback).
 ``gateway_server(config_yaml, env_overrides, workers=2)`` creates and migrates
 a PostgreSQL database, imports the configuration with ``manage.py gateway import``,
 flushes its Redis database and starts gunicorn with the production config file,
@@ -13,104 +13,24 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
-from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
+from tests.support.fake_downstream import fake_downstream, free_port, module_fake_downstream  # noqa: F401 - fixtures
+
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 ARTIFACTS = ROOT / "test-artifacts"
-
-# A route answers (status, JSON body) or (status, JSON body, headers); a callable gets the handler.
-Answer = tuple[int, Any] | tuple[int, Any, Mapping[str, str]]
-Route = Answer | Callable[["_Handler"], Answer]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class FakeDownstream:
-    """A running fake service; ``routes`` may be changed while it runs."""
-
-    routes: dict[str, Route]
-    hits: Counter[str] = field(default_factory=Counter)
-    headers: dict[str, list[dict[str, str]]] = field(default_factory=lambda: defaultdict(list))
-    server: ThreadingHTTPServer | None = None
-
-    @property
-    def url(self) -> str:
-        assert self.server is not None
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def answer(self, handler: _Handler) -> Answer:
-        path = urlsplit(handler.path).path
-        route = self.routes.get(path, self.routes.get("*", (404, {"error": "no route"})))
-        return route(handler) if callable(route) else route
-
-
-class _Handler(BaseHTTPRequestHandler):
-    fake: FakeDownstream
-    protocol_version = "HTTP/1.1"
-
-    def _serve(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        self.body = self.rfile.read(length) if length else b""
-        path = urlsplit(self.path).path
-        self.fake.hits[path] += 1
-        self.fake.headers[path].append({k.lower(): v for k, v in self.headers.items()})
-        answer = self.fake.answer(self)
-        status, body = answer[0], answer[1]
-        extra: Mapping[str, str] = answer[2] if len(answer) > 2 else {}  # type: ignore[misc]
-        payload = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        for name, value in extra.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(payload)
-
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return None
-
-
-@pytest.fixture
-def fake_downstream() -> Iterator[Callable[[dict[str, Route]], FakeDownstream]]:
-    started: list[FakeDownstream] = []
-
-    def start(routes: dict[str, Route]) -> FakeDownstream:
-        fake = FakeDownstream(dict(routes))
-        handler = type("Handler", (_Handler,), {"fake": fake})
-        fake.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        fake.server.daemon_threads = True
-        threading.Thread(target=fake.server.serve_forever, daemon=True).start()
-        started.append(fake)
-        return fake
-
-    yield start
-    for fake in started:
-        assert fake.server is not None
-        fake.server.shutdown()
-        fake.server.server_close()
 
 
 def database_url(name: str) -> str:
@@ -173,13 +93,65 @@ class GatewayServer:
         return self.log_path.read_text(errors="replace").splitlines()
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
+        stop_process(self.process)
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL if the process is still there after 15 s."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
+def process_env(workdir: Path, *, database: str, redis_db: int) -> dict[str, str]:
+    """The environment of a gateway process (gunicorn or Celery) on ``database`` and Redis db
+    ``redis_db``: ours without OTEL_/PROMETHEUS_/PYTEST_ settings, HOME in ``workdir``."""
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "PROMETHEUS_", "PYTEST_"))},
+        "DATABASE_URL": database_url(database),
+        "REDIS_URL": f"redis://127.0.0.1:6379/{redis_db}",
+        "DJANGO_SECRET_KEY": "test",
+        "DJANGO_SETTINGS_MODULE": "gateway_project.settings",
+        "HOME": str(workdir),
+        "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+
+
+def gateway_env(
+    workdir: Path,
+    multiproc: Path,
+    env_overrides: Mapping[str, str] | None,
+    workers: int,
+    *,
+    database: str,
+    redis_db: int,
+) -> dict[str, str]:
+    """``process_env`` plus gunicorn's port (a free one), workers and Prometheus directory;
+    ``env_overrides`` last."""
+    return {
+        **process_env(workdir, database=database, redis_db=redis_db),
+        "PORT": str(free_port()),
+        "WEB_CONCURRENCY": str(workers),
+        "PROMETHEUS_MULTIPROC_DIR": str(multiproc),
+        **dict(env_overrides or {}),
+    }
+
+
+def start_gunicorn(env: dict[str, str], log_path: Path, multiproc: Path) -> GatewayServer:
+    """gunicorn with the production config on ``env["PORT"]``, logging to ``log_path``; not yet up."""
+    process = subprocess.Popen(
+        [str(VENV_BIN / "gunicorn"), "-c", "gateway_project/gunicorn.conf.py", "gateway_project.wsgi"],
+        cwd=ROOT,
+        env=env,
+        stdout=log_path.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    return GatewayServer(f"http://127.0.0.1:{env['PORT']}", env, process, log_path, multiproc)
 
 
 def _manage(env: Mapping[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -196,7 +168,8 @@ def _manage(env: Mapping[str, str], *args: str, check: bool = True) -> subproces
     return result
 
 
-def _wait_until_up(server: GatewayServer, timeout_s: float = 60.0) -> None:
+def wait_until_up(server: GatewayServer, timeout_s: float = 60.0, poll_s: float = 0.2) -> None:
+    """Until /healthz answers 200; fails with the log's tail if gunicorn exits or never answers."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
@@ -207,7 +180,7 @@ def _wait_until_up(server: GatewayServer, timeout_s: float = 60.0) -> None:
                 return
         except OSError:
             pass
-        time.sleep(0.2)
+        time.sleep(poll_s)
     raise AssertionError("gunicorn did not answer /healthz:\n" + "\n".join(server.log_lines()[-40:]))
 
 
@@ -241,20 +214,7 @@ def gateway_server(tmp_path: Path) -> Iterator[Callable[..., GatewayServer]]:
         index = len(started)
         multiproc = tmp_path / f"prom-{index}"
         multiproc.mkdir()
-        port = free_port()
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "PROMETHEUS_", "PYTEST_"))},
-            "PORT": str(port),
-            "WEB_CONCURRENCY": str(workers),
-            "PROMETHEUS_MULTIPROC_DIR": str(multiproc),
-            "DATABASE_URL": database_url(database),
-            "REDIS_URL": f"redis://127.0.0.1:6379/{redis_db}",
-            "DJANGO_SECRET_KEY": "test",
-            "DJANGO_SETTINGS_MODULE": "gateway_project.settings",
-            "HOME": str(tmp_path),
-            "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-            **dict(env_overrides or {}),
-        }
+        env = gateway_env(tmp_path, multiproc, env_overrides, workers, database=database, redis_db=redis_db)
         if index == 0:
             _create_database(env["DATABASE_URL"])
             _manage(env, "migrate", "--noinput", "-v", "0")
@@ -263,19 +223,9 @@ def gateway_server(tmp_path: Path) -> Iterator[Callable[..., GatewayServer]]:
             config_file = tmp_path / "gateway.yaml"
             config_file.write_text(config_yaml, encoding="utf-8")
             _manage(env, "gateway", "import", str(config_file))
-        log_path = tmp_path / f"gunicorn-{index}.log"
-        log = log_path.open("wb")
-        process = subprocess.Popen(
-            [str(VENV_BIN / "gunicorn"), "-c", "gateway_project/gunicorn.conf.py", "gateway_project.wsgi"],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        server = GatewayServer(f"http://127.0.0.1:{port}", env, process, log_path, multiproc)
+        server = start_gunicorn(env, tmp_path / f"gunicorn-{index}.log", multiproc)
         started.append(server)
-        _wait_until_up(server)
+        wait_until_up(server)
         return server
 
     yield start
@@ -284,39 +234,9 @@ def gateway_server(tmp_path: Path) -> Iterator[Callable[..., GatewayServer]]:
 
 
 # ---------------------------------------------------------------------------
-# Module-scoped variants: one gunicorn (and its fake services) shared by the tests
+# Module-scoped variant: one gunicorn (and its fake services) shared by the tests
 # of a module, for modules whose tests can share a configuration.
 # ---------------------------------------------------------------------------
-
-
-def start_fake_downstream(routes: dict[str, Route]) -> FakeDownstream:
-    """Start a ``FakeDownstream`` outside any fixture; stop it with ``stop_fake_downstream``."""
-    fake = FakeDownstream(dict(routes))
-    handler = type("Handler", (_Handler,), {"fake": fake})
-    fake.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    fake.server.daemon_threads = True
-    threading.Thread(target=fake.server.serve_forever, daemon=True).start()
-    return fake
-
-
-def stop_fake_downstream(fake: FakeDownstream) -> None:
-    if fake.server is not None:
-        fake.server.shutdown()
-        fake.server.server_close()
-
-
-@pytest.fixture(scope="module")
-def module_fake_downstream() -> Iterator[Callable[[dict[str, Route]], FakeDownstream]]:
-    """``fake_downstream`` that lives as long as the test module."""
-    started: list[FakeDownstream] = []
-
-    def start(routes: dict[str, Route]) -> FakeDownstream:
-        started.append(start_fake_downstream(routes))
-        return started[-1]
-
-    yield start
-    for fake in started:
-        stop_fake_downstream(fake)
 
 
 def _manage_in_one_process(env: Mapping[str, str], *commands: tuple[str, ...]) -> None:
@@ -347,20 +267,7 @@ def launch_gateway(
     """Fresh database and Redis db, the configuration imported, gunicorn started and up."""
     multiproc = workdir / "prom"
     multiproc.mkdir()
-    port = free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "PROMETHEUS_", "PYTEST_"))},
-        "PORT": str(port),
-        "WEB_CONCURRENCY": str(workers),
-        "PROMETHEUS_MULTIPROC_DIR": str(multiproc),
-        "DATABASE_URL": database_url(database),
-        "REDIS_URL": f"redis://127.0.0.1:6379/{redis_db}",
-        "DJANGO_SECRET_KEY": "test",
-        "DJANGO_SETTINGS_MODULE": "gateway_project.settings",
-        "HOME": str(workdir),
-        "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-        **dict(env_overrides or {}),
-    }
+    env = gateway_env(workdir, multiproc, env_overrides, workers, database=database, redis_db=redis_db)
     _create_database(env["DATABASE_URL"])
     _flush_redis(env["REDIS_URL"])
     config_file = workdir / "gateway.yaml"
@@ -371,18 +278,9 @@ def launch_gateway(
         ("flush", "--noinput", "-v", "0"),
         ("gateway", "import", str(config_file)),
     )
-    log_path = workdir / "gunicorn.log"
-    process = subprocess.Popen(
-        [str(VENV_BIN / "gunicorn"), "-c", "gateway_project/gunicorn.conf.py", "gateway_project.wsgi"],
-        cwd=ROOT,
-        env=env,
-        stdout=log_path.open("wb"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    server = GatewayServer(f"http://127.0.0.1:{port}", env, process, log_path, multiproc)
+    server = start_gunicorn(env, workdir / "gunicorn.log", multiproc)
     try:
-        _wait_until_up(server)
+        wait_until_up(server)
     except BaseException:
         server.stop()
         raise
@@ -395,18 +293,9 @@ def module_gateway_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     when the module's tests are done."""
     started: list[GatewayServer] = []
 
-    def start(
-        config_yaml: str,
-        env_overrides: Mapping[str, str] | None = None,
-        workers: int = 2,
-        *,
-        database: str,
-        redis_db: int,
-    ) -> GatewayServer:
-        workdir = tmp_path_factory.mktemp("gateway")
-        started.append(
-            launch_gateway(workdir, config_yaml, env_overrides, workers, database=database, redis_db=redis_db)
-        )
+    def start(*args: Any, **kwargs: Any) -> GatewayServer:
+        """``launch_gateway``'s arguments after ``workdir``."""
+        started.append(launch_gateway(tmp_path_factory.mktemp("gateway"), *args, **kwargs))
         return started[-1]
 
     yield start

@@ -19,7 +19,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import threading
 import time
@@ -30,20 +29,22 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import jwt
 import pytest
 import redis
 import yaml
 
+from tests.e2e.client import HttpReply, user_token
 from tests.e2e.conftest import (
     ROOT,
     VENV_BIN,
-    FakeDownstream,
     GatewayServer,
-    database_url,
-    free_port,
     isolated_targets,
+    process_env,
+    start_gunicorn,
+    stop_process,
+    wait_until_up,
 )
+from tests.support.fake_downstream import FakeDownstream, free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -266,13 +267,7 @@ class CeleryWorker:
         raise AssertionError(f"task {task_id} did not succeed in {timeout_s}s:\n" + self.log()[-3000:])
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
+        stop_process(self.process)
 
 
 @pytest.fixture(scope="module")
@@ -288,16 +283,10 @@ def celery_worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CeleryWo
         client.close()
     workdir = tmp_path_factory.mktemp("celery")
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "PROMETHEUS_", "PYTEST_"))},
-        "DATABASE_URL": database_url(database),
-        "REDIS_URL": f"redis://127.0.0.1:6379/{redis_db}",
+        **process_env(workdir, database=database, redis_db=redis_db),
         "CELERY_BROKER_URL": broker,
-        "DJANGO_SECRET_KEY": "test",
-        "DJANGO_SETTINGS_MODULE": "gateway_project.settings",
         "GATEWAY_JWT_SECRET": JWT_SECRET,
         "GATEWAY_WEBHOOK_SECRET": WEBHOOK_SECRET,
-        "HOME": str(workdir),
-        "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
     }
     log_path = workdir / "celery.log"
     command = [str(VENV_BIN / "celery"), "-A", "gateway_project", "worker", "--pool", "solo", "-c", "1"]
@@ -343,19 +332,12 @@ def gateway(celery_worker: CeleryWorker, module_gateway_server: Callable[..., Ga
 
 
 def token(sub: str) -> str:
-    now = int(time.time())
-    return jwt.encode({"sub": sub, "iat": now, "exp": now + 600}, JWT_SECRET, algorithm="HS256")
+    return user_token(sub, JWT_SECRET)
 
 
 @dataclass
-class Reply:
-    status: int
-    headers: dict[str, str]  # lower-case names
-    raw: bytes
+class Reply(HttpReply):
     started: float  # time.monotonic() when sent
-
-    def json(self) -> Any:
-        return json.loads(self.raw)
 
 
 def send(
@@ -700,20 +682,6 @@ class FaultGateway:
     redis_process: subprocess.Popen[bytes]
 
 
-def _wait_for_health(server: GatewayServer, timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise AssertionError("gunicorn exited:\n" + "\n".join(server.log_lines()[-40:]))
-        try:
-            if server.get("/healthz")[0] == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError("gunicorn did not answer /healthz:\n" + "\n".join(server.log_lines()[-40:]))
-
-
 @pytest.fixture
 def fault_gateway(gateway: Gateway, tmp_path: Path) -> Iterator[FaultGateway]:
     """A second gunicorn on the module's database (its configuration is already imported)
@@ -738,24 +706,14 @@ def fault_gateway(gateway: Gateway, tmp_path: Path) -> Iterator[FaultGateway]:
             time.sleep(0.05)
     client.close()
 
-    port = free_port()
     multiproc = tmp_path / "prom"
     multiproc.mkdir()
     env = {k: v for k, v in gateway.server.env.items() if k != "CELERY_BROKER_URL"}
-    env |= {"PORT": str(port), "PROMETHEUS_MULTIPROC_DIR": str(multiproc), "HOME": str(tmp_path)}
+    env |= {"PORT": str(free_port()), "PROMETHEUS_MULTIPROC_DIR": str(multiproc), "HOME": str(tmp_path)}
     env["REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
-    log_path = tmp_path / "gunicorn.log"
-    process = subprocess.Popen(
-        [str(VENV_BIN / "gunicorn"), "-c", "gateway_project/gunicorn.conf.py", "gateway_project.wsgi"],
-        cwd=ROOT,
-        env=env,
-        stdout=log_path.open("wb"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    server = GatewayServer(f"http://127.0.0.1:{port}", env, process, log_path, multiproc)
+    server = start_gunicorn(env, tmp_path / "gunicorn.log", multiproc)
     try:
-        _wait_for_health(server)
+        wait_until_up(server, poll_s=0.1)
         yield FaultGateway(server, redis_process)
     finally:
         server.stop()

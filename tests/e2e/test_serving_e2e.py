@@ -11,12 +11,10 @@ shared-state tests can show that *both* workers took part.
 from __future__ import annotations
 
 import http.client
-import importlib.util
 import json
 import logging
 import re
 import statistics
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -31,7 +29,11 @@ import jwt
 import pytest
 import yaml
 
-from tests.e2e.conftest import ROOT, FakeDownstream, GatewayServer, free_port, isolated_targets
+from tests.checkout_expectations import MISSION_SUMMARY
+from tests.e2e.client import HttpReply, user_token
+from tests.e2e.conftest import ROOT, GatewayServer, isolated_targets
+from tests.support.fake_downstream import FakeDownstream, free_port
+from tests.support.simulator import load_simulator
 
 pytestmark = pytest.mark.e2e
 
@@ -42,43 +44,9 @@ CRITICAL_PATH_MS = 45 + max(80, 35, 120) + 60  # cart, then inventory/pricing/sh
 BASE = "/v1/checkout"
 W3C_TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
 
-MISSION_SUMMARY: dict[str, Any] = {
-    "cart": {
-        "items": [
-            {"sku": "SKU-HEADPHONES", "name": "Wireless Headphones", "quantity": 1, "unitPrice": 7999},
-            {"sku": "SKU-CHARGER", "name": "USB-C Charger 65W", "quantity": 1, "unitPrice": 3999},
-            {"sku": "SKU-CASE", "name": "Protective Case", "quantity": 1, "unitPrice": 2999},
-        ],
-        "itemCount": 3,
-    },
-    "pricing": {"subtotal": 14997, "currency": "USD"},
-    "shipping": {
-        "options": [
-            {"id": "standard", "label": "Standard (5-7 business days)", "amount": 599, "currency": "USD"},
-            {"id": "express", "label": "Express (1-2 business days)", "amount": 1499, "currency": "USD"},
-        ],
-        "estimated": True,
-    },
-    "tax": {"amount": 1237, "rate": 0.0825},
-    "total": 16234,
-    "availabilityConfirmed": True,
-}
-
-
 # ---------------------------------------------------------------------------
 # The module's gateway and the services it calls
 # ---------------------------------------------------------------------------
-
-
-def _load_simulator() -> ModuleType:
-    if "demo_simulator" in sys.modules:  # tests/examples loads it under this name too
-        return sys.modules["demo_simulator"]
-    spec = importlib.util.spec_from_file_location("demo_simulator", ROOT / "examples" / "simulator.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["demo_simulator"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 class _Records(logging.Handler):
@@ -117,7 +85,7 @@ class Simulator:
 
 @pytest.fixture(scope="module")
 def sim() -> Iterator[Simulator]:
-    module = _load_simulator()
+    module = load_simulator()
     records = _Records()
     logger = logging.getLogger("simulator")
     previous = logger.level, logger.propagate
@@ -278,19 +246,12 @@ def gateway(module_gateway_server: Callable[..., GatewayServer], sim: Simulator,
 
 
 def token(sub: str = "42") -> str:
-    now = int(time.time())
-    return jwt.encode({"sub": sub, "iat": now, "exp": now + 600}, JWT_SECRET, algorithm="HS256")
+    return user_token(sub, JWT_SECRET)
 
 
 @dataclass
-class Reply:
-    status: int
-    headers: dict[str, str]  # lower-case names
-    raw: bytes
+class Reply(HttpReply):
     elapsed_s: float
-
-    def json(self) -> Any:
-        return json.loads(self.raw)
 
 
 def send(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -27,6 +26,7 @@ from orchestration.edge.webhook_signature import sign
 from orchestration.plan import RateLimitRule
 from orchestration.web import aggregate, edge
 from orchestration.web.runtime import GatewayRuntime, LoadedConfig, build_runtime_parts
+from tests.support.fake_downstream import free_port
 from tests.web.conftest import CATALOG, FakeExecutor, Ran, auth, dead_redis, make_plan
 
 SECRET = "outage-webhook-secret-0123456789"
@@ -38,12 +38,6 @@ class CountingMetrics(NullEdgeMetrics):
 
     def on_store_error(self, store: str, error: Exception) -> None:
         self.store_errors.append(store)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture
