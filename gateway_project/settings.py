@@ -155,6 +155,10 @@ GATEWAY = {
     "HEALTH_TOKEN": env.str("GATEWAY_HEALTH_TOKEN", default=""),
     "WEBHOOK_SECRET": env.str("GATEWAY_WEBHOOK_SECRET", default=""),
     "CONFIG_POLL_S": env.float("GATEWAY_CONFIG_POLL_S", default=1.0),
+    # Aggregate requests run at once per worker process (0: no limit); the next wait up to
+    # GATEWAY_ADMISSION_WAIT_MS, then get 503 OVERLOADED (orchestration/web/aggregate.py).
+    "MAX_IN_FLIGHT": env.int("GATEWAY_MAX_IN_FLIGHT", default=8),
+    "ADMISSION_WAIT_MS": env.int("GATEWAY_ADMISSION_WAIT_MS", default=10000),
     "METRICS": METRICS_ENABLED,
     "ACCESS_LOG": ACCESS_LOG_ENABLED,
 }

@@ -123,6 +123,10 @@ def install() -> None:
     metrics.set_enabled(settings.GATEWAY["METRICS"])
     access_log.set_enabled(settings.GATEWAY["ACCESS_LOG"])
     aggregate.install_runtime_source(lambda: runtime_holder().current())
+    limits = settings.GATEWAY
+    aggregate.install_admission_gate(
+        aggregate.AdmissionGate(limits["MAX_IN_FLIGHT"], limits["ADMISSION_WAIT_MS"] / 1000)
+    )
     install_edge(edge())
 
 

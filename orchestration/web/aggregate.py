@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -19,7 +20,15 @@ from django.views.decorators.csrf import csrf_exempt
 
 from orchestration.context import RequestContext
 from orchestration.edge.client_auth import Identity
-from orchestration.errors import Failure, GatewayError, MethodNotAllowed, NotFound, envelope, failure_to_error
+from orchestration.errors import (
+    Failure,
+    GatewayError,
+    MethodNotAllowed,
+    NotFound,
+    Overloaded,
+    envelope,
+    failure_to_error,
+)
 from orchestration.observability.access_log import note_endpoint, note_result
 from orchestration.routing import Match, NoRoute
 from orchestration.web import edge
@@ -120,7 +129,51 @@ def aggregate(request: HttpRequest, path: str = "") -> HttpResponse:
     return observed(request, lambda: _answer(request, request_id))
 
 
+class AdmissionGate:
+    """At most ``limit`` aggregate requests of this process run at once; the next
+    ones wait (costing no CPU) up to ``wait_s``, then get 503 ``OVERLOADED``.
+
+    Why: a gevent worker accepts every connection, so under overload hundreds of
+    requests shared one CPU and each waited so long for its turn that its
+    downstream calls timed out although the answers had arrived — the breakers
+    then opened on healthy services (bench/README.md, run A). Waiting before the
+    run starts keeps the endpoint deadline and every attempt timeout measuring
+    the downstream, not the queue. ``limit`` 0 turns the gate off."""
+
+    def __init__(self, limit: int, wait_s: float) -> None:
+        self.limit = limit
+        self._wait_s = wait_s
+        self._slots = threading.BoundedSemaphore(limit) if limit > 0 else None
+
+    def enter(self) -> bool:
+        slots = self._slots
+        return slots is None or slots.acquire(blocking=False) or slots.acquire(timeout=self._wait_s)
+
+    def leave(self) -> None:
+        if self._slots is not None:
+            self._slots.release()
+
+
+_gate = AdmissionGate(0, 0.0)
+
+
+def install_admission_gate(gate: AdmissionGate) -> None:
+    """Called once by ``gateway_project.wiring`` (``GATEWAY_MAX_IN_FLIGHT``)."""
+    global _gate
+    _gate = gate
+
+
 def _answer(request: HttpRequest, request_id: str) -> HttpResponse:
+    gate = _gate
+    if not gate.enter():
+        return error_response(Overloaded(retry_after_s=1), request_id=request_id)
+    try:
+        return _answer_admitted(request, request_id)
+    finally:
+        gate.leave()
+
+
+def _answer_admitted(request: HttpRequest, request_id: str) -> HttpResponse:
     try:
         return _serve(request, request_id)
     except GatewayError as error:
