@@ -8,6 +8,7 @@ No database query happens here: the runtime holds a compiled plan.
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
 import threading
@@ -143,15 +144,37 @@ class AdmissionGate:
     def __init__(self, limit: int, wait_s: float) -> None:
         self.limit = limit
         self._wait_s = wait_s
-        self._slots = threading.BoundedSemaphore(limit) if limit > 0 else None
+        self._free = limit
+        self._waiters: collections.deque[threading.Event] = collections.deque()
+        self._lock = threading.Lock()
 
     def enter(self) -> bool:
-        slots = self._slots
-        return slots is None or slots.acquire(blocking=False) or slots.acquire(timeout=self._wait_s)
+        """First come, first served: a freed slot goes to the longest waiter, never
+        to a request that just arrived (barging made a few wait the whole wait_s)."""
+        if self.limit <= 0:
+            return True
+        with self._lock:
+            if self._free > 0 and not self._waiters:
+                self._free -= 1
+                return True
+            ticket = threading.Event()
+            self._waiters.append(ticket)
+        if ticket.wait(self._wait_s):
+            return True
+        with self._lock:
+            if ticket.is_set():  # handed a slot just as the wait ended
+                return True
+            self._waiters.remove(ticket)
+        return False
 
     def leave(self) -> None:
-        if self._slots is not None:
-            self._slots.release()
+        if self.limit <= 0:
+            return
+        with self._lock:
+            if self._waiters:
+                self._waiters.popleft().set()  # the slot passes straight to it
+            else:
+                self._free += 1
 
 
 _gate = AdmissionGate(0, 0.0)

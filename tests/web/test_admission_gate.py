@@ -35,3 +35,27 @@ def test_a_request_over_the_limit_gets_503_overloaded(monkeypatch: pytest.Monkey
     assert response.status_code == 503
     assert response["Retry-After"] == "1" and response["X-Request-ID"] == "rid-1"
     assert json.loads(response.content)["error"]["code"] == "OVERLOADED"
+
+
+def test_a_freed_slot_goes_to_the_longest_waiter() -> None:
+    import threading
+
+    gate = AdmissionGate(1, wait_s=5.0)
+    assert gate.enter()
+    order: list[str] = []
+
+    def wait(name: str) -> None:
+        if gate.enter():
+            order.append(name)
+            gate.leave()
+
+    first = threading.Thread(target=wait, args=("first",))
+    first.start()
+    time.sleep(0.05)
+    second = threading.Thread(target=wait, args=("second",))
+    second.start()
+    time.sleep(0.05)
+    gate.leave()
+    first.join(2)
+    second.join(2)
+    assert order == ["first", "second"]
