@@ -155,15 +155,10 @@ GATEWAY = {
     "HEALTH_TOKEN": env.str("GATEWAY_HEALTH_TOKEN", default=""),
     "WEBHOOK_SECRET": env.str("GATEWAY_WEBHOOK_SECRET", default=""),
     "CONFIG_POLL_S": env.float("GATEWAY_CONFIG_POLL_S", default=1.0),
-    # Aggregate requests run at once per worker process: an adaptive limit that starts at
-    # GATEWAY_MAX_IN_FLIGHT (0: no gate), shrinks while the worker's event-loop lag is above
-    # GATEWAY_ADMISSION_LAG_MS and grows (up to the ceiling) while it is reached and lag is
-    # low. The next requests wait up to GATEWAY_ADMISSION_WAIT_MS, then get 503 OVERLOADED
-    # (orchestration/web/admission.py, orchestration/edge/admission_limit.py).
-    "MAX_IN_FLIGHT": env.int("GATEWAY_MAX_IN_FLIGHT", default=16),
-    "MAX_IN_FLIGHT_CEILING": env.int("GATEWAY_MAX_IN_FLIGHT_CEILING", default=1000),
-    "ADMISSION_LAG_MS": env.float("GATEWAY_ADMISSION_LAG_MS", default=30.0),
-    "ADMISSION_WAIT_MS": env.int("GATEWAY_ADMISSION_WAIT_MS", default=2000),
+    # Aggregate requests run at once per worker process (0: no limit); the next wait up to
+    # GATEWAY_ADMISSION_WAIT_MS, then get 503 OVERLOADED (orchestration/web/aggregate.py).
+    "MAX_IN_FLIGHT": env.int("GATEWAY_MAX_IN_FLIGHT", default=8),
+    "ADMISSION_WAIT_MS": env.int("GATEWAY_ADMISSION_WAIT_MS", default=10000),
     "METRICS": METRICS_ENABLED,
     "ACCESS_LOG": ACCESS_LOG_ENABLED,
 }

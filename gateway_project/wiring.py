@@ -116,21 +116,6 @@ def edge() -> Any:
     )
 
 
-@functools.cache
-def admission_gate() -> Any:
-    """The adaptive admission gate; its lag monitor starts in ``warm_up`` or on the
-    first request, in the worker (never in gunicorn's master, before the fork)."""
-    from orchestration.web.admission import AdmissionGate
-
-    limits = settings.GATEWAY
-    return AdmissionGate.from_settings(
-        limits["MAX_IN_FLIGHT"],
-        ceiling=limits["MAX_IN_FLIGHT_CEILING"],
-        lag_ms=limits["ADMISSION_LAG_MS"],
-        wait_ms=limits["ADMISSION_WAIT_MS"],
-    )
-
-
 def install() -> None:
     from orchestration.observability import access_log, metrics
     from orchestration.web.edge import install_edge
@@ -138,7 +123,10 @@ def install() -> None:
     metrics.set_enabled(settings.GATEWAY["METRICS"])
     access_log.set_enabled(settings.GATEWAY["ACCESS_LOG"])
     aggregate.install_runtime_source(lambda: runtime_holder().current())
-    aggregate.install_admission_gate(admission_gate())
+    limits = settings.GATEWAY
+    aggregate.install_admission_gate(
+        aggregate.AdmissionGate(limits["MAX_IN_FLIGHT"], limits["ADMISSION_WAIT_MS"] / 1000)
+    )
     install_edge(edge())
 
 
@@ -155,7 +143,6 @@ def warm_up() -> None:
         get_resolver().url_patterns  # noqa: B018 - imports gateway_project.urls, which calls install()
         runtime_holder().current()
         edge()
-        admission_gate().start()
     except Exception:
         logging.getLogger(__name__).exception("warm-up failed; the runtime is built on the first request")
     finally:
