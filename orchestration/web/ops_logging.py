@@ -1,4 +1,4 @@
-"""Request id and trace id on every log line of a request (Django side).
+"""Request id and trace id on every log line of a request, and the id on every response.
 
 The middleware settles the request id once, early, and writes it back into the
 request's headers, so the serving view's ``request_id_of`` returns the same id
@@ -29,7 +29,10 @@ class RequestLogContextMiddleware:
         request.META["HTTP_X_REQUEST_ID"] = request_id
         request.__dict__.pop("headers", None)  # rebuilt from META on next use
         access_log.bind(request_id=request_id, trace_id=current_trace_id())
-        return self.get_response(request)
+        response = self.get_response(request)
+        if not response.has_header("X-Request-ID"):  # every response carries it (contract section 2)
+            response["X-Request-ID"] = request_id
+        return response
 
 
 def _unbind(sender: Any, **kwargs: Any) -> None:
