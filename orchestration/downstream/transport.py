@@ -23,15 +23,26 @@ Two costs of urllib3 under gevent are trimmed, with the same results:
   ``name: value`` (the usual case), and by the standard library's email parser
   otherwise, giving the same ``http.client.HTTPMessage`` either way (the email
   parser was 5 % of a request's CPU).
+
+And the exchange itself skips urllib3's request and response layers when they
+would add nothing (``_request_head``: the request carries Host,
+Accept-Encoding, User-Agent and its framing, as every ``DownstreamClient``
+request does): the same head bytes are written with one ``sendall`` on the
+pooled connection, ``http.client`` reads the status, headers and the
+Content-Length or chunked body, and the connection goes back to the pool when
+the body was read to its end and the server keeps it open. Any other request
+goes through ``urlopen`` as before; errors map to the same httpx errors.
 """
 
 from __future__ import annotations
 
 import email.parser
+import errno
 import http.client
 import re
 import select
 import socket
+import ssl
 import time
 import types
 from collections.abc import Callable, Iterator
@@ -190,6 +201,10 @@ class Urllib3Transport(httpx.BaseTransport):
         deadline = time.monotonic() + _budget_s(request)
         url = request.url
         pool = self._pools.connection_from_host(url.host, url.port, scheme=url.scheme)
+        body = request.read() or None
+        head = _request_head(request, body)
+        if head is not None:
+            return _exchange(pool, head, body, deadline, request)
         headers = urllib3.HTTPHeaderDict()
         for name, value in request.headers.multi_items():
             headers.add(name, value)
@@ -198,7 +213,7 @@ class Urllib3Transport(httpx.BaseTransport):
             response = pool.urlopen(
                 request.method,
                 url.raw_path.decode("ascii"),
-                body=request.read() or None,
+                body=body,
                 headers=headers,
                 retries=False,
                 redirect=False,
@@ -255,6 +270,160 @@ class _DeadlineStream(httpx.SyncByteStream):
         if not self._complete:
             self._response.close()
         self._response.release_conn()
+
+
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})  # urllib3 frames these with a Content-Length even empty
+_BAD_METHOD = re.compile(r"[^!#$%&'*+\-.^_`|~0-9a-zA-Z]")  # not an HTTP token (urllib3 / http.client refuse it)
+_BAD_TARGET = re.compile(rb"[\x00-\x20\x7f]")
+_LEGAL_NAME = re.compile(rb"[^:\s][^:\r\n]*").fullmatch  # http.client's legal header name
+_BAD_VALUE = re.compile(rb"\n(?![ \t])|\r(?![ \t\n])").search  # http.client's illegal header value
+
+
+def _request_head(request: httpx.Request, body: bytes | None) -> bytes | None:
+    """The exact bytes urllib3's ``HTTPConnection.request`` writes before the body, when
+    it would add nothing of its own: the request carries Host, Accept-Encoding and
+    User-Agent, and a Content-Length whenever urllib3 would frame the body. Anything
+    else (or anything urllib3 would refuse) returns None and takes urllib3's path."""
+    method = request.method
+    target = request.url.raw_path
+    if _BAD_METHOD.search(method) or _BAD_TARGET.search(target):
+        return None
+    lines = [b"%s %s HTTP/1.1" % (method.encode("ascii"), target)]
+    seen = set()
+    for name, value in request.headers.raw:
+        lower = name.lower()
+        if not _LEGAL_NAME(lower) or _BAD_VALUE(value):
+            return None
+        seen.add(lower)
+        lines.append(b"%s: %s" % (lower, value))  # lower case, as ``Headers.multi_items`` hands them to urllib3
+    if not {b"host", b"accept-encoding", b"user-agent"} <= seen or b"transfer-encoding" in seen:
+        return None
+    if b"content-length" not in seen and (body is not None or method.upper() in _BODY_METHODS):
+        return None
+    lines.append(b"\r\n")
+    return b"\r\n".join(lines)
+
+
+def _exchange(
+    pool: HTTPConnectionPool, head: bytes, body: bytes | None, deadline: float, request: httpx.Request
+) -> httpx.Response:
+    """One HTTP/1.1 exchange on a pooled urllib3 connection, without urllib3's request
+    and response layers: the head (and a small body) in one ``sendall``, the status and
+    headers read by ``http.client`` (``_Response``), the body streamed by
+    ``_DirectStream``. Errors map to the same httpx errors as through ``urlopen``."""
+    conn: Any = pool._get_conn()
+    try:
+        if conn.sock is None:
+            conn.timeout = _left(deadline)
+            try:
+                conn.connect()
+            except HTTPError as error:
+                raise _translate(error, request) from error
+            except (ssl.SSLError, ssl.CertificateError) as error:
+                raise httpx.ConnectError(str(error) or type(error).__name__, request=request) from error
+            except (OSError, http.client.HTTPException) as error:
+                raise _aborted(error, request) from error
+        sock = conn.sock
+        try:
+            sock.settimeout(_left(deadline))
+            if body is None:
+                sock.sendall(head)
+            elif len(body) <= COALESCE_MAX_BYTES:
+                sock.sendall(head + body)
+            else:
+                sock.sendall(head)
+                sock.sendall(body)
+        except ssl.SSLError as error:
+            raise httpx.ConnectError(str(error) or type(error).__name__, request=request) from error
+        except (OSError, http.client.HTTPException) as error:
+            raise _aborted(error, request) from error
+        response = _Response(sock, method=request.method)
+        try:
+            sock.settimeout(_left(deadline))
+            response.begin()
+        except (OSError, http.client.HTTPException) as error:
+            response.close()
+            raise _read_error(error, request) from error
+    except BaseException:
+        conn.close()
+        pool._put_conn(None)
+        raise
+    return httpx.Response(
+        response.status,
+        headers=response.msg.items(),
+        stream=_DirectStream(pool, conn, response, deadline, request),
+        request=request,
+        extensions={"http_version": b"HTTP/1.1"},
+    )
+
+
+class _DirectStream(httpx.SyncByteStream):
+    """``_DeadlineStream`` for ``_exchange``: the connection goes back to the pool only
+    if the body was read to its end and the server keeps it open."""
+
+    def __init__(
+        self,
+        pool: HTTPConnectionPool,
+        conn: Any,
+        response: http.client.HTTPResponse,
+        deadline: float,
+        request: httpx.Request,
+    ) -> None:
+        self._pool: HTTPConnectionPool | None = pool
+        self._conn = conn
+        self._response = response
+        self._deadline = deadline
+        self._request = request
+        self._complete = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        response = self._response
+        sock = self._conn.sock
+        try:
+            while True:
+                left = self._deadline - time.monotonic()
+                if left <= 0:
+                    raise httpx.ReadTimeout("attempt budget spent while reading the body", request=self._request)
+                if sock is not None:
+                    sock.settimeout(left)
+                chunk = response.read1(CHUNK_BYTES)
+                if not chunk:
+                    self._complete = True
+                    return
+                yield chunk
+        except (OSError, http.client.HTTPException) as error:
+            raise _read_error(error, self._request) from error
+
+    def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        reusable = self._complete and not self._response.will_close
+        self._response.close()
+        if reusable:
+            pool._put_conn(self._conn)
+        else:
+            self._conn.close()
+            pool._put_conn(None)
+
+
+_BLOCKING_ERRNOS = {errno.EAGAIN, errno.EWOULDBLOCK}
+
+
+def _aborted(error: BaseException, request: httpx.Request) -> httpx.TransportError:
+    """What ``urlopen`` makes of an ``OSError`` or ``HTTPException``: "Connection aborted"."""
+    return httpx.RemoteProtocolError(str(("Connection aborted.", error)), request=request)
+
+
+def _read_error(error: BaseException, request: httpx.Request) -> httpx.TransportError:
+    """A failed read of the status, headers or body, classified as urllib3 does."""
+    if isinstance(error, (TimeoutError, socket.timeout)) or getattr(error, "errno", None) in _BLOCKING_ERRNOS:
+        return httpx.ReadTimeout(f"Read timed out. ({error})", request=request)
+    if isinstance(error, ssl.SSLError):
+        if "timed out" in str(error):
+            return httpx.ReadTimeout(f"Read timed out. ({error})", request=request)
+        return httpx.ConnectError(str(error) or type(error).__name__, request=request)
+    return _aborted(error, request)
 
 
 def _budget_s(request: httpx.Request) -> float:

@@ -98,3 +98,64 @@ def _subdir(path: Path, name: str) -> Path:
 def _no_proxy_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
         monkeypatch.delenv(name, raising=False)
+
+
+def test_the_direct_exchange_writes_what_urllib3_writes_and_reuses_the_connection():
+    """The lean exchange (request head built here, response read by http.client) sends the
+    bytes urllib3's ``request`` sends, reads Content-Length and chunked bodies, keeps the
+    connection alive, and opens a new one after ``Connection: close``."""
+    import threading
+
+    import httpx
+
+    from orchestration.downstream.transport import Urllib3Transport, _request_head
+
+    answers = [
+        b'HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\n{"a":1}',
+        b'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n{"b\r\n4\r\n":2}\r\n0\r\n\r\n',
+        b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}",
+        b"HTTP/1.1 204 No Content\r\n\r\n",
+    ]
+    received: list[tuple[int, bytes]] = []
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+
+    def serve() -> None:
+        for number in range(2):
+            conn, _ = server.accept()
+            with conn:
+                while data := conn.recv(65536):
+                    received.append((number, data))
+                    answer = answers[len(received) - 1]
+                    conn.sendall(answer)
+                    if b"close" in answer:
+                        break
+
+    threading.Thread(target=serve, daemon=True).start()
+    defaults = [("Accept-Encoding", "gzip, deflate"), ("User-Agent", "orchestration-gateway")]
+    requests = [
+        httpx.Request("GET", f"http://127.0.0.1:{port}/a%2Fb?x=1", headers=defaults),
+        httpx.Request("POST", f"http://127.0.0.1:{port}/p", headers=[*defaults, ("X-Id", "1")], json={"k": [1]}),
+        httpx.Request("GET", f"http://127.0.0.1:{port}/c", headers=defaults),
+        httpx.Request("DELETE", f"http://127.0.0.1:{port}/d", headers=defaults),
+    ]
+    transport = Urllib3Transport()
+    bodies = []
+    try:
+        for request in requests:
+            assert _request_head(request, request.read() or None) is not None  # the lean path
+            response = transport.handle_request(request)
+            bodies.append((response.status_code, b"".join(response.stream)))  # type: ignore[attr-defined]
+            response.close()
+    finally:
+        transport.close()
+        server.close()
+    assert bodies == [(200, b'{"a":1}'), (200, b'{"b":2}'), (200, b"{}"), (204, b"")]
+    assert [number for number, _ in received] == [0, 0, 0, 1]
+    host = f"127.0.0.1:{port}".encode()
+    common = b"host: " + host + b"\r\naccept-encoding: gzip, deflate\r\nuser-agent: orchestration-gateway\r\n"
+    assert received[0][1] == b"GET /a%2Fb?x=1 HTTP/1.1\r\n" + common + b"\r\n"
+    assert received[1][1] == (
+        b"POST /p HTTP/1.1\r\n" + common + b"x-id: 1\r\ncontent-length: 9\r\ncontent-type: application/json\r\n\r\n"
+        b'{"k":[1]}'
+    )
