@@ -111,6 +111,12 @@ def current_trace_id() -> str | None:
     return format(context.trace_id, "032x") if context.is_valid else None
 
 
+def _has_processors(provider: TracerProvider) -> bool:
+    """True unless the SDK provider's processor list is known to be empty."""
+    processors = getattr(getattr(provider, "_active_span_processor", None), "_span_processors", None)
+    return processors is None or len(processors) > 0
+
+
 @functools.cache
 def _tracer() -> trace.Tracer:
     """One tracer per process: ``get_tracer`` per attempt cost as much as the span.
@@ -129,7 +135,14 @@ def record_attempt_span(
     duration_s: float,
     status: int | None,
 ) -> None:
-    """A span for one finished downstream attempt, child of the current (request) span."""
+    """A span for one finished downstream attempt, child of the current (request) span.
+
+    Not built at all while the installed provider has no span processor (no
+    exporter configured, nothing added since): such a span would go nowhere, and
+    building it was ~8 % of a request's CPU. A processor added later (an
+    exporter, a test's in-memory one) gets every attempt span from then on."""
+    if _provider is not None and not _has_processors(_provider):
+        return
     end_ns = time.time_ns()
     start_ns = end_ns - int(max(0.0, duration_s) * 1e9)
     tracer = _tracer()

@@ -86,3 +86,33 @@ def test_exporter_only_when_configured() -> None:
     assert exporter_wanted({"OTEL_TRACES_EXPORTER": "otlp"}) is True
     assert exporter_wanted({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_SDK_DISABLED": "true"}) is False
     assert tracing_disabled({"OTEL_TRACES_EXPORTER": "none"}) is True
+
+
+def test_attempt_spans_are_built_only_when_a_processor_receives_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from orchestration.observability import tracing
+
+    provider = TracerProvider()
+    monkeypatch.setattr(tracing, "_provider", provider)
+    monkeypatch.setattr(tracing, "_tracer", lambda: provider.get_tracer(tracing.TRACER_NAME))
+    built: list[str] = []
+    real_tracer = tracing._tracer
+
+    def counting_tracer():  # type: ignore[no-untyped-def]
+        built.append("tracer")
+        return real_tracer()
+
+    monkeypatch.setattr(tracing, "_tracer", counting_tracer)
+    attempt = {"endpoint": "e", "service": "s", "call_id": "c", "attempt": 1, "duration_s": 0.01}
+    tracing.record_attempt_span(**attempt, outcome="ok", status=200)
+    assert built == []  # no processor: nothing built
+
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing.record_attempt_span(**attempt, outcome="timeout", status=None)
+    (span,) = exporter.get_finished_spans()
+    assert span.name == "attempt s/c"
+    assert span.attributes is not None and span.attributes["gateway.outcome"] == "timeout"
