@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -84,6 +85,7 @@ def parent(args: argparse.Namespace) -> int:
             "profile": args.profile,
             "rounds": args.rounds,
             "pyspy": str(Path(args.pyspy).resolve()) if args.pyspy else "",
+            "transport": args.transport,
         }
         done = subprocess.run(
             [str(VENV_PYTHON), str(Path(__file__)), "--child", json.dumps(child_args)], cwd=ROOT, env=env, check=False
@@ -95,6 +97,20 @@ def parent(args: argparse.Namespace) -> int:
             import shutil
 
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+def use_httpcore_transport() -> None:
+    """For the transport comparison only: httpx's default transport (httpcore's
+    pool) under every service, sized like ours, instead of the gateway's own."""
+    import httpx
+
+    from orchestration.downstream import auth
+
+    def httpcore_transport(service: Any) -> httpx.BaseTransport:
+        size = service.bulkhead.max_concurrent
+        return httpx.HTTPTransport(limits=httpx.Limits(max_connections=size, max_keepalive_connections=size))
+
+    auth.transport_for = httpcore_transport
 
 
 def child(spec: dict[str, object]) -> int:
@@ -110,6 +126,9 @@ def child(spec: dict[str, object]) -> int:
     sys.path.insert(0, str(ROOT))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gateway_project.settings")
     from gateway_project.wsgi import application
+
+    if spec.get("transport") == "httpcore":
+        use_httpcore_transport()
 
     body = b'{"cartId":"c-1001"}'
     token = str(spec["token"])
@@ -248,6 +267,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true", help="cProfile (greenlet switches blur it)")
     parser.add_argument("--pyspy", default="", help="write py-spy raw samples of the measured requests to this file")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument(
+        "--transport",
+        choices=["ours", "httpcore"],
+        default="ours",
+        help="downstream transport: the gateway's own (default) or httpx's default httpcore pool, for comparison",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
