@@ -11,12 +11,9 @@ import functools
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
 
 from orchestration.web import aggregate
 from orchestration.web.runtime import GatewayRuntime, LoadedConfig, RuntimeHolder, build_runtime_parts
-
-CONFIG_VERSION_CACHE_KEY = "gateway:config-version"
 
 
 @functools.cache
@@ -43,13 +40,11 @@ def _load_config() -> LoadedConfig:
 
 
 def _read_version() -> str | None:
-    version = cache.get(CONFIG_VERSION_CACHE_KEY)
-    if version is None:  # cache empty or Redis down: ask the database, rarely
-        from registry import selectors
+    # The registry's selector: the shared cache first, the database on a miss,
+    # and ``cache.add`` so a miss never overwrites a newer bump.
+    from registry import selectors
 
-        version = selectors.config_version_get()
-        cache.set(CONFIG_VERSION_CACHE_KEY, version, timeout=None)
-    return str(version)
+    return selectors.config_version_get()
 
 
 @functools.cache
