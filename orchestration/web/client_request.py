@@ -26,7 +26,13 @@ def request_id_of(request: HttpRequest) -> str:
 
 
 def lower_headers(request: HttpRequest) -> dict[str, str]:
-    return {name.lower(): value for name, value in request.headers.items()}
+    """The request's headers by lower-case name, built once per request (the edge's
+    auth and the plan's template context both read them)."""
+    cached: dict[str, str] | None = getattr(request, "_gateway_lower_headers", None)
+    if cached is None:
+        cached = {name.lower(): value for name, value in request.headers.items()}
+        request._gateway_lower_headers = cached  # type: ignore[attr-defined]
+    return cached
 
 
 def json_body(request: HttpRequest, *, max_bytes: int, max_depth: int) -> Any:
