@@ -28,8 +28,9 @@ And the exchange itself skips urllib3's request and response layers when they
 would add nothing (``_request_head``: the request carries Host,
 Accept-Encoding, User-Agent and its framing, as every ``DownstreamClient``
 request does): the same head bytes are written with one ``sendall`` on the
-pooled connection, ``http.client`` reads the status, headers and the
-Content-Length or chunked body, and the connection goes back to the pool when
+pooled connection, ``http1`` reads a common-shape answer (2xx-5xx, plain
+headers, Content-Length) straight off the socket and ``http.client`` any other
+(chunked, HTTP/1.0, 1xx...), and the connection goes back to the pool when
 the body was read to its end and the server keeps it open. Any other request
 goes through ``urlopen`` as before; errors map to the same httpx errors.
 """
@@ -61,6 +62,8 @@ from urllib3.exceptions import (
     SSLError,
 )
 from urllib3.response import BaseHTTPResponse
+
+from orchestration.downstream import http1
 
 CHUNK_BYTES = 64 * 1024
 DEFAULT_BUDGET_S = 5.0
@@ -337,9 +340,20 @@ def _exchange(
             raise httpx.ConnectError(str(error) or type(error).__name__, request=request) from error
         except (OSError, http.client.HTTPException) as error:
             raise _aborted(error, request) from error
-        response = _Response(sock, method=request.method)
         try:
-            sock.settimeout(_left(deadline))
+            answer = http1.read_head(sock, deadline, head_request=request.method == "HEAD")
+        except (OSError, http1.ClosedEarly, http1.HeadTooLarge) as error:
+            raise _read_error(error, request) from error
+        if isinstance(answer, http1.Head):
+            return httpx.Response(
+                answer.status,
+                headers=answer.headers,
+                stream=_LengthStream(pool, conn, http1.LengthBody(sock, answer, deadline, CHUNK_BYTES), request),
+                request=request,
+                extensions={"http_version": b"HTTP/1.1"},
+            )
+        response = _Response(http1.PrefixedSocket(sock, answer.data), method=request.method)  # type: ignore[arg-type]
+        try:
             response.begin()
         except (OSError, http.client.HTTPException) as error:
             response.close()
@@ -355,6 +369,35 @@ def _exchange(
         request=request,
         extensions={"http_version": b"HTTP/1.1"},
     )
+
+
+class _LengthStream(httpx.SyncByteStream):
+    """The body of a common-shape answer (``http1.LengthBody``); the connection goes
+    back to the pool only if the body was read to its end and may be reused."""
+
+    def __init__(self, pool: HTTPConnectionPool, conn: Any, body: http1.LengthBody, request: httpx.Request) -> None:
+        self._pool: HTTPConnectionPool | None = pool
+        self._conn = conn
+        self._body = body
+        self._request = request
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            yield from self._body
+        except http1.BudgetSpent as error:
+            raise httpx.ReadTimeout(str(error), request=self._request) from error
+        except (OSError, http1.ClosedEarly) as error:
+            raise _read_error(error, self._request) from error
+
+    def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        if self._body.complete:
+            pool._put_conn(self._conn)
+        else:
+            self._conn.close()
+            pool._put_conn(None)
 
 
 class _DirectStream(httpx.SyncByteStream):
