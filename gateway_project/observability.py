@@ -37,7 +37,88 @@ class ObservabilityConfig(AppConfig):
         instrumentor = DjangoInstrumentor()
         if not instrumentor.is_instrumented_by_opentelemetry:
             instrumentor.instrument(excluded_urls="healthz,readyz,metrics,static")
+            _wrap_instrumentation_middleware()
         tracing.instrument_httpx()
+
+
+_OTEL_MIDDLEWARE = "opentelemetry.instrumentation.django.middleware.otel_middleware._DjangoMiddleware"
+
+
+def _wrap_instrumentation_middleware() -> None:
+    """Put ``RequestTraceMiddleware`` where the instrumentation inserted its own."""
+    from django.conf import settings
+
+    middleware = list(settings.MIDDLEWARE)
+    if _OTEL_MIDDLEWARE in middleware:
+        middleware[middleware.index(_OTEL_MIDDLEWARE)] = f"{__name__}.{RequestTraceMiddleware.__qualname__}"
+        settings.MIDDLEWARE = middleware
+
+
+class RequestTraceMiddleware:
+    """The request's trace context, recorded only when something receives spans.
+
+    While a span processor is installed (an OTLP exporter configured, or one added
+    later, as tests do) every request goes through the OpenTelemetry Django
+    instrumentation's middleware unchanged: a recorded server span with its
+    attributes. Without one, that span would go nowhere, yet building it (span
+    name from a URL resolve, request and response attributes, three absolute-URL
+    builds) cost more than the rest of tracing together; instead the request gets
+    the context such a span would have had — the incoming ``traceparent``'s trace
+    id, or a new one, and the configured sampler's flag (``tracing.start_unrecorded_span``)
+    — so downstream ``traceparent`` headers and the trace id in log lines are
+    the same. The same URLs are excluded as by the instrumentation.
+    """
+
+    def __init__(self, get_response: Any) -> None:
+        from opentelemetry.instrumentation.django.middleware.otel_middleware import _DjangoMiddleware
+        from opentelemetry.instrumentation.wsgi import wsgi_getter
+
+        self.get_response = get_response
+        self._recorded: Any = _DjangoMiddleware(get_response)  # type: ignore[no-untyped-call]
+        self._activation_key = _DjangoMiddleware._environ_activation_key
+        self._excluded = _DjangoMiddleware._excluded_urls
+        self._getter = wsgi_getter
+
+    def __call__(self, request: Any) -> Any:
+        if tracing.spans_recorded():
+            return self._recorded(request)
+        if self._excluded_request(request):
+            return self.get_response(request)
+        from opentelemetry import context, propagate, trace
+
+        if trace.get_current_span() is trace.INVALID_SPAN:  # as the instrumentation: a server span
+            parent = propagate.extract(request.META, getter=self._getter)
+            kind = trace.SpanKind.SERVER
+        else:
+            parent = context.get_current()
+            kind = trace.SpanKind.INTERNAL
+        span = tracing.start_unrecorded_span(parent, request.method or "HTTP", kind)
+        token = context.attach(trace.set_span_in_context(span, parent))
+        try:
+            return self.get_response(request)
+        finally:
+            context.detach(token)
+
+    def _excluded_request(self, request: Any) -> bool:
+        """The instrumentation's test (its patterns searched in the absolute URL),
+        without building that URL: for patterns that are plain words, as ours are,
+        a match in ``scheme://host/path`` is a match in the host or in the path."""
+        excluded = self._excluded
+        meta = request.META
+        return bool(
+            excluded.url_disabled(request.path)
+            or excluded.url_disabled(meta.get("HTTP_HOST") or meta.get("SERVER_NAME", ""))
+        )
+
+    def process_view(self, request: Any, view_func: Any, view_args: Any, view_kwargs: Any) -> Any:
+        if self._activation_key in request.META:  # the request went through the instrumentation
+            return self._recorded.process_view(request, view_func, view_args, view_kwargs)
+        return None
+
+    def process_exception(self, request: Any, exception: Exception) -> Any:
+        if self._activation_key in request.META:
+            return self._recorded.process_exception(request, exception)
+        return None
 
 
 @functools.cache

@@ -11,6 +11,24 @@ process when an OTLP endpoint is configured through the standard variables
 Attempt spans are written after the fact from the engine's observer (it reports
 each attempt once it is over, with its duration), so they carry exact start and
 end times without the engine knowing about OpenTelemetry.
+
+While the provider has no span processor (no exporter configured, nothing added
+since) no span is built at all: a span would go nowhere. The request still gets
+the span context the SDK would have given its server span
+(``start_unrecorded_span``, used by ``gateway_project.observability.RequestTraceMiddleware``):
+the incoming ``traceparent``'s trace id or a new one, a new span id, and the
+**sampled flag the configured sampler decides** (``OTEL_TRACES_SAMPLER``, default
+parent-based always-on: sampled unless the caller said otherwise). The flag is
+kept rather than cleared because it travels downstream in ``traceparent``: a
+downstream service with a parent-based sampler records its own spans only when
+it is set, so "not sampled because this gateway keeps nothing" would switch their
+tracing off. A sampler that drops while there is no processor was measured and
+not kept: it forwards "not sampled" for that reason, and the instrumentation's
+remaining work (URL resolve, attributes for its metrics, three absolute-URL
+builds) kept most of the cost. Attempt spans are skipped the same way
+(``record_attempt_span``), and the propagation headers are computed once per
+request context, not per attempt (``_propagation_headers``). As soon as a
+processor is installed, everything is recorded as before.
 """
 
 from __future__ import annotations
@@ -23,11 +41,13 @@ import time
 from collections.abc import Iterable, Mapping
 
 import httpx
+from opentelemetry import context as context_api
 from opentelemetry import propagate, trace
+from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +107,27 @@ def instrument_httpx() -> None:
         instrumentor.instrument()
 
 
+_last_injected: tuple[Context, object, tuple[tuple[str, str], ...]] | None = None
+
+
+def _propagation_headers() -> tuple[tuple[str, str], ...]:
+    """What the configured propagators write for the current context, computed once
+    per context: a request's attempts (its greenlets share the request's context
+    object) get the same headers. Contexts are immutable and the last one is held,
+    so the identity test cannot confuse two requests."""
+    global _last_injected
+    current = context_api.get_current()
+    propagator = propagate.get_global_textmap()
+    last = _last_injected
+    if last is not None and last[0] is current and last[1] is propagator:
+        return last[2]
+    carrier: dict[str, str] = {}
+    propagator.inject(carrier, context=current)
+    headers = tuple(carrier.items())
+    _last_injected = (current, propagator, headers)
+    return headers
+
+
 class PropagatingTransport(httpx.BaseTransport):
     """Adds the current trace context (``traceparent``, and whatever else the
     configured propagators write) to each request before handing it on."""
@@ -95,9 +136,7 @@ class PropagatingTransport(httpx.BaseTransport):
         self._inner = inner
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        carrier: dict[str, str] = {}
-        propagate.inject(carrier)
-        for name, value in carrier.items():
+        for name, value in _propagation_headers():
             request.headers[name] = value
         return self._inner.handle_request(request)
 
@@ -109,6 +148,49 @@ def current_trace_id() -> str | None:
     """The active trace id as 32 hex digits, or None outside a sampled span."""
     context = trace.get_current_span().get_span_context()
     return format(context.trace_id, "032x") if context.is_valid else None
+
+
+def spans_recorded() -> bool:
+    """True when a span started now would reach a span processor: an exporter is
+    configured, or a processor was added to the provider since (tests do)."""
+    provider = _provider
+    return provider is not None and _has_processors(provider)
+
+
+def start_unrecorded_span(parent_context: Context, name: str, kind: SpanKind = SpanKind.SERVER) -> trace.Span:
+    """The span context the SDK's tracer would give a new span here, on a span that
+    records nothing: the parent's trace id (else a new one from the provider's id
+    generator), a new span id, the trace state and sampled flag the provider's
+    sampler decides, the random-trace-id flag as the SDK sets it. Mirrors
+    ``opentelemetry.sdk.trace.Tracer.start_span`` (SDK 1.45) minus the span object,
+    its attributes and the processors' calls, for when no processor would receive it.
+
+    Why the sampler still decides the flag: the flag goes downstream in
+    ``traceparent``, and a downstream service with a parent-based sampler records
+    its own spans only when it is set. Forwarding "not sampled" because this
+    process keeps no spans would silently switch their tracing off."""
+    if _provider is None:
+        raise RuntimeError("start_unrecorded_span needs the tracer provider (configure_tracing)")
+    provider = _provider
+    parent = trace.get_current_span(parent_context).get_span_context()
+    if parent.is_valid:
+        trace_id = parent.trace_id
+        random_trace_id = parent.trace_flags.random_trace_id
+    else:
+        trace_id = provider.id_generator.generate_trace_id()
+        random_trace_id = provider.id_generator.is_trace_id_random()
+    result = provider.sampler.should_sample(parent_context, trace_id, name, kind)
+    flags = TraceFlags.SAMPLED if result.decision.is_sampled() else TraceFlags.DEFAULT  # type: ignore[no-untyped-call]
+    if random_trace_id:
+        flags |= TraceFlags.RANDOM_TRACE_ID
+    context = SpanContext(
+        trace_id,
+        provider.id_generator.generate_span_id(),
+        is_remote=False,
+        trace_flags=TraceFlags(flags),
+        trace_state=result.trace_state,
+    )
+    return NonRecordingSpan(context)
 
 
 def _has_processors(provider: TracerProvider) -> bool:

@@ -20,13 +20,16 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def spans() -> Iterator[InMemorySpanExporter]:
+def spans(monkeypatch: pytest.MonkeyPatch) -> Iterator[InMemorySpanExporter]:
     provider = trace.get_tracer_provider()
     assert hasattr(provider, "add_span_processor"), "ObservabilityConfig.ready installs the SDK provider"
+    # the processor is removed afterwards: while a provider has none, requests
+    # build no span (tests/observability/test_tracing_unrecorded.py)
+    monkeypatch.setattr(provider._active_span_processor, "_span_processors", ())  # type: ignore[attr-defined]
     exporter = InMemorySpanExporter()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     yield exporter
-    exporter.shutdown()  # stops recording; the provider keeps no reference that matters
+    exporter.shutdown()
 
 
 def _serve(config_yaml: str, tmp_path) -> None:
