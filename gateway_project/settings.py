@@ -54,6 +54,16 @@ def _switch(name: str, *, default: bool = True) -> bool:
     raise ImproperlyConfigured(f"{name} must be 'on' or 'off', not {value!r}")
 
 
+def _max_in_flight(value: str) -> str:
+    """GATEWAY_MAX_IN_FLIGHT: "auto" or a whole number >= 0."""
+    value = value.strip().lower()
+    if value == "auto" or value.isdigit():
+        return value
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(f"GATEWAY_MAX_IN_FLIGHT must be 'auto' or a whole number, not {value!r}")
+
+
 # GATEWAY_METRICS=off: no Prometheus series written per request (django-prometheus's
 # middleware is left out too); /metrics still answers with scrape-time state.
 METRICS_ENABLED: bool = _switch("GATEWAY_METRICS")
@@ -155,9 +165,10 @@ GATEWAY = {
     "HEALTH_TOKEN": env.str("GATEWAY_HEALTH_TOKEN", default=""),
     "WEBHOOK_SECRET": env.str("GATEWAY_WEBHOOK_SECRET", default=""),
     "CONFIG_POLL_S": env.float("GATEWAY_CONFIG_POLL_S", default=1.0),
-    # Aggregate requests run at once per worker process (0: no limit); the next wait up to
-    # GATEWAY_ADMISSION_WAIT_MS, then get 503 OVERLOADED (orchestration/web/aggregate.py).
-    "MAX_IN_FLIGHT": env.int("GATEWAY_MAX_IN_FLIGHT", default=8),
+    # Aggregate requests run at once per worker process: "auto" (adapts to CPU pressure), a
+    # number (fixed) or 0 (no limit); the next wait up to GATEWAY_ADMISSION_WAIT_MS, then get
+    # 503 OVERLOADED (orchestration/web/admission.py).
+    "MAX_IN_FLIGHT": _max_in_flight(env.str("GATEWAY_MAX_IN_FLIGHT", default="auto")),
     "ADMISSION_WAIT_MS": env.int("GATEWAY_ADMISSION_WAIT_MS", default=10000),
     "METRICS": METRICS_ENABLED,
     "ACCESS_LOG": ACCESS_LOG_ENABLED,

@@ -12,7 +12,7 @@ from typing import Any
 
 from django.conf import settings
 
-from orchestration.web import aggregate
+from orchestration.web import admission, aggregate
 from orchestration.web.runtime import GatewayRuntime, LoadedConfig, RuntimeHolder, build_runtime_parts
 
 
@@ -119,9 +119,10 @@ def install() -> None:
     access_log.set_enabled(settings.GATEWAY["ACCESS_LOG"])
     aggregate.install_runtime_source(lambda: runtime_holder().current())
     limits = settings.GATEWAY
-    aggregate.install_admission_gate(
-        aggregate.AdmissionGate(limits["MAX_IN_FLIGHT"], limits["ADMISSION_WAIT_MS"] / 1000)
-    )
+    gate, adaptive = admission.gate_from_settings(limits["MAX_IN_FLIGHT"], limits["ADMISSION_WAIT_MS"] / 1000)
+    aggregate.install_admission_gate(gate)
+    if adaptive is not None:
+        adaptive.start()
     install_edge(edge())
 
 

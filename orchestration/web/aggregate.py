@@ -8,10 +8,8 @@ No database query happens here: the runtime holds a compiled plan.
 
 from __future__ import annotations
 
-import collections
 import json
 import logging
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -33,6 +31,7 @@ from orchestration.errors import (
 from orchestration.observability.access_log import note_endpoint, note_result
 from orchestration.routing import Match, NoRoute
 from orchestration.web import edge
+from orchestration.web.admission import AdmissionGate
 from orchestration.web.client_request import json_body, lower_headers, request_id_of
 from orchestration.web.ops_access import observed
 from orchestration.web.runtime import GatewayRuntime
@@ -130,58 +129,11 @@ def aggregate(request: HttpRequest, path: str = "") -> HttpResponse:
     return observed(request, lambda: _answer(request, request_id))
 
 
-class AdmissionGate:
-    """At most ``limit`` aggregate requests of this process run at once; the next
-    ones wait (costing no CPU) up to ``wait_s``, then get 503 ``OVERLOADED``.
-
-    Why: a gevent worker accepts every connection, so under overload hundreds of
-    requests shared one CPU and each waited so long for its turn that its
-    downstream calls timed out although the answers had arrived — the breakers
-    then opened on healthy services (bench/README.md, run A). Waiting before the
-    run starts keeps the endpoint deadline and every attempt timeout measuring
-    the downstream, not the queue. ``limit`` 0 turns the gate off."""
-
-    def __init__(self, limit: int, wait_s: float) -> None:
-        self.limit = limit
-        self._wait_s = wait_s
-        self._free = limit
-        self._waiters: collections.deque[threading.Event] = collections.deque()
-        self._lock = threading.Lock()
-
-    def enter(self) -> bool:
-        """First come, first served: a freed slot goes to the longest waiter, never
-        to a request that just arrived (barging made a few wait the whole wait_s)."""
-        if self.limit <= 0:
-            return True
-        with self._lock:
-            if self._free > 0 and not self._waiters:
-                self._free -= 1
-                return True
-            ticket = threading.Event()
-            self._waiters.append(ticket)
-        if ticket.wait(self._wait_s):
-            return True
-        with self._lock:
-            if ticket.is_set():  # handed a slot just as the wait ended
-                return True
-            self._waiters.remove(ticket)
-        return False
-
-    def leave(self) -> None:
-        if self.limit <= 0:
-            return
-        with self._lock:
-            if self._waiters:
-                self._waiters.popleft().set()  # the slot passes straight to it
-            else:
-                self._free += 1
-
-
 _gate = AdmissionGate(0, 0.0)
 
 
 def install_admission_gate(gate: AdmissionGate) -> None:
-    """Called once by ``gateway_project.wiring`` (``GATEWAY_MAX_IN_FLIGHT``)."""
+    """Called once by ``gateway_project.wiring`` (``GATEWAY_MAX_IN_FLIGHT``; ``admission``)."""
     global _gate
     _gate = gate
 

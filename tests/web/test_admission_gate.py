@@ -8,7 +8,7 @@ import pytest
 from django.test import RequestFactory
 
 from orchestration.web import aggregate
-from orchestration.web.aggregate import AdmissionGate
+from orchestration.web.admission import AdmissionGate
 
 
 def test_gate_admits_up_to_its_limit_then_waits_and_refuses() -> None:
@@ -59,3 +59,163 @@ def test_a_freed_slot_goes_to_the_longest_waiter() -> None:
     first.join(2)
     second.join(2)
     assert order == ["first", "second"]
+
+
+# --- the adaptive limit (GATEWAY_MAX_IN_FLIGHT=auto) ---------------------------------
+
+from orchestration.web.admission import (  # noqa: E402
+    AdaptiveLimit,
+    AdaptivePolicy,
+    CpuPressure,
+    gate_from_settings,
+    read_schedstat,
+)
+
+
+class _Pressure:
+    def __init__(self) -> None:
+        self.value: float | None = 0.5
+
+    def __call__(self) -> float | None:
+        return self.value
+
+
+def _busy_gate(limit: int) -> AdmissionGate:
+    """A gate whose slots are all taken and that had a request waiting."""
+    gate = AdmissionGate(limit, wait_s=0.0)
+    _fill(gate)
+    return gate
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _fill(gate: AdmissionGate) -> None:
+    """Requests arrive until one has to wait: every slot runs, the limit holds them back."""
+    gate._wait_s = 0.0
+    while gate.enter():
+        pass
+
+
+def _period(adaptive: AdaptiveLimit, clock: _Clock, *, lag_s: float = 0.0) -> int:
+    clock.now += adaptive.policy.period_s
+    adaptive.step(lag_s=lag_s)
+    return adaptive.gate.limit
+
+
+def test_the_limit_grows_while_requests_wait_and_the_cpu_has_room() -> None:
+    gate, pressure, clock = AdmissionGate(8, wait_s=0.0), _Pressure(), _Clock()
+    adaptive = AdaptiveLimit(gate, pressure, AdaptivePolicy(start=8, maximum=20), clock=clock)
+    seen = []
+    for _ in range(12):
+        _fill(gate)  # nothing finishes: no duration to wait for between two steps
+        seen.append(_period(adaptive, clock))
+    assert seen[0] == 9 and seen == sorted(seen) and seen[-1] == 20  # +10 % (+1) per period, up to the maximum
+
+
+def test_the_limit_grows_at_most_once_per_mean_request_duration() -> None:
+    gate, clock = AdmissionGate(10, wait_s=0.0), _Clock()
+    adaptive = AdaptiveLimit(gate, _Pressure(), AdaptivePolicy(start=10, smoothing=1.0), clock=clock)
+    changes = []
+    for _ in range(20):
+        _fill(gate)
+        for _ in range(gate.in_flight // 5):  # a fifth finishes per 0.1 s: requests last 0.5 s
+            gate.leave()
+        _fill(gate)
+        before = gate.limit
+        if _period(adaptive, clock) != before:
+            changes.append(round(clock.now - 100.0, 1))
+    assert adaptive.mean_duration_s() == pytest.approx(0.5, rel=0.2)
+    assert len(changes) >= 3 and all(later - earlier >= 0.4 for earlier, later in zip(changes, changes[1:]))
+
+
+def test_the_limit_comes_back_near_what_is_used_when_the_load_drops() -> None:
+    gate, clock = AdmissionGate(8, wait_s=0.0), _Clock()
+    adaptive = AdaptiveLimit(gate, _Pressure(), AdaptivePolicy(start=8, maximum=100), clock=clock)
+    for _ in range(30):
+        _fill(gate)
+        _period(adaptive, clock)
+    assert gate.limit > 30
+    while gate.in_flight > 5:
+        gate.leave()
+    for _ in range(adaptive.policy.peak_window + 1):
+        _period(adaptive, clock)
+    assert gate.limit == 8  # max(start, 5 running x 1.25 + 1): a new crowd is let in step by step
+
+
+def test_the_limit_does_not_grow_when_nobody_waits() -> None:
+    gate = AdmissionGate(8, wait_s=0.0)
+    adaptive = AdaptiveLimit(gate, _Pressure())
+    for _ in range(5):
+        adaptive.step()
+    assert gate.limit == 8
+
+
+def test_the_limit_holds_in_the_band_and_is_cut_when_the_cpu_saturates() -> None:
+    gate, pressure = _busy_gate(16), _Pressure()
+    adaptive = AdaptiveLimit(gate, pressure, AdaptivePolicy(start=16, minimum=2))
+    pressure.value = 0.9  # between grow_below and cut_above
+    gate.waited = True
+    adaptive.step()
+    assert gate.limit == 16
+    pressure.value = 0.99
+    adaptive.step()
+    assert gate.limit == 12
+    for _ in range(20):
+        adaptive.step()
+    assert gate.limit == 2  # never below the minimum
+
+
+def test_loop_lag_cuts_the_limit_even_without_a_pressure_reading() -> None:
+    gate, pressure = _busy_gate(16), _Pressure()
+    pressure.value = None
+    adaptive = AdaptiveLimit(gate, pressure)
+    adaptive.step(lag_s=0.2)
+    assert gate.limit == 12
+    gate.waited = True
+    adaptive.step(lag_s=0.0)  # no reading: no growth on a guess
+    assert gate.limit == 12
+
+
+def test_a_raised_limit_admits_waiters_at_once_and_a_lowered_one_lets_runners_finish() -> None:
+    import threading
+
+    gate = AdmissionGate(1, wait_s=5.0)
+    assert gate.enter()
+    admitted = threading.Event()
+    threading.Thread(target=lambda: gate.enter() and admitted.set(), daemon=True).start()
+    deadline = time.monotonic() + 2
+    while gate.waiting == 0 and time.monotonic() < deadline:
+        time.sleep(0.001)
+    gate.set_limit(2)
+    assert admitted.wait(1.0) and gate.in_flight == 2
+    gate.set_limit(1)  # two still run: neither is interrupted
+    assert gate.in_flight == 2
+    gate.leave()
+    gate._wait_s = 0.01
+    assert not gate.enter()  # 1 of 1 runs: the next waits, then is refused
+    gate.leave()
+    assert gate.enter()
+
+
+def test_cpu_pressure_is_running_plus_waiting_over_wall_time() -> None:
+    samples = iter([(1.0, 0.5), (1.3, 0.8), (1.3, 0.8)])
+    clock = iter([10.0, 11.0, 12.0])
+    pressure = CpuPressure(read=lambda: next(samples), clock=lambda: next(clock))
+    assert pressure() == pytest.approx(0.6)  # 0.3 s running + 0.3 s waiting in 1 s
+    assert pressure() == pytest.approx(0.0)
+    assert read_schedstat() is not None  # Linux gives it; the gateway falls back to a fixed limit otherwise
+
+
+def test_settings_values_pick_the_gate() -> None:
+    fixed, none = gate_from_settings("12", 1.0)
+    assert fixed.limit == 12 and none is None
+    off, _ = gate_from_settings("0", 1.0)
+    assert all(off.enter() for _ in range(100))
+    auto, adaptive = gate_from_settings("auto", 1.0)
+    assert adaptive is not None and auto.limit == AdaptivePolicy().start

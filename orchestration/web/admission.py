@@ -1,0 +1,268 @@
+"""Admission control: how many aggregate requests one worker process runs at once.
+
+Why a gate at all: a gevent worker accepts every connection, so under overload
+hundreds of requests share one CPU and each waits so long for its turn that its
+downstream calls time out although the answers have arrived — the breakers then
+open on healthy services (bench/README.md, run A). Waiting *before* a run starts
+keeps the endpoint deadline and every attempt timeout measuring the downstream,
+not the queue.
+
+Why the limit adapts (``AdaptiveLimit``): the right number is about
+``CPU share * critical path / CPU per request``; it changes with the machine,
+the endpoints' latencies and the load beside the process, so a fixed number
+either wastes the CPU (8 held two workers at 60 % of a core) or lets it
+saturate. The signal is the process's **CPU pressure**: the share of wall time
+its main thread was running *or waiting for a CPU* (``/proc/self/schedstat``:
+run time + run-queue delay). It nears 1 exactly when the CPU it runs on is
+saturated — by itself, by sibling workers or by anything else — and, unlike
+event-loop lag, it shows before a queue of ready greenlets has built up (lag
+tried first: it trailed admission by a critical path and breakers opened;
+bench/README.md). The limit grows by 10 % per period while requests are
+waiting for it and the pressure is low, holds in a band, and is cut quickly
+when the pressure or the loop lag says the CPU is saturated.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+logger = logging.getLogger("gateway.admission")
+
+SCHEDSTAT = Path("/proc/self/schedstat")
+
+
+class AdmissionGate:
+    """At most ``limit`` aggregate requests of this process run at once; the next
+    ones wait (costing no CPU) up to ``wait_s``, then are refused. ``limit`` 0
+    turns the gate off. The limit may be changed while requests run."""
+
+    def __init__(self, limit: int, wait_s: float) -> None:
+        self.limit = limit
+        self._wait_s = wait_s
+        self.in_flight = 0
+        self.completed = 0
+        self.waited = False  # a request had to wait since the last ``take_waited``
+        self._waiters: collections.deque[threading.Event] = collections.deque()
+        self._lock = threading.Lock()
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiters)
+
+    def enter(self) -> bool:
+        """First come, first served: a freed slot goes to the longest waiter, never
+        to a request that just arrived (barging made a few wait the whole wait_s)."""
+        if self.limit <= 0:
+            return True
+        with self._lock:
+            if self.in_flight < self.limit and not self._waiters:
+                self.in_flight += 1
+                return True
+            self.waited = True
+            ticket = threading.Event()
+            self._waiters.append(ticket)
+        if ticket.wait(self._wait_s):
+            return True
+        with self._lock:
+            if ticket.is_set():  # handed a slot just as the wait ended
+                return True
+            self._waiters.remove(ticket)
+        return False
+
+    def leave(self) -> None:
+        if self.limit <= 0:
+            return
+        with self._lock:
+            self.in_flight -= 1
+            self.completed += 1
+            self._admit_waiters()
+
+    def set_limit(self, limit: int) -> None:
+        """A lower limit lets running requests finish; a higher one admits waiters now."""
+        if self.limit <= 0 or limit <= 0:
+            return  # an off gate stays off (it counts nothing)
+        with self._lock:
+            self.limit = limit
+            self._admit_waiters()
+
+    def take_waited(self) -> bool:
+        with self._lock:
+            waited, self.waited = self.waited or bool(self._waiters), False
+            return waited
+
+    def _admit_waiters(self) -> None:
+        while self._waiters and self.in_flight < self.limit:
+            self.in_flight += 1
+            self._waiters.popleft().set()  # the slot passes straight to it
+
+
+def read_schedstat(path: Path = SCHEDSTAT) -> tuple[float, float] | None:
+    """(seconds on a CPU, seconds runnable but waiting for one) of this process's
+    main thread, or None where the kernel does not provide them."""
+    try:
+        running_ns, waiting_ns, _ = path.read_text().split()
+        return int(running_ns) / 1e9, int(waiting_ns) / 1e9
+    except (OSError, ValueError):
+        return None
+
+
+class CpuPressure:
+    """Share of the wall time since the last call that this process ran or waited for a CPU."""
+
+    def __init__(
+        self,
+        read: Callable[[], tuple[float, float] | None] = read_schedstat,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._read = read
+        self._clock = clock
+        self._last = self._sample()
+
+    @property
+    def available(self) -> bool:
+        return self._last is not None
+
+    def __call__(self) -> float | None:
+        now = self._sample()
+        last, self._last = self._last, now
+        if now is None or last is None or now[0] <= last[0]:
+            return None
+        wall = now[0] - last[0]
+        return ((now[1] - last[1]) + (now[2] - last[2])) / wall
+
+    def _sample(self) -> tuple[float, float, float] | None:
+        stat = self._read()
+        return None if stat is None else (self._clock(), stat[0], stat[1])
+
+
+@dataclass(frozen=True, slots=True)
+class AdaptivePolicy:
+    start: int = 8
+    minimum: int = 2
+    maximum: int = 512
+    period_s: float = 0.1
+    grow_below: float = 0.80  # pressure under which a waited-for limit grows
+    cut_above: float = 0.95  # pressure over which it is cut
+    lag_cut_s: float = 0.05  # a timer this late means ready work already queues
+    grow_factor: float = 1.10
+    cut_factor: float = 0.75
+    report_every: int = 100  # periods between two log lines with the limit and its inputs
+    headroom: float = 1.25  # the limit stays within this factor of the recent peak of running requests
+    peak_window: int = 20  # periods the recent peak looks back over (2 s)
+    smoothing: float = 0.2  # weight of a new period in the running/finished averages
+
+
+class AdaptiveLimit:
+    """Moves a gate's limit once per period from CPU pressure and loop lag.
+
+    Two guards against overshoot, because what an admitted request costs shows up
+    only as its downstream answers come back: the limit grows at most once per
+    mean request duration (Little's law over the period: requests running ÷
+    requests finished per second), so each step is seen before the next; and it
+    never stands far above what is used (``headroom`` over the recent peak), so a
+    sudden crowd cannot all be let in on a limit grown during a lighter load."""
+
+    def __init__(
+        self,
+        gate: AdmissionGate,
+        pressure: Callable[[], float | None],
+        policy: AdaptivePolicy | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.gate = gate
+        self.policy = policy or AdaptivePolicy()
+        self._pressure = pressure
+        self._clock = clock
+        self._limit = float(gate.limit)
+        self._steps = 0
+        self._completed = gate.completed
+        self._last_step = clock()
+        self._last_growth = -math.inf
+        self._running_mean = 0.0
+        self._finished_per_s = 0.0
+        self._peaks: collections.deque[int] = collections.deque(maxlen=self.policy.peak_window)
+
+    def mean_duration_s(self) -> float:
+        """Little's law: mean running ÷ finished per second (0 before anything finished)."""
+        return self._running_mean / self._finished_per_s if self._finished_per_s > 0 else 0.0
+
+    def step(self, lag_s: float = 0.0) -> None:
+        policy = self.policy
+        now = self._clock()
+        self._observe_load(now)
+        pressure = self._pressure()
+        waited = self.gate.take_waited()
+        if lag_s > policy.lag_cut_s or (pressure is not None and pressure > policy.cut_above):
+            self._limit = max(policy.minimum, self._limit * policy.cut_factor)
+        elif (
+            waited
+            and pressure is not None
+            and pressure < policy.grow_below
+            and now - self._last_growth >= max(policy.period_s, self.mean_duration_s())
+        ):
+            self._limit = min(policy.maximum, self._limit * policy.grow_factor + 1)
+            self._last_growth = now
+        ceiling = max(policy.start, math.ceil(max(self._peaks, default=0) * policy.headroom) + 1)
+        self._limit = min(self._limit, ceiling)
+        limit = max(policy.minimum, math.floor(self._limit))
+        if limit != self.gate.limit:
+            self.gate.set_limit(limit)
+        self._steps += 1
+        if self._steps % policy.report_every == 0:
+            logger.info(
+                "admission: limit %d, %d running, %d waiting, cpu pressure %s, loop lag %.0f ms, mean request %.0f ms",
+                limit,
+                self.gate.in_flight,
+                self.gate.waiting,
+                "n/a" if pressure is None else f"{pressure:.2f}",
+                lag_s * 1000,
+                self.mean_duration_s() * 1000,
+            )
+
+    def _observe_load(self, now: float) -> None:
+        elapsed = now - self._last_step
+        self._last_step = now
+        completed, self._completed = self.gate.completed - self._completed, self.gate.completed
+        running = self.gate.in_flight
+        self._peaks.append(running)
+        if elapsed > 0:
+            alpha = self.policy.smoothing
+            self._running_mean += alpha * (running - self._running_mean)
+            self._finished_per_s += alpha * (completed / elapsed - self._finished_per_s)
+
+    def run_forever(self, sleep: Callable[[float], None] = time.sleep) -> None:
+        period = self.policy.period_s
+        while True:
+            started = time.monotonic()
+            sleep(period)
+            lag = time.monotonic() - started - period
+            try:
+                self.step(lag_s=max(0.0, lag))
+            except Exception:  # the gate keeps its last limit; serving goes on
+                logger.exception("admission: could not adjust the limit")
+
+    def start(self) -> None:
+        """In a daemon thread (a greenlet in a gevent-patched worker)."""
+        threading.Thread(target=self.run_forever, name="admission-limit", daemon=True).start()
+
+
+def gate_from_settings(max_in_flight: str, wait_s: float) -> tuple[AdmissionGate, AdaptiveLimit | None]:
+    """``GATEWAY_MAX_IN_FLIGHT``: ``auto`` (adaptive; a fixed 8 where the kernel gives no
+    CPU pressure), a number (fixed), or ``0`` (no gate)."""
+    value = max_in_flight.strip().lower()
+    if value != "auto":
+        return AdmissionGate(int(value), wait_s), None
+    policy = AdaptivePolicy()
+    gate = AdmissionGate(policy.start, wait_s)
+    pressure = CpuPressure()
+    if not pressure.available:
+        logger.warning("admission: no /proc/self/schedstat; a fixed limit of %d per process", policy.start)
+        return gate, None
+    return gate, AdaptiveLimit(gate, pressure, policy)
