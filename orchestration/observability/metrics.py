@@ -14,17 +14,178 @@ Why these shapes:
   not the last transition it happened to see.
 
 Under gunicorn the values go through ``PROMETHEUS_MULTIPROC_DIR`` (prometheus_client
-picks its multiprocess value class at import when the variable is set).
+picks its multiprocess value class at import when the variable is set). Importing
+this module swaps that class for ``_LeanMmapValue``: the same files, read by the
+same ``MultiProcessCollector``, without a ``getpid`` and a lock per write — each
+aggregate request writes ~34 values (ours and django-prometheus's), and the stock
+class spent more on those checks than on the writes (bench/README.md). Every write
+still lands in the mmap before the request answers, so a scrape in any worker sees it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import inspect
+import os
+import struct
+import threading
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Histogram, values
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics import MetricWrapperBase
+from prometheus_client.mmap_dict import MmapedDict, mmap_key
+
+# --- multiprocess values without a getpid and a lock per write -----------------
+
+
+def _stock_values_created() -> int | None:
+    """How many values prometheus_client's own multiprocess class has created in this
+    process (None when that cannot be told: another version, or not multiprocess mode)."""
+    value_class = values.ValueClass
+    if not getattr(value_class, "_multiprocess", False):
+        return None
+    try:
+        created = inspect.getclosurevars(value_class.__init__).nonlocals.get("values")
+    except (TypeError, AttributeError):
+        return None
+    return len(created) if isinstance(created, list) else None
+
+
+_pack_two_doubles = struct.Struct(b"dd").pack
+_MmapedDict: Any = MmapedDict
+
+
+class _LeanMmapValue:
+    """prometheus_client's ``MmapedValue`` with the same files, keys and layout
+    (``<type>_<pid>.db`` in ``PROMETHEUS_MULTIPROC_DIR``, read by the usual
+    ``MultiProcessCollector``), minus what each write paid for nothing here:
+
+    - ``os.getpid()`` per write, to notice a fork: a fork is noticed once, by
+      ``os.register_at_fork`` (gunicorn forks its workers before any metric exists);
+    - a lock per write: under gevent the read-add-write of one value cannot be
+      interrupted (no greenlet switch inside), so the lock only cost time.
+      Without gevent (tests, ``runserver``) ``_LockedLeanMmapValue`` keeps one.
+    """
+
+    _multiprocess = True
+    _files: dict[str, Any] = {}  # file prefix -> MmapedDict (untyped upstream)
+    _values: list[_LeanMmapValue] = []
+    _pid = os.getpid()
+    _lock = threading.Lock()
+
+    _file: Any
+    _key: str
+    _end: int
+    _value: float
+    _timestamp: float
+
+    def __init__(
+        self,
+        typ: str,
+        metric_name: str,
+        name: str,
+        labelnames: Sequence[str],
+        labelvalues: Sequence[str],
+        help_text: str,
+        multiprocess_mode: str = "",
+        **kwargs: Any,
+    ) -> None:
+        self._params = typ, metric_name, name, labelnames, labelvalues, help_text, multiprocess_mode
+        with _LeanMmapValue._lock:
+            self._open()
+            _LeanMmapValue._values.append(self)
+
+    def _open(self) -> None:
+        typ, metric_name, name, labelnames, labelvalues, help_text, multiprocess_mode = self._params
+        prefix = f"gauge_{multiprocess_mode}" if typ == "gauge" else typ
+        files = _LeanMmapValue._files
+        if prefix not in files:
+            directory = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+            files[prefix] = _MmapedDict(os.path.join(directory, f"{prefix}_{_LeanMmapValue._pid}.db"))
+        self._file = files[prefix]
+        self._key = mmap_key(metric_name, name, list(labelnames), list(labelvalues), help_text)
+        self._value, self._timestamp = self._file.read_value(self._key)  # adds the entry when new
+        self._end = self._file._positions[self._key] + 16  # where value and timestamp end; never moves
+
+    def inc(self, amount: float) -> None:
+        self._value += amount
+        self._timestamp = 0.0
+        # MmapedDict.write_value, inlined: one slice assignment of both doubles at once
+        # (never pack_into, which writes zeros first), into the current map (``_m``
+        # is replaced when the file grows).
+        end = self._end
+        self._file._m[end - 16 : end] = _pack_two_doubles(self._value, 0.0)
+
+    def set(self, value: float, timestamp: float | None = None) -> None:
+        self._value = value
+        self._timestamp = timestamp or 0.0
+        end = self._end
+        self._file._m[end - 16 : end] = _pack_two_doubles(value, self._timestamp)
+
+    def set_exemplar(self, exemplar: Any) -> None:  # not in multiprocess mode (as prometheus_client)
+        return
+
+    def get(self) -> float:
+        return self._value
+
+    def get_exemplar(self) -> None:
+        return None
+
+    @classmethod
+    def close_all_files(cls) -> None:
+        with cls._lock:
+            for file in cls._files.values():
+                file.close()
+            cls._files.clear()
+            cls._values.clear()
+
+    @classmethod
+    def _after_fork(cls) -> None:
+        """In a forked child: the parent's files are the parent's; start this process's own."""
+        cls._pid = os.getpid()
+        cls._lock = threading.Lock()
+        for file in cls._files.values():  # the parent's files stay the parent's (closing here closes only ours)
+            file.close()
+        cls._files.clear()
+        for value in cls._values:
+            value._open()
+
+
+class _LockedLeanMmapValue(_LeanMmapValue):
+    """With real threads a read-add-write can interleave: one lock per write, as prometheus_client."""
+
+    def inc(self, amount: float) -> None:
+        with _LeanMmapValue._lock:
+            super().inc(amount)
+
+    def set(self, value: float, timestamp: float | None = None) -> None:
+        with _LeanMmapValue._lock:
+            super().set(value, timestamp)
+
+
+def _threads_are_greenlets() -> bool:
+    try:
+        from gevent import monkey
+    except ImportError:
+        return False
+    return bool(monkey.is_module_patched("threading"))
+
+
+def _install_lean_values() -> bool:
+    """Use ``_LeanMmapValue`` for every metric created from now on, if nothing has
+    written a multiprocess value in this process yet (two writers on one file
+    would overwrite each other's entries). Returns whether it was installed."""
+    if _stock_values_created() != 0:
+        return False
+    chosen = _LeanMmapValue if _threads_are_greenlets() else _LockedLeanMmapValue
+    values.ValueClass = chosen
+    values._multi_process_cleanups.append(_LeanMmapValue.close_all_files)
+    os.register_at_fork(after_in_child=_LeanMmapValue._after_fork)
+    return True
+
+
+_install_lean_values()
 
 REQUEST_BUCKETS_S = (
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5,
@@ -132,6 +293,7 @@ def _child(metric: MetricWrapperBase, cache: dict[tuple[str, ...], Any], values:
 
 _request_duration_children: dict[tuple[str, ...], Any] = {}
 _requests_total_children: dict[tuple[str, ...], Any] = {}
+_partial_responses_children: dict[tuple[str, ...], Any] = {}
 _downstream_attempts_children: dict[tuple[str, ...], Any] = {}
 _downstream_duration_children: dict[tuple[str, ...], Any] = {}
 
@@ -142,7 +304,7 @@ def observe_request(*, endpoint: str, method: str, status: int, duration_s: floa
     _child(request_duration, _request_duration_children, (endpoint, method)).observe(duration_s)
     _child(requests_total, _requests_total_children, (endpoint, str(status))).inc()
     if partial:
-        partial_responses.labels(endpoint=endpoint).inc()
+        _child(partial_responses, _partial_responses_children, (endpoint,)).inc()
 
 
 def observe_attempt(*, service: str, endpoint: str, call: str, outcome: str, duration_s: float) -> None:

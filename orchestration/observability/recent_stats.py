@@ -17,6 +17,7 @@ import json
 import logging
 import threading
 import time
+from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -85,10 +86,11 @@ def p95_from_buckets(counts: list[int]) -> float | None:
 
 
 def latency_bucket(duration_s: float) -> int:
-    for index, upper in enumerate(DOWNSTREAM_BUCKETS_S):
-        if duration_s <= upper:
-            return index
-    return len(DOWNSTREAM_BUCKETS_S)
+    """Index of the first bucket whose upper bound is >= the duration (the last one: overflow)."""
+    return bisect_left(DOWNSTREAM_BUCKETS_S, duration_s)
+
+
+_BUCKET_FIELDS = tuple(f"b{index}" for index in range(len(DOWNSTREAM_BUCKETS_S) + 1))
 
 
 def summarize(fields: Iterable[dict[str, int]], last: dict[str, float]) -> ServiceStats:
@@ -127,7 +129,7 @@ class RecentStats:
         with self._lock:
             delta = self._pending[bucket_of(now)][service]
             delta["n"] += 1
-            delta[f"b{latency_bucket(duration_s)}"] += 1
+            delta[_BUCKET_FIELDS[bisect_left(DOWNSTREAM_BUCKETS_S, duration_s)]] += 1
             if outcome in ERROR_OUTCOMES:
                 delta["err"] += 1
                 self._last[service]["fail"] = now

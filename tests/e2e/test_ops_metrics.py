@@ -68,7 +68,11 @@ def test_metrics_count_every_request_across_two_workers(fake_downstream, gateway
     transitions = "gateway_breaker_transitions_total"
     assert _value(samples, transitions, service="shipping", from_state="closed", to_state="open") == 1
     assert _value(samples, "gateway_endpoint_latency_target_seconds", endpoint="summary") == pytest.approx(1.6)
-    assert any(name.startswith("django_http_requests") for name, _ in samples)  # django-prometheus too
+    # django-prometheus counts every aggregate request too, whichever worker served it.
+    by_view = "django_http_responses_total_by_status_view_method_total"
+    assert _value(samples, by_view, status="200", view="aggregate", method="GET") == 10
+    latency = "django_http_requests_latency_seconds_by_view_method_count"
+    assert _value(samples, latency, view="aggregate", method="GET") == 10
 
 
 def test_access_line_and_log_context(fake_downstream, gateway_server) -> None:
