@@ -5,6 +5,9 @@ to files and this view, in whichever worker answers, merges all of them, so one
 scrape sees the whole host. Breaker states and latency targets are read from
 the shared breaker store and the served plan at scrape time (see
 ``orchestration.observability.metrics``).
+
+``PrometheusAfterMiddleware`` here is django-prometheus's, with its label children
+remembered (same series, same counts); settings list it in place of the original.
 """
 
 from __future__ import annotations
@@ -12,8 +15,10 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator
+from typing import Any
 
 from django.http import HttpRequest, HttpResponse
+from django_prometheus import middleware as django_prometheus_middleware
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest, multiprocess
 from prometheus_client.metrics_core import Metric
 
@@ -21,6 +26,32 @@ from orchestration.observability import metrics
 
 logger = logging.getLogger(__name__)
 LATENCY_TARGET_SHARE_OF_DEADLINE = 0.8
+
+
+_CHILDREN_KEPT = 4096  # label sets remembered (views, statuses, methods: a handful in practice)
+
+
+class PrometheusAfterMiddleware(django_prometheus_middleware.PrometheusAfterMiddleware):  # type: ignore[misc]
+    """django-prometheus's per-view middleware, writing exactly the same series,
+    with the label children it asks for on every request remembered:
+    ``metric.labels(**labels)`` validates the names and takes a lock on every call,
+    six times per request, for the same few label sets. ``label_metric`` is the
+    hook django-prometheus provides for subclasses."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._children: dict[tuple[Any, ...], Any] = {}
+
+    def label_metric(self, metric: Any, request: HttpRequest, response: Any = None, **labels: Any) -> Any:
+        if not labels:
+            return metric
+        key = (metric, *labels.items())
+        child = self._children.get(key)
+        if child is None:
+            if len(self._children) >= _CHILDREN_KEPT:
+                self._children.clear()
+            child = self._children[key] = metric.labels(**labels)
+        return child
 
 
 class _ProcessRegistry:

@@ -1,0 +1,80 @@
+"""``orchestration.web.ops_metrics.PrometheusAfterMiddleware`` writes exactly what
+django-prometheus's own middleware writes (it only remembers label children)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.test import RequestFactory
+from django_prometheus.middleware import PrometheusAfterMiddleware as OriginalAfterMiddleware
+from prometheus_client import REGISTRY
+
+from orchestration.web.ops_metrics import PrometheusAfterMiddleware
+
+
+class _Match:
+    def __init__(self, view_name: str) -> None:
+        self.view_name = view_name
+
+
+def _django_samples() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in REGISTRY.collect()
+        if family.name.startswith("django_http")
+        for sample in family.samples
+        if not sample.name.endswith("_created")
+    }
+
+
+def _serve(middleware: Any, request: HttpRequest, response: HttpResponse) -> None:
+    middleware.process_request(request)
+    middleware.process_view(request, None)
+    middleware.process_response(request, response)
+
+
+def _delta(middleware: Any, traffic: list[tuple[HttpRequest, HttpResponse]]) -> dict[Any, float]:
+    before = _django_samples()
+    for request, response in traffic:
+        _serve(middleware, request, response)
+    after = _django_samples()
+    return {key: value - before.get(key, 0.0) for key, value in after.items() if value != before.get(key, 0.0)}
+
+
+def _traffic() -> list[tuple[HttpRequest, HttpResponse]]:
+    factory = RequestFactory()
+    traffic = []
+    for method, path, view, status in [
+        ("post", "/v1/checkout/summary", "aggregate", 200),
+        ("post", "/v1/checkout/summary", "aggregate", 200),
+        ("get", "/v1/cart/1", "aggregate", 502),
+        ("get", "/metrics", "metrics", 200),
+    ]:
+        request = getattr(factory, method)(path, data={} if method == "get" else b"{}", content_type="application/json")
+        request.resolver_match = _Match(view)
+        traffic.append((request, JsonResponse({"ok": True}, status=status)))
+    ajax = factory.get("/healthz", headers={"X-Requested-With": "XMLHttpRequest"})
+    ajax.resolver_match = _Match("healthz")
+    traffic.append((ajax, HttpResponse("ok")))
+    return traffic
+
+
+@pytest.mark.parametrize("rounds", [1, 3])
+def test_same_series_and_counts_as_django_prometheus(rounds: int) -> None:
+    ours = PrometheusAfterMiddleware(lambda request: HttpResponse())
+    original = OriginalAfterMiddleware(lambda request: HttpResponse())
+
+    for _ in range(rounds):  # later rounds are served from the remembered children
+        expected = _delta(original, _traffic())
+        seen = _delta(ours, _traffic())
+        latency = "django_http_requests_latency_seconds_by_view_method_sum"
+        assert {k: v for k, v in seen.items() if k[0] != latency} == {
+            k: v for k, v in expected.items() if k[0] != latency
+        }
+        assert {k for k in seen if k[0] == latency} == {k for k in expected if k[0] == latency}
+    assert (
+        "django_http_responses_total_by_status_view_method_total",
+        (("method", "POST"), ("status", "200"), ("view", "aggregate")),
+    ) in seen
