@@ -83,7 +83,7 @@ MIDDLEWARE = [
     "gateway_project.middleware.SiteAuthenticationMiddleware",
     "gateway_project.middleware.SiteMessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    *(["django_prometheus.middleware.PrometheusAfterMiddleware"] if METRICS_ENABLED else []),
+    *(["orchestration.web.ops_metrics.PrometheusAfterMiddleware"] if METRICS_ENABLED else []),
 ]
 
 ROOT_URLCONF = "gateway_project.urls"

@@ -1,6 +1,7 @@
 """Overload: at most GATEWAY_MAX_IN_FLIGHT aggregate requests run at once per process;
 the next wait, then get 503 OVERLOADED instead of starving the ones already running."""
 
+import itertools
 import json
 import time
 
@@ -131,7 +132,7 @@ def test_the_limit_grows_at_most_once_per_mean_request_duration() -> None:
         if _period(adaptive, clock) != before:
             changes.append(round(clock.now - 100.0, 1))
     assert adaptive.mean_duration_s() == pytest.approx(0.5, rel=0.2)
-    assert len(changes) >= 3 and all(later - earlier >= 0.4 for earlier, later in zip(changes, changes[1:]))
+    assert len(changes) >= 3 and all(later - earlier >= 0.4 for earlier, later in itertools.pairwise(changes))
 
 
 def test_the_limit_comes_back_near_what_is_used_when_the_load_drops() -> None:
