@@ -3,22 +3,39 @@
 Each service gets its own semaphore, so a slow service fills only its own
 slots and cannot starve calls to the others. A caller that finds no slot waits
 up to ``max_wait_ms`` (never past its attempt's time) and then gives up at
-once. ``threading.BoundedSemaphore`` becomes gevent's semaphore when the worker
-is monkey-patched, so waiting yields to other greenlets.
+once. In a gevent-patched worker the semaphore is gevent's own, so waiting
+yields to other greenlets: monkey-patching does not replace
+``threading.BoundedSemaphore``, which stays a ``Condition`` over a patched lock
+whose every ``release`` probes that lock with a non-blocking acquire that fails,
+and gevent answers a failed non-blocking acquire by yielding to the hub.
 """
 
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 from orchestration.plan import BulkheadPolicy
+
+
+def _bounded_semaphore(value: int) -> Any:
+    """gevent's semaphore where gevent has patched threading, the standard library's elsewhere."""
+    try:
+        from gevent import monkey
+    except ImportError:  # pragma: no cover - gevent is a dependency
+        return threading.BoundedSemaphore(value)
+    if monkey.is_module_patched("threading"):
+        from gevent.lock import BoundedSemaphore
+
+        return BoundedSemaphore(value)
+    return threading.BoundedSemaphore(value)
 
 
 class Bulkhead:
     def __init__(self, policy: BulkheadPolicy) -> None:
         self.max_concurrent = policy.max_concurrent
         self._max_wait_s = policy.max_wait_ms / 1000
-        self._slots = threading.BoundedSemaphore(policy.max_concurrent)
+        self._slots = _bounded_semaphore(policy.max_concurrent)
         self._lock = threading.Lock()
         self._in_flight = 0
 
