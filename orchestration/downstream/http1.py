@@ -28,7 +28,11 @@ MAX_HEAD_BYTES = 64 * 1024  # http.client's own limits: 65,536 per line, 100 lin
 RECV_BYTES = 64 * 1024
 
 _STATUS_LINE = re.compile(rb"HTTP/1\.1 ([2-9][0-9][0-9])(?: [^\r\n]*)?")
-_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+_PLAIN_HEADERS = re.compile(rb"(?:" + _TOKEN + rb":[^\r\n]*\r\n)*")
+_HEADER = re.compile(rb"(" + _TOKEN + rb"):[ \t]*([^\r\n]*)")  # leading blanks dropped, as http.client does
+_CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*([0-9]+)[ \t]*(?=\r\n|$)|\r\ncontent-length:")
+_CONNECTION_CLOSE = re.compile(rb"\r\nconnection:[^\r\n]*close")
 _NO_BODY_STATUSES = frozenset({204, 304})
 
 
@@ -43,7 +47,7 @@ class ClosedEarly(Exception):
 @dataclass(frozen=True, slots=True)
 class Head:
     status: int
-    headers: list[tuple[str, str]]
+    headers: list[tuple[bytes, bytes]]
     content_length: int
     will_close: bool
     rest: bytes  # body bytes that arrived with the head
@@ -78,34 +82,28 @@ def read_head(sock: Any, deadline: float, *, head_request: bool = False) -> Head
 
 
 def _parse(block: bytes, rest: bytes) -> Head | None:
-    lines = block.split(b"\r\n")
-    status_line = _STATUS_LINE.fullmatch(lines[0])
-    if status_line is None:
+    """The head of a common-shape answer, or None for http.client to read. Whole-block
+    regular expressions instead of a loop over lines: a wrongly suspected header (say
+    ``transfer-encoding:`` inside another header's value) only costs a fallback."""
+    status_line, _, lines = block.partition(b"\r\n")
+    status = _STATUS_LINE.fullmatch(status_line)
+    if status is None or int(status.group(1)) in _NO_BODY_STATUSES:
         return None
-    status = int(status_line.group(1))
-    if status in _NO_BODY_STATUSES:
+    if lines and not _PLAIN_HEADERS.fullmatch(lines + b"\r\n"):
+        return None  # folded, bare CR/LF, odd names
+    lowered = b"\r\n" + lines.lower()
+    if b"\r\ntransfer-encoding:" in lowered:
         return None
-    headers: list[tuple[str, str]] = []
-    length: int | None = None
-    will_close = False
-    for line in lines[1:]:
-        name, colon, value = line.partition(b":")
-        if not colon or b"\n" in line or b"\r" in line or not _TOKEN.fullmatch(name):
-            return None  # folded, bare CR/LF, odd names
-        value = value.lstrip(b" \t")  # as http.client keeps it: leading blanks dropped
-        lower = name.lower()
-        if lower == b"content-length":
-            if length is not None or not value.strip().isdigit():
-                return None
-            length = int(value)
-        elif lower == b"transfer-encoding":
-            return None
-        elif lower == b"connection" and b"close" in value.lower():
-            will_close = True
-        headers.append((name.decode("latin-1"), value.decode("latin-1")))
-    if length is None:
-        return None
-    return Head(status, headers, length, will_close, rest)
+    lengths = _CONTENT_LENGTH.findall(lowered)
+    if len(lengths) != 1 or not lengths[0]:
+        return None  # none, several, or not a number
+    return Head(
+        int(status.group(1)),
+        _HEADER.findall(lines),
+        int(lengths[0]),
+        _CONNECTION_CLOSE.search(lowered) is not None,
+        rest,
+    )
 
 
 class LengthBody:

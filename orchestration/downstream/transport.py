@@ -293,7 +293,7 @@ class _DeadlineStream(httpx.SyncByteStream):
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})  # urllib3 frames these with a Content-Length even empty
 _BAD_METHOD = re.compile(r"[^!#$%&'*+\-.^_`|~0-9a-zA-Z]")  # not an HTTP token (urllib3 / http.client refuse it)
 _BAD_TARGET = re.compile(rb"[\x00-\x20\x7f]")
-_LEGAL_NAME = re.compile(rb"[^:\s][^:\r\n]*").fullmatch  # http.client's legal header name
+_LEGAL_NAMES = re.compile(rb"(?:[^:\s][^:\r\n]*\n)*[^:\s][^:\r\n]*").fullmatch  # http.client's, "\n"-joined
 _BAD_VALUE = re.compile(rb"\n(?![ \t])|\r(?![ \t\n])").search  # http.client's illegal header value
 
 
@@ -301,23 +301,24 @@ def _request_head(request: httpx.Request, body: bytes | None) -> bytes | None:
     """The exact bytes urllib3's ``HTTPConnection.request`` writes before the body, when
     it would add nothing of its own: the request carries Host, Accept-Encoding and
     User-Agent, and a Content-Length whenever urllib3 would frame the body. Anything
-    else (or anything urllib3 would refuse) returns None and takes urllib3's path."""
+    else (or anything urllib3 would refuse) returns None and takes urllib3's path.
+    Names and values are checked as whole joined blocks: one regular expression each
+    instead of two per header."""
     method = request.method
     target = request.url.raw_path
     if _BAD_METHOD.search(method) or _BAD_TARGET.search(target):
         return None
-    lines = [b"%s %s HTTP/1.1" % (method.encode("ascii"), target)]
-    seen = set()
-    for name, value in request.headers.raw:
-        lower = name.lower()
-        if not _LEGAL_NAME(lower) or _BAD_VALUE(value):
-            return None
-        seen.add(lower)
-        lines.append(b"%s: %s" % (lower, value))  # lower case, as ``Headers.multi_items`` hands them to urllib3
+    pairs = request.headers.raw
+    names = [name.lower() for name, _ in pairs]  # lower case, as ``Headers.multi_items`` hands them to urllib3
+    if not names or not _LEGAL_NAMES(b"\n".join(names)) or _BAD_VALUE(b"\0".join([value for _, value in pairs])):
+        return None
+    seen = set(names)
     if not {b"host", b"accept-encoding", b"user-agent"} <= seen or b"transfer-encoding" in seen:
         return None
     if b"content-length" not in seen and (body is not None or method.upper() in _BODY_METHODS):
         return None
+    lines = [b"%s %s HTTP/1.1" % (method.encode("ascii"), target)]
+    lines.extend([b"%s: %s" % (name, value) for name, (_, value) in zip(names, pairs, strict=True)])
     lines.append(b"\r\n")
     return b"\r\n".join(lines)
 

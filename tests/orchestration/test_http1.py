@@ -139,7 +139,56 @@ def test_a_head_that_never_ends_is_refused():
 
 
 def test_the_parser_keeps_names_and_values_as_sent():
-    head = http1._parse(b"HTTP/1.1 201 Created\r\nX-Trace:  a b \r\nContent-Length: 0", b"")
-    assert head == http1.Head(201, [("X-Trace", "a b "), ("Content-Length", "0")], 0, False, b"")
-    assert http1._parse(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2", b"") is None
-    assert http1._parse(b"HTTP/1.1 200 OK\r\nBad Name: x\r\nContent-Length: 1", b"") is None
+    head = http1._parse(b"HTTP/1.1 201 Created\r\nX-Trace:  a b \r\ncontent-LENGTH: 0\r\nX-Utf8: \xc3\xa9", b"")
+    headers = [(b"X-Trace", b"a b "), (b"content-LENGTH", b"0"), (b"X-Utf8", b"\xc3\xa9")]
+    assert head == http1.Head(201, headers, 0, False, b"")
+    closing = http1._parse(b"HTTP/1.1 200 OK\r\nConnection: keep-alive, close\r\nContent-Length: 1", b"")
+    assert closing is not None and closing.will_close
+
+
+@pytest.mark.parametrize(
+    "extra, lean",
+    [
+        ([], True),
+        ([("X-Folded", "a\r\n b")], True),  # obs-fold: http.client lets it through, so do we
+        ([("X-Bad", "a\nb")], False),
+        ([("X-Bad", "a\r")], False),
+        ([("X:Bad", "a")], False),
+        ([(" X-Bad", "a")], False),
+        ([("Transfer-Encoding", "chunked")], False),
+    ],
+)
+def test_the_request_head_refuses_what_http_client_refuses(extra: list[tuple[str, str]], lean: bool):
+    from orchestration.downstream.transport import _request_head
+
+    request = httpx.Request("GET", "http://127.0.0.1:9/x", headers=[*HEADERS, *extra])
+    head = _request_head(request, None)
+    assert (head is not None) is lean
+    if lean:
+        assert head is not None and head.startswith(b"GET /x HTTP/1.1\r\nhost: 127.0.0.1:9\r\n")
+
+
+@pytest.mark.parametrize(
+    "block",
+    [
+        b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2",  # two lengths
+        b"HTTP/1.1 200 OK\r\nContent-Length: x1",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked",
+        b"HTTP/1.1 200 OK\r\nBad Name: x\r\nContent-Length: 1",
+        b"HTTP/1.1 200 OK\r\nX-A: 1\nContent-Length: 1",  # bare LF inside
+        b"HTTP/1.1 200 OK\r\nX-A: 1\r\n folded\r\nContent-Length: 1",
+        b"HTTP/1.1 200 OK\r\nX-A: 1",  # no length: read to close
+        b"HTTP/1.0 200 OK\r\nContent-Length: 1",
+        b"HTTP/1.1 304 Not Modified\r\nContent-Length: 1",
+        b"HTTP/1.1 200 OK",
+    ],
+)
+def test_anything_else_goes_to_http_client(block: bytes):
+    assert http1._parse(block, b"") is None
+
+
+def test_a_non_ascii_header_value_reaches_httpx_as_bytes():
+    answer = b"HTTP/1.1 200 OK\r\nX-Name: Jos\xc3\xa9\r\nContent-Length: 2\r\n\r\n{}"
+    with scripted([[answer]]) as (port, _):
+        [(status, headers, body)] = _exchange_all(port, 1)
+    assert (status, body) == (200, b"{}") and headers["x-name"] == "José"
