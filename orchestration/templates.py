@@ -61,7 +61,7 @@ def _as_text(value: Any) -> str:
 class Expression:
     """One compiled JMESPath expression."""
 
-    __slots__ = ("_parsed", "roots", "source")
+    __slots__ = ("_parsed", "_path", "roots", "source")
 
     def __init__(self, source: str, location: str) -> None:
         self.source = source.strip()
@@ -72,12 +72,44 @@ class Expression:
         except jmespath_errors.JMESPathError as exc:
             raise TemplateError(location, f"invalid expression '{self.source}': {_first_line(exc)}") from None
         self.roots: frozenset[str] = frozenset(_root_fields(self._parsed.parsed))
+        self._path = _field_path(self._parsed.parsed)
 
     def evaluate(self, context: Mapping[str, Any]) -> Any:
+        if self._path is not None:
+            return _follow(self._path, context)
         try:
             return _INTERPRETER.visit(self._parsed.parsed, context)
         except jmespath_errors.JMESPathError:
             return None
+
+
+def _field_path(node: Mapping[str, Any]) -> tuple[str, ...] | None:
+    """The keys of a plain ``a.b.c`` expression (most templates), else None."""
+    if node["type"] == "field":
+        return (node["value"],)
+    if node["type"] == "subexpression":
+        keys: list[str] = []
+        for child in node["children"]:
+            part = _field_path(child)
+            if part is None:
+                return None
+            keys.extend(part)
+        return tuple(keys)
+    return None
+
+
+def _follow(keys: tuple[str, ...], value: Any) -> Any:
+    """What the interpreter's ``visit_field``/``visit_subexpression`` do for a field path,
+    without its per-node dispatch: ``.get`` on each value, None once one is missing or
+    is not an object."""
+    for key in keys:
+        try:
+            value = value.get(key)
+        except AttributeError:
+            return None
+        if value is None:
+            return None
+    return value
 
 
 # ``ParsedResult.search`` builds a new TreeInterpreter (and its function table) on
