@@ -19,7 +19,7 @@ build: the same URL merge, the same default headers, the same JSON encoding.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -153,7 +153,7 @@ class DownstreamClient:
             return Outcome(OutcomeKind.BAD_STATUS, status=status, retry_after_s=retry_after)
         chunks: list[bytes] = []
         size = 0
-        for chunk in response.iter_bytes():
+        for chunk in _body_chunks(response):
             size += len(chunk)
             if size > self._max_body_bytes:
                 return Outcome(OutcomeKind.BAD_BODY, status=status, detail=f"body over {self._max_body_bytes} bytes")
@@ -163,6 +163,15 @@ class DownstreamClient:
         if deadline.expired:
             return Outcome(OutcomeKind.TIMEOUT, status=status, detail="body finished after the timeout")
         return _parsed(status, b"".join(chunks))
+
+
+def _body_chunks(response: httpx.Response) -> Iterator[bytes]:
+    """The body as it arrives. Without a Content-Encoding the transport's own stream
+    gives exactly what ``iter_bytes`` would (httpx's identity decoder and chunker pass
+    bytes through) without its generator layers; an encoded body is decoded by httpx."""
+    if "content-encoding" in response.headers or not isinstance(response.stream, httpx.SyncByteStream):
+        return response.iter_bytes()
+    return iter(response.stream)
 
 
 def _merged_headers(headers: Mapping[str, str]) -> list[tuple[str, str]]:

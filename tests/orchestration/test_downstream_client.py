@@ -123,3 +123,17 @@ def test_4xx_and_refusals_do_not_count_for_the_breaker(downstream):
     assert not _attempt(service("cart"), downstream).is_breaker_failure
     for kind in (OutcomeKind.CIRCUIT_OPEN, OutcomeKind.BULKHEAD_FULL, OutcomeKind.MISCONFIGURED):
         assert not Outcome(kind).is_breaker_failure
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", None])
+def test_an_encoded_body_is_decoded_and_a_plain_one_read_as_is(encoding: str | None) -> None:
+    import gzip
+    import zlib
+
+    raw = b'{"ok": true, "n": [1, 2, 3]}'
+    body = {"gzip": gzip.compress, "deflate": zlib.compress, None: lambda data: data}[encoding](raw)
+    headers = {"Content-Type": "application/json", **({"Content-Encoding": encoding} if encoding else {})}
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, headers=headers, content=body))
+    pool = DownstreamPool({"cart": service("cart")}, lambda _: transport, clock=FakeClock(), environ={})
+    outcome = pool.client("cart").attempt(SPEC, 1.0)
+    assert outcome.kind is OutcomeKind.OK and outcome.body == {"ok": True, "n": [1, 2, 3]}
