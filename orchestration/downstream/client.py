@@ -28,6 +28,7 @@ import httpx
 from orchestration.clock import Clock, Deadline
 from orchestration.downstream.auth import MissingCredential, auth_headers
 from orchestration.downstream.request import RequestSpec
+from orchestration.downstream.transport import ANSWERED_IN_TIME
 from orchestration.outcome import Outcome, OutcomeKind
 from orchestration.plan import Service
 from orchestration.resilience.breaker import CircuitBreaker
@@ -146,7 +147,10 @@ class DownstreamClient:
 
     def _read(self, response: httpx.Response, deadline: Deadline) -> Outcome:
         status = response.status_code
-        if deadline.expired:
+        # An answer that reached this host in time (kernel arrival stamp) is not the
+        # downstream's lateness when this process got to it late: its CPU was busy.
+        on_time = response.extensions.get(ANSWERED_IN_TIME) is True
+        if deadline.expired and not on_time:
             return Outcome(OutcomeKind.TIMEOUT, status=status, detail="answered after the attempt timeout")
         if not 200 <= status < 300:
             retry_after = _retry_after_s(response, self._clock.wall()) if status == 429 else None
@@ -157,10 +161,10 @@ class DownstreamClient:
             size += len(chunk)
             if size > self._max_body_bytes:
                 return Outcome(OutcomeKind.BAD_BODY, status=status, detail=f"body over {self._max_body_bytes} bytes")
-            if deadline.expired:
+            if deadline.expired and not on_time:
                 return Outcome(OutcomeKind.TIMEOUT, status=status, detail="body still arriving at the timeout")
             chunks.append(chunk)
-        if deadline.expired:
+        if deadline.expired and not on_time:
             return Outcome(OutcomeKind.TIMEOUT, status=status, detail="body finished after the timeout")
         return _parsed(status, b"".join(chunks))
 

@@ -19,6 +19,9 @@ from __future__ import annotations
 
 import io
 import re
+import socket
+import struct
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,6 +37,11 @@ _HEADER = re.compile(rb"(" + _TOKEN + rb"):[ \t]*([^\r\n]*)")  # leading blanks 
 _CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*([0-9]+)[ \t]*(?=\r\n|$)|\r\ncontent-length:")
 _CONNECTION_CLOSE = re.compile(rb"\r\nconnection:[^\r\n]*close")
 _NO_BODY_STATUSES = frozenset({204, 304})
+# SO_TIMESTAMPNS (the stdlib does not name it): received data carries its arrival time.
+_SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35 if sys.platform == "linux" else None)
+_TIMESPEC = struct.Struct("@qq")  # struct timespec on 64-bit Linux
+_STAMP_SPACE = socket.CMSG_SPACE(_TIMESPEC.size) if hasattr(socket, "CMSG_SPACE") else 0
+LATE_READ_GRACE_S = 0.05  # for the rest of an answer that began arriving in time
 
 
 class HeadTooLarge(Exception):
@@ -51,6 +59,7 @@ class Head:
     content_length: int
     will_close: bool
     rest: bytes  # body bytes that arrived with the head
+    answered_in_time: bool | None = None  # first bytes stamped on arrival before the deadline (None: no stamp)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,12 +69,29 @@ class Unusual:
     data: bytes
 
 
-def read_head(sock: Any, deadline: float, *, head_request: bool = False) -> Head | Unusual:
-    """Receive until the end of the header block and parse it (socket timeout: time left)."""
+def read_head(sock: Any, deadline: float, *, head_request: bool = False, stamped: bool = False) -> Head | Unusual:
+    """Receive until the end of the header block and parse it (socket timeout: time left).
+
+    ``stamped``: the socket has arrival stamps on (``enable_arrival_stamps``). Then an
+    answer whose first bytes reached this host before ``deadline`` is read although
+    this process only got to it later (its CPU was busy): the head's
+    ``answered_in_time`` says so, and the rest of the answer gets ``LATE_READ_GRACE_S``.
+    Without stamps an answer read after the deadline is a timeout, as before."""
     data = b""
+    in_time: bool | None = None
+    budget_end = deadline
     while True:
-        sock.settimeout(_left(deadline))
-        chunk = sock.recv(RECV_BYTES)
+        sock.settimeout(_left(budget_end))
+        try:
+            chunk, arrived = _receive(sock, stamped)
+        except TimeoutError:
+            waiting = _waiting_in_time(sock, deadline) if stamped else None
+            if waiting is None:
+                raise
+            chunk, arrived = waiting
+            budget_end = time.monotonic() + LATE_READ_GRACE_S
+        if in_time is None and arrived is not None:
+            in_time = arrived <= deadline
         if not chunk:
             if data:
                 return Unusual(data)  # http.client reports a truncated head its own way
@@ -73,7 +99,7 @@ def read_head(sock: Any, deadline: float, *, head_request: bool = False) -> Head
         data += chunk
         end = data.find(b"\r\n\r\n")
         if end >= 0:
-            head = _parse(data[:end], data[end + 4 :]) if not head_request else None
+            head = _parse(data[:end], data[end + 4 :], in_time) if not head_request else None
             return head if head is not None else Unusual(data)
         if b"\n\n" in data or b"\n\r\n" in data:
             return Unusual(data)  # bare-LF line ends: http.client's rules
@@ -81,7 +107,47 @@ def read_head(sock: Any, deadline: float, *, head_request: bool = False) -> Head
             raise HeadTooLarge(f"no end of headers within {MAX_HEAD_BYTES} bytes")
 
 
-def _parse(block: bytes, rest: bytes) -> Head | None:
+def enable_arrival_stamps(sock: Any) -> bool:
+    """Ask the kernel to stamp received data with its arrival time (Linux, plain TCP)."""
+    if _SO_TIMESTAMPNS is None or not hasattr(sock, "recvmsg"):
+        return False
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+    except OSError:
+        return False
+    return True
+
+
+def _receive(sock: Any, stamped: bool) -> tuple[bytes, float | None]:
+    if not stamped:
+        return sock.recv(RECV_BYTES), None
+    data, ancillary, _, _ = sock.recvmsg(RECV_BYTES, _STAMP_SPACE)
+    return data, _arrival(ancillary)
+
+
+def _waiting_in_time(sock: Any, deadline: float) -> tuple[bytes, float | None] | None:
+    """After a socket timeout: bytes that were already waiting and had arrived by the
+    deadline (the timer and the data became ready together while the CPU was busy)."""
+    try:
+        sock.settimeout(0.0)
+        chunk, arrived = _receive(sock, True)
+    except OSError:  # nothing waiting (BlockingIOError) or the connection failed
+        return None
+    if not chunk or arrived is None or arrived > deadline:
+        return None
+    return chunk, arrived
+
+
+def _arrival(ancillary: list[tuple[int, int, bytes]]) -> float | None:
+    """The kernel's arrival stamp (wall clock) on the monotonic clock deadlines use."""
+    for level, kind, raw in ancillary:
+        if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(raw) >= _TIMESPEC.size:
+            seconds, nanoseconds = _TIMESPEC.unpack_from(raw)
+            return float(seconds + nanoseconds / 1e9 - time.time() + time.monotonic())
+    return None
+
+
+def _parse(block: bytes, rest: bytes, answered_in_time: bool | None = None) -> Head | None:
     """The head of a common-shape answer, or None for http.client to read. Whole-block
     regular expressions instead of a loop over lines: a wrongly suspected header (say
     ``transfer-encoding:`` inside another header's value) only costs a fallback."""
@@ -103,6 +169,7 @@ def _parse(block: bytes, rest: bytes) -> Head | None:
         int(lengths[0]),
         _CONNECTION_CLOSE.search(lowered) is not None,
         rest,
+        answered_in_time,
     )
 
 

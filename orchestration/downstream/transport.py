@@ -66,6 +66,9 @@ from urllib3.response import BaseHTTPResponse
 from orchestration.downstream import http1
 
 CHUNK_BYTES = 64 * 1024
+# Response extension: True when the answer's first bytes arrived before the attempt's
+# deadline by the kernel's stamp, False when after, absent when unknown (TLS, fallback).
+ANSWERED_IN_TIME = "gateway.answered_in_time"
 _MAX_POOLS = 8  # origins per transport (one service: one origin)
 DEFAULT_BUDGET_S = 5.0
 
@@ -327,9 +330,12 @@ def _exchange(
     pool: HTTPConnectionPool, head: bytes, body: bytes | None, deadline: float, request: httpx.Request
 ) -> httpx.Response:
     """One HTTP/1.1 exchange on a pooled urllib3 connection, without urllib3's request
-    and response layers: the head (and a small body) in one ``sendall``, the status and
-    headers read by ``http.client`` (``_Response``), the body streamed by
-    ``_DirectStream``. Errors map to the same httpx errors as through ``urlopen``."""
+    and response layers: the head (and a small body) in one ``sendall``; a common-shape
+    answer read by ``http1`` (its body by ``_LengthStream``), any other by ``http.client``
+    (``_Response``, body by ``_DirectStream``) from the bytes already received. On plain
+    TCP the kernel stamps arrivals, and the response's ``ANSWERED_IN_TIME`` extension
+    tells whether the answer reached this host before the deadline even when this
+    process read it later. Errors map to the same httpx errors as through ``urlopen``."""
     conn: Any = pool._get_conn()
     try:
         if conn.sock is None:
@@ -342,6 +348,7 @@ def _exchange(
                 raise httpx.ConnectError(str(error) or type(error).__name__, request=request) from error
             except (OSError, http.client.HTTPException) as error:
                 raise _aborted(error, request) from error
+            conn.arrival_stamps = not isinstance(conn, HTTPSConnection) and http1.enable_arrival_stamps(conn.sock)
         sock = conn.sock
         try:
             sock.settimeout(_left(deadline))
@@ -357,16 +364,24 @@ def _exchange(
         except (OSError, http.client.HTTPException) as error:
             raise _aborted(error, request) from error
         try:
-            answer = http1.read_head(sock, deadline, head_request=request.method == "HEAD")
+            answer = http1.read_head(
+                sock, deadline, head_request=request.method == "HEAD", stamped=getattr(conn, "arrival_stamps", False)
+            )
         except (OSError, http1.ClosedEarly, http1.HeadTooLarge) as error:
             raise _read_error(error, request) from error
         if isinstance(answer, http1.Head):
+            extensions: dict[str, Any] = {"http_version": b"HTTP/1.1"}
+            body_deadline = deadline
+            if answer.answered_in_time is not None:
+                extensions[ANSWERED_IN_TIME] = answer.answered_in_time
+                if answer.answered_in_time:
+                    body_deadline = max(deadline, time.monotonic() + http1.LATE_READ_GRACE_S)
             return httpx.Response(
                 answer.status,
                 headers=answer.headers,
-                stream=_LengthStream(pool, conn, http1.LengthBody(sock, answer, deadline, CHUNK_BYTES), request),
+                stream=_LengthStream(pool, conn, http1.LengthBody(sock, answer, body_deadline, CHUNK_BYTES), request),
                 request=request,
-                extensions={"http_version": b"HTTP/1.1"},
+                extensions=extensions,
             )
         response = _Response(http1.PrefixedSocket(sock, answer.data), method=request.method)  # type: ignore[arg-type]
         try:
