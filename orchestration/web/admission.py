@@ -148,8 +148,8 @@ class AdaptivePolicy:
     minimum: int = 2
     maximum: int = 512
     period_s: float = 0.1
-    grow_below: float = 0.80  # pressure under which a waited-for limit grows
-    cut_above: float = 0.95  # pressure over which it is cut
+    grow_below: float = 0.85  # pressure under which a waited-for limit grows
+    cut_above: float = 0.97  # pressure over which it is cut
     lag_cut_s: float = 0.05  # a timer this late means ready work already queues
     grow_factor: float = 1.10
     cut_factor: float = 0.75
