@@ -90,6 +90,7 @@ def read_head(sock: Any, deadline: float, *, head_request: bool = False, stamped
                 raise
             chunk, arrived = waiting
             budget_end = time.monotonic() + LATE_READ_GRACE_S
+            sock.settimeout(LATE_READ_GRACE_S)  # for http.client too, should the answer be unusual
         if in_time is None and arrived is not None:
             in_time = arrived <= deadline
         if not chunk:
