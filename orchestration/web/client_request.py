@@ -21,7 +21,7 @@ _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
 def request_id_of(request: HttpRequest) -> str:
     """The client's X-Request-ID when it is sane (short, no control characters), else a new one."""
-    offered = request.headers.get("X-Request-ID", "")
+    offered = request.META.get("HTTP_X_REQUEST_ID", "")  # = request.headers["X-Request-ID"], without building them all
     return offered if _SANE_REQUEST_ID.match(offered) else uuid.uuid4().hex
 
 
