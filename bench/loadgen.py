@@ -30,6 +30,7 @@ class WrkResult:
     latency_ms: dict[str, float]
     cpu_s: float
     statuses: dict[int, int] = field(default_factory=dict)
+    partial: int = 0  # 2xx answers with "partialData": true (not failures, not the full answer either)
     raw: dict[str, object] = field(repr=False, default_factory=dict)
 
     @property
@@ -117,5 +118,6 @@ def parse(out: str, err: str, *, clients: int, cpu_s: float) -> WrkResult:
         latency_ms=latency,
         cpu_s=cpu_s,
         statuses={int(status): int(count) for status, count in data.get("statuses", {}).items()},
+        partial=int(data.get("partial", 0)),
         raw=data,
     )

@@ -361,12 +361,14 @@ def _row(point: Point, critical_ms: float) -> str:
 
 
 def _failed(r: loadgen.WrkResult) -> str:
-    """Failed requests, by HTTP status and by socket error kind: "12 (502: 10, timeout 2)"."""
+    """Failed requests, by HTTP status and by socket error kind, then the 2xx answers that
+    were partial: "12 (502: 10, timeout 2); partial 3"."""
+    partial = f"; partial {r.partial}" if r.partial else ""
     if not r.failed:
-        return "0"
+        return f"0{partial}"
     kinds = [f"{status}: {n}" for status, n in sorted(r.statuses.items()) if status >= 400]
     kinds += [f"{kind} {n}" for kind, n in r.errors.items() if n and kind != "status"]
-    return f"{r.failed} ({', '.join(kinds)})"
+    return f"{r.failed} ({', '.join(kinds)}){partial}"
 
 
 HEADER = (
