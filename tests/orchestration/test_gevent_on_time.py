@@ -1,8 +1,9 @@
 """Under a monkey-patched gevent worker whose loop is blocked by CPU work (another
-greenlet hogs it for 600 ms): an answer that arrived 5 ms into a 200 ms attempt is on
-time and one that arrived after 400 ms is a timeout (margins wide for a loaded CI). (The case where the attempt's
-timer fires first with the answer waiting is forced in test_answered_in_time.py.) The downstream is a separate process,
-so its answers are not delayed by the blocked loop."""
+greenlet hogs it for 600 ms): an answer that arrived 5 ms into a 200 ms attempt is
+on time and one that arrived after 400 ms is a timeout (margins wide for a loaded
+CI). The downstream is a separate process, so the blocked loop does not delay its
+answers. The case where the attempt's timer fires first with the answer waiting is
+forced in test_answered_in_time.py."""
 
 from __future__ import annotations
 
