@@ -137,3 +137,39 @@ def test_an_encoded_body_is_decoded_and_a_plain_one_read_as_is(encoding: str | N
     pool = DownstreamPool({"cart": service("cart")}, lambda _: transport, clock=FakeClock(), environ={})
     outcome = pool.client("cart").attempt(SPEC, 1.0)
     assert outcome.kind is OutcomeKind.OK and outcome.body == {"ok": True, "n": [1, 2, 3]}
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        RequestSpec(method="GET", path="/a/b%2Fc", params=(("q", "1"), ("q", "é"))),
+        RequestSpec(method="POST", path="/p", json_body={"items": [{"sku": "é", "n": 1.5}], "x": None}, has_body=True),
+        RequestSpec(method="POST", path="/p", json_body=None, has_body=True),  # a body template that rendered null
+        RequestSpec(method="PUT", path="/p", json_body=[1, "two"], has_body=True, headers=(("Content-Type", "x/y"),)),
+        RequestSpec(method="DELETE", path="/d", headers=(("X-Trace", "t"),)),
+    ],
+    ids=["get with query", "post json", "post null body", "put with content type", "delete"],
+)
+def test_the_request_sent_is_the_one_an_httpx_client_would_build(spec: RequestSpec) -> None:
+    """Same method, URL, header list (names, order, values) and body bytes as
+    ``httpx.Client(base_url=..., headers=...).build_request``."""
+    from orchestration.downstream.client import _BASE_HEADERS
+
+    sent: list[httpx.Request] = []
+    transport = httpx.MockTransport(lambda request: sent.append(request) or httpx.Response(200, json={}))
+    svc = service("cart")
+    pool = DownstreamPool({"cart": svc}, lambda _: transport, clock=FakeClock(), environ={})
+    assert pool.client("cart").attempt(spec, 1.0).kind is OutcomeKind.OK
+    headers = {**dict(spec.headers), "X-Request-ID": spec.request_id} if spec.request_id else dict(spec.headers)
+    with httpx.Client(base_url=svc.base_url, headers=_BASE_HEADERS) as client:
+        expected = client.build_request(
+            spec.method,
+            spec.path,
+            params=list(spec.params) or None,
+            headers=headers,
+            json=spec.json_body if spec.has_body else None,
+        )
+    [request] = sent
+    assert (request.method, request.url) == (expected.method, expected.url)
+    assert request.headers.raw == expected.headers.raw
+    assert request.read() == expected.read()
