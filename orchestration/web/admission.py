@@ -17,9 +17,11 @@ run time + run-queue delay). It nears 1 exactly when the CPU it runs on is
 saturated — by itself, by sibling workers or by anything else — and, unlike
 event-loop lag, it shows before a queue of ready greenlets has built up (lag
 tried first: it trailed admission by a critical path and breakers opened;
-bench/README.md). The limit grows by 10 % per period while requests are
-waiting for it and the pressure is low, holds in a band, and is cut quickly
-when the pressure or the loop lag says the CPU is saturated.
+bench/README.md). The limit grows by 10 % at most once per mean request
+duration while requests wait for it and the pressure is low, holds in a band,
+and is cut quickly when the pressure or the loop lag says the CPU is saturated.
+(Why the gate alone is not enough, and what keeps a late *read* from counting
+as a late *answer*: docs/adr/0005.)
 """
 
 from __future__ import annotations
