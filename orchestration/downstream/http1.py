@@ -41,7 +41,7 @@ _NO_BODY_STATUSES = frozenset({204, 304})
 _SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35 if sys.platform == "linux" else None)
 _TIMESPEC = struct.Struct("@qq")  # struct timespec on 64-bit Linux
 _STAMP_SPACE = socket.CMSG_SPACE(_TIMESPEC.size) if hasattr(socket, "CMSG_SPACE") else 0
-LATE_READ_GRACE_S = 0.05  # for the rest of an answer that began arriving in time
+LATE_READ_GRACE_S = 0.05  # to read the rest of a head found waiting when the timer fired
 
 
 class HeadTooLarge(Exception):
@@ -59,7 +59,7 @@ class Head:
     content_length: int
     will_close: bool
     rest: bytes  # body bytes that arrived with the head
-    answered_in_time: bool | None = None  # first bytes stamped on arrival before the deadline (None: no stamp)
+    answered_in_time: bool | None = None  # whole answer stamped on arrival before the deadline (None: not known)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,12 +73,16 @@ def read_head(sock: Any, deadline: float, *, head_request: bool = False, stamped
     """Receive until the end of the header block and parse it (socket timeout: time left).
 
     ``stamped``: the socket has arrival stamps on (``enable_arrival_stamps``). Then an
-    answer whose first bytes reached this host before ``deadline`` is read although
-    this process only got to it later (its CPU was busy): the head's
-    ``answered_in_time`` says so, and the rest of the answer gets ``LATE_READ_GRACE_S``.
+    answer that had *wholly* reached this host before ``deadline`` — head and body,
+    by the kernel's stamp on every read — is read although this process only got to
+    it later (its CPU was busy), and the head's ``answered_in_time`` says so; after
+    the attempt's timer fired with such bytes waiting, the rest of the head gets
+    ``LATE_READ_GRACE_S`` to be read, and counts only if it too had arrived in time.
+    The contract's rule stands: the timeout bounds the attempt to the last byte.
     Without stamps an answer read after the deadline is a timeout, as before."""
     data = b""
-    in_time: bool | None = None
+    latest: float | None = None  # the latest arrival stamp of the bytes read
+    stamps_complete = stamped
     budget_end = deadline
     while True:
         sock.settimeout(_left(budget_end))
@@ -91,8 +95,11 @@ def read_head(sock: Any, deadline: float, *, head_request: bool = False, stamped
             chunk, arrived = waiting
             budget_end = time.monotonic() + LATE_READ_GRACE_S
             sock.settimeout(LATE_READ_GRACE_S)  # for http.client too, should the answer be unusual
-        if in_time is None and arrived is not None:
-            in_time = arrived <= deadline
+        if chunk:
+            if arrived is None:
+                stamps_complete = False
+            else:
+                latest = arrived if latest is None else max(latest, arrived)
         if not chunk:
             if data:
                 return Unusual(data)  # http.client reports a truncated head its own way
@@ -100,6 +107,7 @@ def read_head(sock: Any, deadline: float, *, head_request: bool = False, stamped
         data += chunk
         end = data.find(b"\r\n\r\n")
         if end >= 0:
+            in_time = latest <= deadline if stamps_complete and latest is not None else None
             head = _parse(data[:end], data[end + 4 :], in_time) if not head_request else None
             return head if head is not None else Unusual(data)
         if b"\n\n" in data or b"\n\r\n" in data:
@@ -164,13 +172,14 @@ def _parse(block: bytes, rest: bytes, answered_in_time: bool | None = None) -> H
     lengths = _CONTENT_LENGTH.findall(lowered)
     if len(lengths) != 1 or not lengths[0]:
         return None  # none, several, or not a number
+    length = int(lengths[0])
     return Head(
         int(status.group(1)),
         _HEADER.findall(lines),
-        int(lengths[0]),
+        length,
         _CONNECTION_CLOSE.search(lowered) is not None,
         rest,
-        answered_in_time,
+        answered_in_time if len(rest) >= length else None,  # only a whole answer is judged by its stamps
     )
 
 

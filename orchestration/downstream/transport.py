@@ -66,8 +66,9 @@ from urllib3.response import BaseHTTPResponse
 from orchestration.downstream import http1
 
 CHUNK_BYTES = 64 * 1024
-# Response extension: True when the answer's first bytes arrived before the attempt's
-# deadline by the kernel's stamp, False when after, absent when unknown (TLS, fallback).
+# Response extension: True when the whole answer (head and body) arrived before the
+# attempt's deadline by the kernel's stamps, False when not, absent when unknown (TLS,
+# http.client's fallback, a body still to come after the head).
 ANSWERED_IN_TIME = "gateway.answered_in_time"
 _MAX_POOLS = 8  # origins per transport (one service: one origin)
 DEFAULT_BUDGET_S = 5.0
@@ -371,15 +372,12 @@ def _exchange(
             raise _read_error(error, request) from error
         if isinstance(answer, http1.Head):
             extensions: dict[str, Any] = {"http_version": b"HTTP/1.1"}
-            body_deadline = deadline
             if answer.answered_in_time is not None:
                 extensions[ANSWERED_IN_TIME] = answer.answered_in_time
-                if answer.answered_in_time:
-                    body_deadline = max(deadline, time.monotonic() + http1.LATE_READ_GRACE_S)
             return httpx.Response(
                 answer.status,
                 headers=answer.headers,
-                stream=_LengthStream(pool, conn, http1.LengthBody(sock, answer, body_deadline, CHUNK_BYTES), request),
+                stream=_LengthStream(pool, conn, http1.LengthBody(sock, answer, deadline, CHUNK_BYTES), request),
                 request=request,
                 extensions=extensions,
             )

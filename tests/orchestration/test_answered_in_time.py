@@ -21,13 +21,20 @@ ANSWER = b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 
 
 @pytest.fixture
 def delayed_server() -> Iterator[int]:
-    """Answers ``GET /after/<ms>`` that many milliseconds after the request arrived."""
+    """Answers ``GET /after/<ms>`` that many milliseconds after the request arrived;
+    ``GET /split/<ms>`` at once but for the last 10 body bytes, sent that much later."""
     server = socket.create_server(("127.0.0.1", 0))
 
     def handle(conn: socket.socket) -> None:
         with conn:
             while request := conn.recv(65536):
-                delay_ms = int(request.split(b" ")[1].rsplit(b"/", 1)[1])
+                path = request.split(b" ")[1]
+                delay_ms = int(path.rsplit(b"/", 1)[1])
+                if path.startswith(b"/split/"):  # the head and one body byte at once, the rest later
+                    conn.sendall(ANSWER[:-10])
+                    time.sleep(delay_ms / 1000)
+                    conn.sendall(ANSWER[-10:])
+                    continue
                 time.sleep(delay_ms / 1000)
                 conn.sendall(ANSWER)
 
@@ -56,11 +63,11 @@ def busy_before_reading(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(http1, "read_head", late)
 
 
-def _attempt(port: int, delay_ms: int, timeout_s: float = 0.2) -> Any:
+def _attempt(port: int, delay_ms: int, timeout_s: float = 0.2, path: str = "after") -> Any:
     service = Service(name="svc", base_url=f"http://127.0.0.1:{port}")
     pool = DownstreamPool({"svc": service}, environ={})
     try:
-        return pool.client("svc").attempt(RequestSpec(method="GET", path=f"/after/{delay_ms}"), timeout_s)
+        return pool.client("svc").attempt(RequestSpec(method="GET", path=f"/{path}/{delay_ms}"), timeout_s)
     finally:
         pool.close()
 
@@ -75,6 +82,13 @@ def test_an_answer_that_arrived_in_time_is_ok_although_read_late(delayed_server:
 @pytest.mark.usefixtures("busy_before_reading")
 def test_an_answer_that_arrived_after_the_deadline_is_a_timeout(delayed_server: int) -> None:
     outcome = _attempt(delayed_server, delay_ms=400)
+    assert outcome.kind is OutcomeKind.TIMEOUT
+
+
+@pytest.mark.usefixtures("busy_before_reading")
+def test_an_answer_whose_last_bytes_arrived_after_the_deadline_is_a_timeout(delayed_server: int) -> None:
+    """The timeout bounds the attempt to the last byte (contract): a head in time is not enough."""
+    outcome = _attempt(delayed_server, delay_ms=630, path="split")  # just after this process reads the head
     assert outcome.kind is OutcomeKind.TIMEOUT
 
 
