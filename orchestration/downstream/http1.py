@@ -85,7 +85,7 @@ def read_head(sock: Any, deadline: float, *, head_request: bool = False, stamped
     stamps_complete = stamped
     budget_end = deadline
     while True:
-        sock.settimeout(_left(budget_end))
+        sock.settimeout(time_left(budget_end))
         try:
             chunk, arrived = _receive(sock, stamped)
         except TimeoutError:
@@ -205,7 +205,7 @@ class LengthBody:
         if first:
             yield first
         while remaining > 0:
-            self._sock.settimeout(_left(self._deadline, strict=True))
+            self._sock.settimeout(time_left(self._deadline, strict=True))
             chunk = self._sock.recv(min(remaining, self._chunk_bytes))
             if not chunk:
                 raise ClosedEarly(f"connection closed with {remaining} body bytes still to come")
@@ -247,7 +247,8 @@ class BudgetSpent(TimeoutError):
     """The attempt's whole time budget ran out between reads."""
 
 
-def _left(deadline: float, *, strict: bool = False) -> float:
+def time_left(deadline: float, *, strict: bool = False) -> float:
+    """Seconds to ``deadline`` as a socket timeout (at least 1 ms; ``strict``: BudgetSpent once past)."""
     left = deadline - time.monotonic()
     if strict and left <= 0:
         raise BudgetSpent("attempt budget spent while reading the body")

@@ -229,7 +229,7 @@ class Urllib3Transport(httpx.BaseTransport):
         headers = urllib3.HTTPHeaderDict()
         for name, value in request.headers.multi_items():
             headers.add(name, value)
-        left = _left(deadline)
+        left = http1.time_left(deadline)
         try:
             response = pool.urlopen(
                 request.method,
@@ -340,7 +340,7 @@ def _exchange(
     conn: Any = pool._get_conn()
     try:
         if conn.sock is None:
-            conn.timeout = _left(deadline)
+            conn.timeout = http1.time_left(deadline)
             try:
                 conn.connect()
             except HTTPError as error:
@@ -352,7 +352,7 @@ def _exchange(
             conn.arrival_stamps = not isinstance(conn, HTTPSConnection) and http1.enable_arrival_stamps(conn.sock)
         sock = conn.sock
         try:
-            sock.settimeout(_left(deadline))
+            sock.settimeout(http1.time_left(deadline))
             if body is None:
                 _send_all(sock, head)
             elif len(body) <= COALESCE_MAX_BYTES:
@@ -388,8 +388,7 @@ def _exchange(
             response.close()
             raise _read_error(error, request) from error
     except BaseException:
-        conn.close()
-        pool._put_conn(None)
+        _give_back(pool, conn, reusable=False)
         raise
     return httpx.Response(
         response.status,
@@ -429,13 +428,8 @@ class _LengthStream(httpx.SyncByteStream):
 
     def close(self) -> None:
         pool, self._pool = self._pool, None
-        if pool is None:
-            return
-        if self._body.complete:
-            pool._put_conn(self._conn)
-        else:
-            self._conn.close()
-            pool._put_conn(None)
+        if pool is not None:
+            _give_back(pool, self._conn, reusable=self._body.complete)
 
 
 class _DirectStream(httpx.SyncByteStream):
@@ -481,11 +475,17 @@ class _DirectStream(httpx.SyncByteStream):
             return
         reusable = self._complete and not self._response.will_close
         self._response.close()
-        if reusable:
-            pool._put_conn(self._conn)
-        else:
-            self._conn.close()
-            pool._put_conn(None)
+        _give_back(pool, self._conn, reusable=reusable)
+
+
+def _give_back(pool: HTTPConnectionPool, conn: Any, *, reusable: bool) -> None:
+    """A connection back to its pool after an exchange; one that may not carry another
+    (body not read to its end, peer closing, an error) is closed and its slot freed."""
+    if reusable:
+        pool._put_conn(conn)
+    else:
+        conn.close()
+        pool._put_conn(None)
 
 
 _BLOCKING_ERRNOS = {errno.EAGAIN, errno.EWOULDBLOCK}
@@ -511,10 +511,6 @@ def _budget_s(request: httpx.Request) -> float:
     timeouts = request.extensions.get("timeout") or {}
     values = [value for value in timeouts.values() if value is not None]
     return min(values) if values else DEFAULT_BUDGET_S
-
-
-def _left(deadline: float) -> float:
-    return max(0.001, deadline - time.monotonic())
 
 
 def _translate(error: BaseException, request: httpx.Request) -> httpx.TransportError:
