@@ -8,15 +8,12 @@ at import, before any metric exists (as in a gunicorn worker).
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.scripts import run_script
 
 # One aggregate request's worth of writes, and then some: every series family we
 # write, two label sets per family, values landing in several buckets.
@@ -57,17 +54,7 @@ COLLECT = textwrap.dedent(
 def _run(script: str, multiproc_dir: Path, *, gevent: bool = True) -> dict[str, Any]:
     prelude = "from gevent import monkey\nmonkey.patch_all()\n" if gevent else ""
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(multiproc_dir)}
-    done = subprocess.run(
-        [sys.executable, "-c", prelude + script],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    result: dict[str, Any] = run_script(prelude + script, env=env, timeout_s=120)
     return result
 
 

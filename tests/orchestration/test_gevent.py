@@ -4,11 +4,9 @@ Runs in a subprocess, since patching cannot be undone in this one."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
+
+from tests.support.scripts import run_script
 
 SCRIPT = textwrap.dedent(
     """
@@ -57,12 +55,7 @@ SCRIPT = textwrap.dedent(
 
 
 def test_the_engine_under_monkey_patched_gevent():
-    root = Path(__file__).resolve().parents[2]
-    done = subprocess.run(
-        [sys.executable, "-c", SCRIPT], cwd=root, capture_output=True, text=True, timeout=30, check=False
-    )
-    assert done.returncode == 0, done.stderr
-    report = json.loads(done.stdout.strip().splitlines()[-1])
+    report = run_script(SCRIPT, timeout_s=30)
     assert report["spawner"] == "GeventSpawner"
     assert report["partial"] is False
     assert report["parallel_s"] < 0.25

@@ -7,16 +7,14 @@ forced in test_answered_in_time.py."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.scripts import run_script
 
 SERVER = textwrap.dedent(
     """
@@ -75,13 +73,4 @@ def downstream_port() -> Iterator[int]:
 
 
 def test_a_blocked_loop_does_not_turn_an_answer_in_time_into_a_timeout(downstream_port: int) -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(downstream_port)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"5": "ok", "400": "timeout"}
+    assert run_script(SCRIPT, str(downstream_port), timeout_s=30) == {"5": "ok", "400": "timeout"}
