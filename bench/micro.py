@@ -6,6 +6,7 @@
     python bench/micro.py --redis redis://127.0.0.1:6379/9   # rate limits + breakers in Redis
     python bench/micro.py --env OTEL_SDK_DISABLED=true       # a feature off
     python bench/micro.py --profile             # cProfile of the measured requests (top 40 by tottime)
+    python bench/micro.py --ab variant.py -n 4000   # A/B in one process, blocks interleaved (see --ab)
 
 What it does: the simulated downstreams (bench/downstream.py) at zero latency in
 a separate process, a fresh SQLite database with the benchmark's checkout
@@ -86,6 +87,8 @@ def parent(args: argparse.Namespace) -> int:
             "rounds": args.rounds,
             "pyspy": str(Path(args.pyspy).resolve()) if args.pyspy else "",
             "transport": args.transport,
+            "ab": str(Path(args.ab).resolve()) if args.ab else "",
+            "blocks": args.blocks,
         }
         done = subprocess.run(
             [str(VENV_PYTHON), str(Path(__file__)), "--child", json.dumps(child_args)], cwd=ROOT, env=env, check=False
@@ -125,7 +128,7 @@ def child(spec: dict[str, object]) -> int:
 
     sys.path.insert(0, str(ROOT))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gateway_project.settings")
-    from gateway_project.wsgi import application
+    import gateway_project.wsgi as wsgi  # the app read per request: an --ab variant may swap it
 
     if spec.get("transport") == "httpcore":
         use_httpcore_transport()
@@ -170,7 +173,7 @@ def child(spec: dict[str, object]) -> int:
         def start_response(status: str, headers: list[tuple[str, str]], exc_info: object = None) -> None:
             status_holder.append(status)
 
-        result = application(environ, start_response)
+        result = wsgi.application(environ, start_response)
         chunks = b"".join(result)
         if hasattr(result, "close"):
             result.close()
@@ -192,7 +195,12 @@ def child(spec: dict[str, object]) -> int:
             pool.spawn(worker)
         pool.join(raise_error=True)
 
+    toggle = _load_toggle(str(spec["ab"])) if spec.get("ab") else None
     run(int(spec["warmup"]), int(spec["c"]))  # type: ignore[call-overload]
+    if toggle is not None:
+        toggle(True)
+        run(int(spec["warmup"]), int(spec["c"]))  # type: ignore[call-overload]
+        toggle(False)
     answer = json.loads(first_body[0])
     if answer.get("total") != 16234:
         print(f"micro: unexpected answer {first_body[0][:300]!r}", file=sys.stderr)
@@ -223,6 +231,8 @@ def child(spec: dict[str, object]) -> int:
 
         profiler = cProfile.Profile(time.process_time)  # CPU time: waits on the network do not count
         profiler.enable()
+    if toggle is not None:
+        return _interleaved(toggle, lambda count: run(count, int(spec["c"])), n, int(spec["blocks"]), statuses)  # type: ignore[call-overload]
     rounds = []
     for _ in range(int(spec.get("rounds") or 1)):  # type: ignore[call-overload]
         statuses.clear()
@@ -257,6 +267,43 @@ def child(spec: dict[str, object]) -> int:
     return 0
 
 
+def _load_toggle(path: str) -> Any:
+    """``toggle(on: bool)`` from a Python file: switches variant B on (True) or back to A."""
+    import importlib.util
+
+    module_spec = importlib.util.spec_from_file_location("micro_variant", path)
+    assert module_spec is not None and module_spec.loader is not None
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module.toggle
+
+
+def _interleaved(toggle: Any, run: Any, n: int, blocks: int, statuses: dict[str, int]) -> int:
+    """A and B in alternating blocks (ABBA order, so a drift in machine speed
+    during the run falls on both): CPU per request of each block, then the
+    median per variant and B's median over A's."""
+    per_block = max(1, n // blocks)
+    cpu: dict[bool, list[float]] = {False: [], True: []}
+    for index in range(blocks):
+        for variant in (False, True) if index % 2 == 0 else (True, False):
+            toggle(variant)
+            statuses.clear()
+            cpu0 = time.process_time()
+            run(per_block)
+            cpu[variant].append((time.process_time() - cpu0) / per_block * 1000)
+            if set(statuses) != {"200"}:
+                print(f"micro: variant {'B' if variant else 'A'} answered {statuses}", file=sys.stderr)
+                return 1
+    toggle(False)
+    a, b = (sorted(cpu[v])[len(cpu[v]) // 2] for v in (False, True))
+    wins = sum(1 for x, y in zip(cpu[False], cpu[True], strict=True) if y < x)
+    print(
+        f"micro A/B: {blocks} block pairs of {per_block} requests: A median {a:.3f}, B median {b:.3f} "
+        f"CPU ms/req, B/A {b / a:.3f}, B cheaper in {wins} of {blocks} pairs"
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=400, help="measured requests")
@@ -275,6 +322,13 @@ def main(argv: list[str] | None = None) -> int:
         default="ours",
         help="downstream transport: the gateway's own (default) or httpx's default httpcore pool, for comparison",
     )
+    parser.add_argument(
+        "--ab",
+        default="",
+        help="a Python file defining toggle(on: bool) that switches variant B on and off: "
+        "A and B measured in interleaved blocks of one process (beats a machine whose speed drifts)",
+    )
+    parser.add_argument("--blocks", type=int, default=20, help="with --ab: block pairs (n is split among them)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
