@@ -45,7 +45,10 @@ def parent(args: argparse.Namespace) -> int:
     import variants
 
     workdir = Path(tempfile.mkdtemp(prefix="gateway-micro-"))
-    simulator, ports = servers.start_simulator(workdir, latency_scale=0.0, cpus=None)
+    # With two CPUs or more the simulator and the measured child each get their own,
+    # as in run.py: they would otherwise take turns on one, and blur A/B comparisons.
+    pin = not args.no_pin and (os.cpu_count() or 1) >= 2
+    simulator, ports = servers.start_simulator(workdir, latency_scale=0.0, cpus="0" if pin else None)
     try:
         config = variants.base_config(ports)
         config_path = variants.write_config(config, workdir / "gateway.yaml")
@@ -90,9 +93,8 @@ def parent(args: argparse.Namespace) -> int:
             "ab": str(Path(args.ab).resolve()) if args.ab else "",
             "blocks": args.blocks,
         }
-        done = subprocess.run(
-            [str(VENV_PYTHON), str(Path(__file__)), "--child", json.dumps(child_args)], cwd=ROOT, env=env, check=False
-        )
+        command = [str(VENV_PYTHON), str(Path(__file__)), "--child", json.dumps(child_args)]
+        done = subprocess.run(servers.pinned(command, "1" if pin else None), cwd=ROOT, env=env, check=False)
         return done.returncode
     finally:
         simulator.stop()
@@ -316,6 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true", help="cProfile (greenlet switches blur it)")
     parser.add_argument("--pyspy", default="", help="write py-spy raw samples of the measured requests to this file")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument("--no-pin", action="store_true", help="do not pin the simulator to CPU 0 and the child to CPU 1")
     parser.add_argument(
         "--transport",
         choices=["ours", "httpcore"],
