@@ -318,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true", help="cProfile (greenlet switches blur it)")
     parser.add_argument("--pyspy", default="", help="write py-spy raw samples of the measured requests to this file")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
-    parser.add_argument("--no-pin", action="store_true", help="do not pin the simulator to CPU 0 and the child to CPU 1")
+    parser.add_argument("--no-pin", action="store_true", help="do not pin the simulator (CPU 0) and the child (CPU 1)")
     parser.add_argument(
         "--transport",
         choices=["ours", "httpcore"],
