@@ -19,7 +19,7 @@ DEMO_PORT ?= 8000
 DEMO_USER ?= 42
 SIMULATOR_ARGS ?=
 
-.PHONY: help venv services test lint demo bench
+.PHONY: help venv services test lint demo bench bench-floor
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -68,3 +68,6 @@ demo: venv ## the Checkout BFF on :8000 with the simulated services; Ctrl-C stop
 
 bench: venv ## the benchmarks (bench/run.py)
 	$(BIN)/python bench/run.py
+
+bench-floor: venv ## CPU per request layer by layer: empty gunicorn, Django, the checkout; aiohttp (bench/floor.py)
+	$(BIN)/python bench/floor.py

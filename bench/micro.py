@@ -252,6 +252,10 @@ def child(spec: dict[str, object]) -> int:
 
         spy.send_signal(signal.SIGINT)
         spy.wait(timeout=30)
+        sys.path.insert(0, str(BENCH))
+        import profiling
+
+        print(profiling.layers_markdown(profiling.layers(Path(str(spec["pyspy"])))))
     if profiler is not None:
         import pstats
 

@@ -115,6 +115,65 @@ def _package(label: str) -> str:
     return first.removesuffix(".py") or "?"
 
 
+# Where a request's CPU goes, by layer: (function name, file path ending, layer). A sample
+# belongs to the innermost frame of its stack that names a layer, so a downstream call's
+# transport is not counted again as "executor". Idle samples (a thread waiting) are left out.
+LAYERS: tuple[tuple[str, str, str], ...] = (
+    ("WSGIHandler.__call__", "django/core/handlers/wsgi.py", "Django: request, middleware, response"),
+    ("RequestTraceMiddleware.__call__", "gateway_project/observability.py", "Django: request, middleware, response"),
+    ("PrometheusBeforeMiddleware.process_request", "django_prometheus/middleware.py", "django-prometheus middleware"),
+    ("PrometheusAfterMiddleware.process_request", "orchestration/web/ops_metrics.py", "django-prometheus middleware"),
+    ("PrometheusAfterMiddleware.process_response", "django_prometheus/middleware.py", "django-prometheus middleware"),
+    ("aggregate", "orchestration/web/aggregate.py", "view: request parsing, context, error mapping"),
+    ("admit", "orchestration/web/edge.py", "edge: authentication, admission"),
+    ("_limit", "orchestration/web/edge.py", "edge: rate limits"),
+    ("Executor.run", "orchestration/executor.py", "executor: stages, greenlets, retries"),
+    ("build_request", "orchestration/downstream/request.py", "templates: rendering the requests"),
+    ("DownstreamClient.attempt", "orchestration/downstream/client.py", "call: breaker, bulkhead, headers, outcome"),
+    ("Request.__init__", "httpx/_models.py", "call: httpx Request and Response objects"),
+    ("Response.__init__", "httpx/_models.py", "call: httpx Request and Response objects"),
+    ("PropagatingTransport.handle_request", "orchestration/observability/tracing.py", "call: metrics and tracing"),
+    ("Urllib3Transport.handle_request", "orchestration/downstream/transport.py", "call: transport, sockets"),
+    ("DownstreamClient._read", "orchestration/downstream/client.py", "call: body, JSON decoding"),
+    ("on_attempt", "orchestration/observability/telemetry_observer.py", "call: metrics and tracing"),
+    ("Executor._observe", "orchestration/executor.py", "call: metrics and tracing"),
+    ("assemble", "orchestration/assembly.py", "templates: assembling the response"),
+    ("json_response", "orchestration/web/aggregate.py", "response: JSON encoding"),
+    ("write_access_line", "orchestration/observability/access_log.py", "access log line"),
+    ("Hub.run", "gevent/hub.py", "gevent hub (event loop, greenlet switches)"),
+)
+IDLE_FRAMES = ("_WorkerGreenlet.run",)  # gevent's thread pool waiting for work: not the request's CPU
+
+
+def layers(raw: Path) -> list[Cost]:
+    """Samples by layer (``LAYERS``), shares of the samples that were not idle."""
+    counts: Counter[str] = Counter()
+    busy = 0
+    for line in raw.read_text(errors="replace").splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        frames = [FRAME.match(frame.strip()) for frame in stack.split(";")]
+        if any(m and m["func"].startswith(IDLE_FRAMES) for m in frames):
+            continue
+        layer = "other (gunicorn, gevent, anything unnamed)"
+        for match in frames:
+            if match is None:
+                continue
+            for func, path, name in LAYERS:
+                if match["func"] == func and match["file"].endswith(path):
+                    layer = name
+        counts[layer] += int(count_text)
+        busy += int(count_text)
+    return [Cost(label, n, n / busy if busy else 0.0) for label, n in counts.most_common()]
+
+
+def layers_markdown(costs: list[Cost]) -> str:
+    lines = ["| share | samples | layer |", "|---:|---:|---|"]
+    lines += [f"| {c.share:.1%} | {c.samples} | {c.label} |" for c in costs]
+    return "\n".join(lines) + "\n"
+
+
 def markdown(summary: Summary) -> str:
     def table(title: str, costs: list[Cost]) -> list[str]:
         lines = [f"**{title}**", "", "| share | samples | frame |", "|---:|---:|---|"]

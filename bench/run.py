@@ -297,7 +297,8 @@ def profile(session: Session, server: servers.Managed, url: str, token: str) -> 
         f"({result.rps:.0f} req/s, slowed by the profiler). Flame graph of the other worker: "
         f"`{svg.relative_to(ROOT) if svg.is_relative_to(ROOT) else svg}`.\n\n"
     )
-    return header + profiling.markdown(summary)
+    by_layer = "**By layer** (`bench/profiling.py` LAYERS)\n\n" + profiling.layers_markdown(profiling.layers(raw))
+    return header + by_layer + "\n" + profiling.markdown(summary)
 
 
 def calibrate(session: Session) -> None:

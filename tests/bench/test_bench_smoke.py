@@ -58,3 +58,39 @@ def test_quick_run_against_the_reference_writes_a_report(tmp_path: Path) -> None
     assert rps > 0
     assert failed == "0"
     assert re.fullmatch(r"\d+ → \d+", cells[10])  # RSS per worker, before → after
+
+
+def test_floor_run_measures_every_layer_and_writes_a_report(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "floor.py"),
+            "--rounds",
+            "1",
+            "--duration",
+            "1",
+            "--clients",
+            "2",
+            "--out",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+
+    assert done.returncode == 0, done.stderr[-2000:]
+    reports = list(tmp_path.glob("floor-*.md"))
+    assert len(reports) == 1
+    text = reports[0].read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    requests = [cells[1].strip() for cells in (row.strip("|").split("|") for row in rows)]
+    checkout = "POST /v1/checkout/summary"
+    assert requests == ["GET /", "GET /healthz", checkout, "GET /healthz", checkout]
+    for row in rows:
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        assert float(cells[2]) > 0  # req/s
+        assert float(cells[3].strip("*")) > 0  # CPU ms per request
+        assert cells[6] == "0"  # failed
+    assert "Gateway checkout / reference checkout:" in text
