@@ -112,12 +112,12 @@ class DownstreamClient:
         started = self._clock.monotonic()
         url = self._url(spec.path)
         timeout_s = max(0.001, deadline.remaining())
-        request = httpx.Request(
+        request = _request(
             spec.method,
             url.copy_merge_params(spec.params) if spec.params else url,  # merged: a configured path may carry a query
-            headers=_merged_headers(headers),
-            json=spec.json_body if spec.has_body else None,
-            extensions={"timeout": {"connect": timeout_s, "read": timeout_s, "write": timeout_s, "pool": timeout_s}},
+            _merged_headers(headers),
+            spec.json_body if spec.has_body else None,
+            {"timeout": {"connect": timeout_s, "read": timeout_s, "write": timeout_s, "pool": timeout_s}},
         )
         try:
             response = self._transport.handle_request(request)
@@ -184,6 +184,38 @@ def _merged_headers(headers: Mapping[str, str]) -> list[tuple[str, str]]:
     merged = [(name, value) for name, lower, value in _DEFAULT_HEADERS if lower not in overridden]
     merged.extend(headers.items())
     return merged
+
+
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+def _request(
+    method: str, url: httpx.URL, headers: list[tuple[str, str]], json_body: Any, extensions: dict[str, Any]
+) -> httpx.Request:
+    """``httpx.Request(method, url, headers=headers, json=json_body)``, with its header
+    list written out in the order httpx gives it — Host (and ``Content-Length: 0`` for
+    a bodiless POST, PUT or PATCH) first, then ``headers``, then the JSON body's
+    Content-Length and Content-Type unless set — and handed over with ``stream=``.
+    That skips httpx's per-request header merging (a scan per default header and a
+    second ``Headers`` built from the first), 7 % of a request's CPU in the profile;
+    the bytes sent are the same (checked against ``httpx.Client.build_request``)."""
+    present = {name.lower() for name, _ in headers}
+    lead = [] if "host" in present or not url.host else [("Host", url.netloc.decode("ascii"))]
+    tail: list[tuple[str, str]] = []
+    body = b""
+    if json_body is not None:
+        body = json.dumps(json_body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+        if "content-length" not in present:
+            tail.append(("Content-Length", str(len(body))))
+        if "content-type" not in present:
+            tail.append(("Content-Type", "application/json"))
+    elif method in _BODY_METHODS and "content-length" not in present and "transfer-encoding" not in present:
+        lead.append(("Content-Length", "0"))
+    request = httpx.Request(
+        method, url, headers=[*lead, *headers, *tail], stream=httpx.ByteStream(body), extensions=extensions
+    )
+    request.read()
+    return request
 
 
 def _parsed(status: int, raw: bytes) -> Outcome:
