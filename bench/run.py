@@ -224,7 +224,7 @@ def run_reference(session: Session, env: dict[str, str]) -> None:
 def run_gateway(session: Session, base_env: dict[str, str]) -> None:
     args = session.args
     base = variants.base_config(session.ports)
-    for variant in variants.variants(args.features):
+    for variant in variants.variants(args.features, args.redis_variant):
         if variant.unavailable:
             session.points.append(Point("gateway", variant.name, 0, note=variant.unavailable))
             continue
@@ -481,6 +481,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--load-cpus", default="0", help="taskset list for wrk and the simulator (default 0)")
     parser.add_argument("--no-pin", action="store_true", help="do not pin processes to CPUs")
     parser.add_argument("--redis-url", default=None, help="run the gateway with this REDIS_URL (default: none)")
+    parser.add_argument(
+        "--redis-variant",
+        default=None,
+        metavar="URL",
+        help="with --features: one more variant, all on with shared state in this Redis database (use your own)",
+    )
     parser.add_argument("--profile", action="store_true", help="py-spy one gateway worker (bench/results/profile.*)")
     parser.add_argument("--profile-clients", type=int, default=None, help="clients while profiling (default: fewest)")
     parser.add_argument("--no-calibrate", dest="calibrate", action="store_false", help="skip the load-side ceiling")

@@ -105,11 +105,14 @@ def _access_log_off() -> Variant:
     return variant
 
 
-def variants(features: bool) -> list[Variant]:
-    """The base variant; with ``features``, one more per feature turned off."""
+def variants(features: bool, redis_variant_url: str | None = None) -> list[Variant]:
+    """The base variant; with ``features``, one more per feature turned off, and with
+    ``redis_variant_url`` one with every feature on and the shared state (breakers,
+    rate-limit counters, cache, configuration version) in that Redis database."""
     base = Variant("all on")
     if not features:
         return [base]
+    in_redis = [Variant("all on, state in Redis", env={"REDIS_URL": redis_variant_url})] if redis_variant_url else []
     rate_limits = Variant("rate limits off", transform=_no_rate_limits)
     if not _has_rate_limiter():
         rate_limits = Variant("rate limits off", unavailable="n/a: the gateway does not enforce rate limits yet")
@@ -120,6 +123,7 @@ def variants(features: bool) -> list[Variant]:
         _env_switch("metrics off", (("GATEWAY_METRICS", "off"), ("GATEWAY_METRICS_ENABLED", "0")), "its metrics"),
         _env_switch("tracing off", (("OTEL_SDK_DISABLED", "true"),), "tracing"),
         _access_log_off(),
+        *in_redis,
     ]
 
 
