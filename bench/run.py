@@ -97,55 +97,87 @@ class Session:
 # ---------------------------------------------------------------------------
 
 
+@dataclass
+class Target:
+    """A server under measurement, checked and warmed up."""
+
+    name: str
+    variant: str
+    server: servers.Managed
+    url: str
+    token: str
+    warm_note: str = ""
+
+
 def measure(session: Session, target: str, variant: str, server: servers.Managed, url: str, token: str) -> None:
     """Check one real answer, warm up, then one wrk run per client count."""
-    args = session.args
+    ready = prepare(session, target, variant, server, url, token)
+    if ready is not None:
+        for clients in session.args.clients:
+            measure_point(session, ready, clients)
+
+
+def prepare(
+    session: Session, target: str, variant: str, server: servers.Managed, url: str, token: str
+) -> Target | None:
+    """The target warmed up, or None (and a "not serving" row) when it does not answer the checkout."""
     ok, detail = servers.check_checkout(url + CHECKOUT_PATH, token)
     if not ok:
         session.points.append(Point(target, variant, 0, note=f"not serving: {detail}"))
         print(f"  {target} [{variant}]: not serving ({detail})", file=sys.stderr)
-        return
-    wrk_args = {"threads": args.wrk_threads, "token": token, "cpus": session.load_cpus}
-    warm_note = warm_up(session, server, url, token, wrk_args)
-    for clients in args.clients:
-        log_offset = server.log_size()
-        before, sim_before = procstat.sample_tree(server.pid), procstat.cpu_ticks(session.simulator.pid)
-        cores_before = procstat.sample_cores(session.measured_cpus)
-        started = time.monotonic()
-        result = loadgen.run_wrk(url + CHECKOUT_PATH, clients=clients, duration_s=args.duration, **wrk_args)
-        wall_s = time.monotonic() - started
-        after, sim_after = procstat.sample_tree(server.pid), procstat.cpu_ticks(session.simulator.pid)
-        cores_after = procstat.sample_cores(session.measured_cpus)
-        server_ms = procstat.ticks_to_ms(after.ticks - before.ticks)
-        ours = after.ticks - before.ticks
-        if session.measured_cpus is None:  # unpinned: everything we run shares the machine
-            ours += sim_after - sim_before + round(result.cpu_s * procstat.TICKS_PER_S)
-        foreign_pct, steal_pct = _foreign(cores_before, cores_after, ours, session.measured_cpus)
-        point = Point(
-            target,
-            variant,
-            clients,
-            result=result,
-            cpu_ms_per_request=server_ms / result.requests if result.requests else 0.0,
-            server_cpu_pct=server_ms / 10 / wall_s,
-            rss_before_mib=before.rss_per_worker_mib,
-            rss_after_mib=after.rss_per_worker_mib,
-            wrk_cpu_pct=result.cpu_s * 100 / wall_s,
-            simulator_cpu_pct=procstat.ticks_to_ms(sim_after - sim_before) / 10 / wall_s,
-            foreign_cpu_pct=foreign_pct,
-            steal_pct=steal_pct,
-        )
-        time.sleep(SETTLE_S)  # requests still in flight when wrk stopped finish (and log) before the next point
-        notes = [warm_note] if warm_note else []
-        opened = breakers_opened(server.log_since(log_offset))
-        if opened:
-            notes.append(f"breaker opened: {', '.join(opened)}")
-        if after.workers != before.workers:
-            notes.append("a worker was replaced during the run")
-        point.note = "; ".join(notes)
-        warm_note = ""
-        session.points.append(point)
-        print(f"  {target} [{variant}] {clients:>4} clients: {_summary(point, session)}", file=sys.stderr)
+        return None
+    ready = Target(target, variant, server, url, token)
+    ready.warm_note = warm_up(session, server, url, token, _wrk_args(session, token))
+    return ready
+
+
+def _wrk_args(session: Session, token: str) -> dict[str, object]:
+    return {"threads": session.args.wrk_threads, "token": token, "cpus": session.load_cpus}
+
+
+def measure_point(session: Session, ready: Target, clients: int) -> None:
+    """One wrk run at ``clients`` connections, with the server's CPU, memory and log around it."""
+    args = session.args
+    target, variant, server, url = ready.name, ready.variant, ready.server, ready.url
+    wrk_args = _wrk_args(session, ready.token)
+    log_offset = server.log_size()
+    before, sim_before = procstat.sample_tree(server.pid), procstat.cpu_ticks(session.simulator.pid)
+    cores_before = procstat.sample_cores(session.measured_cpus)
+    started = time.monotonic()
+    result = loadgen.run_wrk(url + CHECKOUT_PATH, clients=clients, duration_s=args.duration, **wrk_args)  # type: ignore[arg-type]
+    wall_s = time.monotonic() - started
+    after, sim_after = procstat.sample_tree(server.pid), procstat.cpu_ticks(session.simulator.pid)
+    cores_after = procstat.sample_cores(session.measured_cpus)
+    server_ms = procstat.ticks_to_ms(after.ticks - before.ticks)
+    ours = after.ticks - before.ticks
+    if session.measured_cpus is None:  # unpinned: everything we run shares the machine
+        ours += sim_after - sim_before + round(result.cpu_s * procstat.TICKS_PER_S)
+    foreign_pct, steal_pct = _foreign(cores_before, cores_after, ours, session.measured_cpus)
+    point = Point(
+        target,
+        variant,
+        clients,
+        result=result,
+        cpu_ms_per_request=server_ms / result.requests if result.requests else 0.0,
+        server_cpu_pct=server_ms / 10 / wall_s,
+        rss_before_mib=before.rss_per_worker_mib,
+        rss_after_mib=after.rss_per_worker_mib,
+        wrk_cpu_pct=result.cpu_s * 100 / wall_s,
+        simulator_cpu_pct=procstat.ticks_to_ms(sim_after - sim_before) / 10 / wall_s,
+        foreign_cpu_pct=foreign_pct,
+        steal_pct=steal_pct,
+    )
+    time.sleep(SETTLE_S)  # requests still in flight when wrk stopped finish (and log) before the next point
+    notes = [ready.warm_note] if ready.warm_note else []
+    opened = breakers_opened(server.log_since(log_offset))
+    if opened:
+        notes.append(f"breaker opened: {', '.join(opened)}")
+    if after.workers != before.workers:
+        notes.append("a worker was replaced during the run")
+    point.note = "; ".join(notes)
+    ready.warm_note = ""
+    session.points.append(point)
+    print(f"  {target} [{variant}] {clients:>4} clients: {_summary(point, session)}", file=sys.stderr)
 
 
 def warm_up(session: Session, server: servers.Managed, url: str, token: str, wrk_args: dict[str, object]) -> str:
@@ -206,48 +238,87 @@ def _summary(point: Point, session: Session) -> str:
 
 
 def run_reference(session: Session, env: dict[str, str]) -> None:
-    args = session.args
-    server, url = servers.start_reference(
-        session.workdir,
-        ports=session.ports,
-        workers=args.workers,
-        cpus=session.server_cpus,
-        jwt_env=JWT_SECRET_ENV,
-        env=env,
-    )
+    server, url = _start_reference(session, env)
     try:
-        measure(session, "reference", "aiohttp, JWT verified", server, url, session.token)
+        measure(session, "reference", REFERENCE_VARIANT, server, url, session.token)
     finally:
         server.stop()
 
 
+def run_side_by_side(session: Session, base_env: dict[str, str]) -> None:
+    """The gateway (all on) and the reference both running, measured in turn at each client
+    count — gateway then reference, then reference then gateway at the next — so a drift
+    in the shared machine's speed during the run falls on both, not on one."""
+    args = session.args
+    started = _start_gateway_variant(session, base_env, variants.Variant("all on"))
+    if started is None:
+        return
+    gateway_server, gateway_url = started
+    reference_server, reference_url = _start_reference(session, base_env)
+    try:
+        gateway = prepare(session, "gateway", "all on", gateway_server, gateway_url, session.token)
+        reference = prepare(session, "reference", REFERENCE_VARIANT, reference_server, reference_url, session.token)
+        for index, clients in enumerate(args.clients):
+            pair = [gateway, reference] if index % 2 == 0 else [reference, gateway]
+            for ready in pair:
+                if ready is not None:
+                    measure_point(session, ready, clients)
+        if args.profile and gateway is not None:
+            session.profile_md = profile(session, gateway_server, gateway_url, session.token)
+    finally:
+        reference_server.stop()
+        gateway_server.stop()
+
+
+REFERENCE_VARIANT = "aiohttp, JWT verified"
+
+
+def _start_reference(session: Session, env: dict[str, str]) -> tuple[servers.Managed, str]:
+    return servers.start_reference(
+        session.workdir,
+        ports=session.ports,
+        workers=session.args.workers,
+        cpus=session.server_cpus,
+        jwt_env=JWT_SECRET_ENV,
+        env=env,
+    )
+
+
+def _start_gateway_variant(
+    session: Session, base_env: dict[str, str], variant: variants.Variant
+) -> tuple[servers.Managed, str] | None:
+    """A gateway with the variant's configuration and environment, or None (and a row saying why)."""
+    slug = "".join(ch if ch.isalnum() else "-" for ch in variant.name)
+    metrics_dir = session.workdir / f"prometheus-{slug}"
+    metrics_dir.mkdir(exist_ok=True)
+    env = {
+        **base_env,
+        "DATABASE_URL": f"sqlite:///{session.workdir / f'gateway-{slug}.sqlite3'}",
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+        **variant.env,
+    }
+    base = variants.base_config(session.ports)
+    config_path = variants.write_config(variant.transform(base), session.workdir / f"gateway-{slug}.yaml")
+    try:
+        servers.prepare_gateway(session.workdir, config_path, env)
+        return servers.start_gateway(session.workdir, env=env, workers=session.args.workers, cpus=session.server_cpus)
+    except RuntimeError as error:
+        print(f"  gateway [{variant.name}]: {error}", file=sys.stderr)
+        first_line = str(error).splitlines()[0]
+        session.points.append(Point("gateway", variant.name, 0, note=f"did not start: {first_line}"))
+        return None
+
+
 def run_gateway(session: Session, base_env: dict[str, str]) -> None:
     args = session.args
-    base = variants.base_config(session.ports)
     for variant in variants.variants(args.features, args.redis_variant):
         if variant.unavailable:
             session.points.append(Point("gateway", variant.name, 0, note=variant.unavailable))
             continue
-        slug = "".join(ch if ch.isalnum() else "-" for ch in variant.name)
-        metrics_dir = session.workdir / f"prometheus-{slug}"
-        metrics_dir.mkdir(exist_ok=True)
-        env = {
-            **base_env,
-            "DATABASE_URL": f"sqlite:///{session.workdir / f'gateway-{slug}.sqlite3'}",
-            "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
-            **variant.env,
-        }
-        config_path = variants.write_config(variant.transform(base), session.workdir / f"gateway-{slug}.yaml")
-        try:
-            servers.prepare_gateway(session.workdir, config_path, env)
-            server, url = servers.start_gateway(
-                session.workdir, env=env, workers=args.workers, cpus=session.server_cpus
-            )
-        except RuntimeError as error:
-            print(f"  gateway [{variant.name}]: {error}", file=sys.stderr)
-            first_line = str(error).splitlines()[0]
-            session.points.append(Point("gateway", variant.name, 0, note=f"did not start: {first_line}"))
+        started = _start_gateway_variant(session, base_env, variant)
+        if started is None:
             continue
+        server, url = started
         try:
             token = session.token if variant.jwt else ""
             measure(session, "gateway", variant.name, server, url, token)
@@ -428,6 +499,13 @@ def report(session: Session, started: dt.datetime, load_start: str, load_end: st
         f"- Reference: bench/reference_aggregator.py, aiohttp, {args.workers} worker processes, HS256 JWT verified",
         f"- Load: wrk {args.wrk_threads} thread(s), POST {CHECKOUT_PATH} with a JSON body and a bearer token, "
         f"{args.duration} s per point after a {args.warmup} s warm-up, --timeout 30s",
+        "- Order: "
+        + (
+            "both servers up at once, the gateway and the reference measured in turn at each client count "
+            "(alternating which goes first)"
+            if args.interleave
+            else "every point of the gateway, then every point of the reference"
+        ),
     ]
     if session.calibration:
         c = session.calibration
@@ -439,6 +517,7 @@ def report(session: Session, started: dt.datetime, load_start: str, load_end: st
         )
     lines += ["", "## Results", "", HEADER]
     main_points = [p for p in session.points if p.target != "gateway" or p.variant == "all on"]
+    main_points.sort(key=lambda p: p.target != "gateway")  # stable: each target's rows in client order
     lines += [_row(p, session.critical_path_ms) for p in main_points]
     if args.features:
         lines += ["", "## Feature matrix (gateway)", "", *_feature_table(session.points)]
@@ -474,6 +553,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--targets", default="gateway,reference", help="comma-separated: gateway, reference (default both)"
     )
     parser.add_argument("--features", action="store_true", help="also measure the gateway with each feature off")
+    parser.add_argument(
+        "--sequential",
+        action="store_true",
+        help="measure the gateway at every client count, then the reference (default: alternate them per count)",
+    )
     parser.add_argument("--latency-scale", type=float, default=1.0, help="downstream latency multiplier (0: none)")
     parser.add_argument("--workers", type=int, default=2, help="worker processes of gateway and reference")
     parser.add_argument("--wrk-threads", type=int, default=1)
@@ -497,6 +581,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.duration = args.duration or (2 if args.quick else 10)
     args.warmup = args.warmup if args.warmup is not None else (1 if args.quick else 2)
     args.targets = [t.strip() for t in args.targets.split(",") if t.strip()]
+    # Side by side (both servers up, points alternating) whenever both are measured without variants.
+    args.interleave = set(args.targets) == {"gateway", "reference"} and not args.features and not args.sequential
     unknown = set(args.targets) - {"gateway", "reference"}
     if unknown:
         parser.error(f"unknown target(s): {', '.join(sorted(unknown))}")
@@ -574,10 +660,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         calibrate(session)
-        if "gateway" in args.targets:
-            run_gateway(session, env)
-        if "reference" in args.targets:
-            run_reference(session, env)
+        if args.interleave:
+            run_side_by_side(session, env)
+        else:
+            if "gateway" in args.targets:
+                run_gateway(session, env)
+            if "reference" in args.targets:
+                run_reference(session, env)
     finally:
         simulator.stop()
         if args.keep_workdir:
