@@ -114,7 +114,7 @@ def measure(session: Session, target: str, variant: str, server: servers.Managed
     ready = prepare(session, target, variant, server, url, token)
     if ready is not None:
         for clients in session.args.clients:
-            measure_point(session, ready, clients)
+            session.points.append(measure_point(session, ready, clients))
 
 
 def prepare(
@@ -135,7 +135,7 @@ def _wrk_args(session: Session, token: str) -> dict[str, object]:
     return {"threads": session.args.wrk_threads, "token": token, "cpus": session.load_cpus}
 
 
-def measure_point(session: Session, ready: Target, clients: int) -> None:
+def measure_point(session: Session, ready: Target, clients: int) -> Point:
     """One wrk run at ``clients`` connections, with the server's CPU, memory and log around it."""
     args = session.args
     target, variant, server, url = ready.name, ready.variant, ready.server, ready.url
@@ -176,8 +176,8 @@ def measure_point(session: Session, ready: Target, clients: int) -> None:
         notes.append("a worker was replaced during the run")
     point.note = "; ".join(notes)
     ready.warm_note = ""
-    session.points.append(point)
     print(f"  {target} [{variant}] {clients:>4} clients: {_summary(point, session)}", file=sys.stderr)
+    return point
 
 
 def warm_up(session: Session, server: servers.Managed, url: str, token: str, wrk_args: dict[str, object]) -> str:
@@ -246,28 +246,61 @@ def run_reference(session: Session, env: dict[str, str]) -> None:
 
 
 def run_side_by_side(session: Session, base_env: dict[str, str]) -> None:
-    """The gateway (all on) and the reference both running, measured in turn at each client
-    count — gateway then reference, then reference then gateway at the next — so a drift
-    in the shared machine's speed during the run falls on both, not on one."""
+    """Every server of the run up at once — the gateway (each feature variant with
+    ``--features``) and the reference — measured in turn at each client count for
+    ``--rounds`` rounds, the order reversed on every other pass, so a drift in the shared
+    machine's speed falls on all of them alike. A row is the round with the median CPU
+    per request (the other rounds' values in its notes)."""
     args = session.args
-    started = _start_gateway_variant(session, base_env, variants.Variant("all on"))
-    if started is None:
-        return
-    gateway_server, gateway_url = started
-    reference_server, reference_url = _start_reference(session, base_env)
+    running: list[servers.Managed] = []
+    ready: list[Target] = []
     try:
-        gateway = prepare(session, "gateway", "all on", gateway_server, gateway_url, session.token)
-        reference = prepare(session, "reference", REFERENCE_VARIANT, reference_server, reference_url, session.token)
-        for index, clients in enumerate(args.clients):
-            pair = [gateway, reference] if index % 2 == 0 else [reference, gateway]
-            for ready in pair:
-                if ready is not None:
-                    measure_point(session, ready, clients)
-        if args.profile and gateway is not None:
-            session.profile_md = profile(session, gateway_server, gateway_url, session.token)
+        if "gateway" in args.targets:
+            for variant in variants.variants(args.features, args.redis_variant):
+                if variant.unavailable:
+                    session.points.append(Point("gateway", variant.name, 0, note=variant.unavailable))
+                    continue
+                started = _start_gateway_variant(session, base_env, variant)
+                if started is None:
+                    continue
+                running.append(started[0])
+                token = session.token if variant.jwt else ""
+                target = prepare(session, "gateway", variant.name, *started, token)
+                ready += [target] if target is not None else []
+        if "reference" in args.targets:
+            server, url = _start_reference(session, base_env)
+            running.append(server)
+            target = prepare(session, "reference", REFERENCE_VARIANT, server, url, session.token)
+            ready += [target] if target is not None else []
+        measured: dict[tuple[str, str, int], list[Point]] = {}
+        passes = 0
+        for _ in range(args.rounds):
+            for clients in args.clients:
+                for target in ready if passes % 2 == 0 else ready[::-1]:
+                    point = measure_point(session, target, clients)
+                    measured.setdefault((target.name, target.variant, clients), []).append(point)
+                passes += 1
+        for target in ready:
+            for clients in args.clients:
+                session.points.append(_median_round(measured[(target.name, target.variant, clients)]))
+        gateways = [target for target in ready if target.name == "gateway"]
+        if args.profile and gateways:
+            first = gateways[0]
+            session.profile_md = profile(session, first.server, first.url, first.token)
     finally:
-        reference_server.stop()
-        gateway_server.stop()
+        for server in reversed(running):
+            server.stop()
+
+
+def _median_round(points: list[Point]) -> Point:
+    ranked = sorted(points, key=lambda point: point.cpu_ms_per_request)
+    median = ranked[len(ranked) // 2]
+    if len(points) > 1:
+        rounds = " / ".join(f"{point.cpu_ms_per_request:.2f}" for point in points)
+        median.note = "; ".join(
+            part for part in (median.note, f"median of {len(points)} rounds, CPU ms/req {rounds}") if part
+        )
+    return median
 
 
 REFERENCE_VARIANT = "aiohttp, JWT verified"
@@ -501,10 +534,10 @@ def report(session: Session, started: dt.datetime, load_start: str, load_end: st
         f"{args.duration} s per point after a {args.warmup} s warm-up, --timeout 30s",
         "- Order: "
         + (
-            "both servers up at once, the gateway and the reference measured in turn at each client count "
-            "(alternating which goes first)"
-            if args.interleave
-            else "every point of the gateway, then every point of the reference"
+            "each server (and variant) alone, every point of one before the next"
+            if args.sequential
+            else "every server (and variant) up at once, measured in turn at each client count, the order "
+            f"reversed on every other pass, {args.rounds} round(s); a row with several rounds is the median one"
         ),
     ]
     if session.calibration:
@@ -556,7 +589,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--sequential",
         action="store_true",
-        help="measure the gateway at every client count, then the reference (default: alternate them per count)",
+        help="each server (and variant) alone, one after the other (default: all up, measured in turn per count)",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="measure every point N times in turn; a row is the median round"
     )
     parser.add_argument("--latency-scale", type=float, default=1.0, help="downstream latency multiplier (0: none)")
     parser.add_argument("--workers", type=int, default=2, help="worker processes of gateway and reference")
@@ -581,8 +617,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.duration = args.duration or (2 if args.quick else 10)
     args.warmup = args.warmup if args.warmup is not None else (1 if args.quick else 2)
     args.targets = [t.strip() for t in args.targets.split(",") if t.strip()]
-    # Side by side (both servers up, points alternating) whenever both are measured without variants.
-    args.interleave = set(args.targets) == {"gateway", "reference"} and not args.features and not args.sequential
+    if args.sequential and args.rounds != 1:
+        parser.error("--rounds needs the side-by-side order (drop --sequential)")
     unknown = set(args.targets) - {"gateway", "reference"}
     if unknown:
         parser.error(f"unknown target(s): {', '.join(sorted(unknown))}")
@@ -660,13 +696,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         calibrate(session)
-        if args.interleave:
-            run_side_by_side(session, env)
-        else:
+        if args.sequential:
             if "gateway" in args.targets:
                 run_gateway(session, env)
             if "reference" in args.targets:
                 run_reference(session, env)
+        else:
+            run_side_by_side(session, env)
     finally:
         simulator.stop()
         if args.keep_workdir:
