@@ -225,12 +225,7 @@ def main(argv: list[str] | None = None) -> int:
         for managed in reversed(running):
             managed.stop()
         shutil.rmtree(workdir, ignore_errors=True)
-    text = report(points, args, started, load)
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"floor-{started:%Y-%m-%d-%H%M%S}.md"
-    path.write_text(text)
-    print(text)
-    print(f"floor: report written to {path}", file=sys.stderr)
+    run.publish(report(points, args, started, load), args.out / f"floor-{started:%Y-%m-%d-%H%M%S}.md")
     return 0
 
 

@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -256,16 +257,9 @@ def run_side_by_side(session: Session, base_env: dict[str, str]) -> None:
     ready: list[Target] = []
     try:
         if "gateway" in args.targets:
-            for variant in variants.variants(args.features, args.redis_variant):
-                if variant.unavailable:
-                    session.points.append(Point("gateway", variant.name, 0, note=variant.unavailable))
-                    continue
-                started = _start_gateway_variant(session, base_env, variant)
-                if started is None:
-                    continue
-                running.append(started[0])
-                token = session.token if variant.jwt else ""
-                target = prepare(session, "gateway", variant.name, *started, token)
+            for variant, server, url, token in _gateway_variants(session, base_env):
+                running.append(server)
+                target = prepare(session, "gateway", variant.name, server, url, token)
                 ready += [target] if target is not None else []
         if "reference" in args.targets:
             server, url = _start_reference(session, base_env)
@@ -342,18 +336,24 @@ def _start_gateway_variant(
         return None
 
 
-def run_gateway(session: Session, base_env: dict[str, str]) -> None:
-    args = session.args
-    for variant in variants.variants(args.features, args.redis_variant):
+def _gateway_variants(
+    session: Session, base_env: dict[str, str]
+) -> Iterator[tuple[variants.Variant, servers.Managed, str, str]]:
+    """(variant, server, url, token) of each gateway variant that starts; a row saying
+    why for each that cannot run or did not start. The caller stops the servers."""
+    for variant in variants.variants(session.args.features, session.args.redis_variant):
         if variant.unavailable:
             session.points.append(Point("gateway", variant.name, 0, note=variant.unavailable))
             continue
         started = _start_gateway_variant(session, base_env, variant)
-        if started is None:
-            continue
-        server, url = started
+        if started is not None:
+            yield variant, *started, session.token if variant.jwt else ""
+
+
+def run_gateway(session: Session, base_env: dict[str, str]) -> None:
+    args = session.args
+    for variant, server, url, token in _gateway_variants(session, base_env):
         try:
-            token = session.token if variant.jwt else ""
             measure(session, "gateway", variant.name, server, url, token)
             serving = any(p.result for p in session.points if p.target == "gateway" and p.variant == variant.name)
             if args.profile and serving and not session.profile_md:
@@ -709,13 +709,17 @@ def main(argv: list[str] | None = None) -> int:
             print(f"bench: logs, configs and databases kept in {workdir}", file=sys.stderr)
         else:
             shutil.rmtree(workdir, ignore_errors=True)
-    text = report(session, started, load_start, procstat.loadavg())
-    suffix = "-quick" if args.quick else ""
-    path = args.out / f"{started:%Y-%m-%d-%H%M%S}{suffix}.md"
+    name = f"{started:%Y-%m-%d-%H%M%S}{'-quick' if args.quick else ''}.md"
+    publish(report(session, started, load_start, procstat.loadavg()), args.out / name)
+    return 0
+
+
+def publish(text: str, path: Path) -> None:
+    """A report to stdout and to ``path`` (its directory made if need be)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     print(text)
-    print(f"bench: report written to {path}", file=sys.stderr)
-    return 0
+    print(f"bench/{Path(sys.argv[0]).name}: report written to {path}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -21,27 +21,21 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (apt-get install -y wrk)")
 
 
-def test_quick_run_against_the_reference_writes_a_report(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "run.py"),
-            "--quick",
-            "--targets",
-            "reference",
-            "--clients",
-            "4",
-            "--duration",
-            "1",
-            "--warmup",
-            "0",
-            "--no-calibrate",
-            "--out",
-            str(tmp_path),
-        ],
+def run_bench(script: str, *args: str, timeout: int) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "bench" / script), *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
+        timeout=timeout,
+    )
+
+
+def test_quick_run_against_the_reference_writes_a_report(tmp_path: Path) -> None:
+    done = run_bench(
+        "run.py",
+        *("--quick", "--targets", "reference", "--clients", "4", "--duration", "1", "--warmup", "0"),
+        *("--no-calibrate", "--out", str(tmp_path)),
         timeout=60,
     )
 
@@ -61,23 +55,8 @@ def test_quick_run_against_the_reference_writes_a_report(tmp_path: Path) -> None
 
 
 def test_floor_run_measures_every_layer_and_writes_a_report(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "floor.py"),
-            "--rounds",
-            "1",
-            "--duration",
-            "1",
-            "--clients",
-            "2",
-            "--out",
-            str(tmp_path),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=180,
+    done = run_bench(
+        "floor.py", "--rounds", "1", "--duration", "1", "--clients", "2", "--out", str(tmp_path), timeout=180
     )
 
     assert done.returncode == 0, done.stderr[-2000:]
