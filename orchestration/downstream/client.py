@@ -197,8 +197,9 @@ def _request(
     a bodiless POST, PUT or PATCH) first, then ``headers``, then the JSON body's
     Content-Length and Content-Type unless set — and handed over with ``stream=``.
     That skips httpx's per-request header merging (a scan per default header and a
-    second ``Headers`` built from the first), 7 % of a request's CPU in the profile;
-    the bytes sent are the same (checked against ``httpx.Client.build_request``)."""
+    second ``Headers`` built from the first): building a request took 19.7 µs, now
+    10.4 (bench/README.md, round 4). The bytes sent are the same (checked against
+    ``httpx.Client.build_request`` in tests/orchestration/test_downstream_client.py)."""
     present = {name.lower() for name, _ in headers}
     lead = [] if "host" in present or not url.host else [("Host", url.netloc.decode("ascii"))]
     tail: list[tuple[str, str]] = []
