@@ -186,7 +186,7 @@ def _merged_headers(headers: Mapping[str, str]) -> list[tuple[str, str]]:
     return merged
 
 
-_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})  # httpx gives these "Content-Length: 0" when bodiless
 
 
 def _request(

@@ -285,9 +285,15 @@ def _child(metric: MetricWrapperBase, cache: dict[tuple[str, ...], Any], values:
     and the request path asks for the same few label sets over and over."""
     child = cache.get(values)
     if child is None:
-        if len(cache) >= _CHILDREN_KEPT:
-            cache.clear()
-        child = cache[values] = metric.labels(*values)
+        child = remember_child(cache, values, metric.labels(*values))
+    return child
+
+
+def remember_child(cache: dict[Any, Any], key: Any, child: Any) -> Any:
+    """Keeps a metric's label child under ``key`` in a bounded cache (emptied when full)."""
+    if len(cache) >= _CHILDREN_KEPT:
+        cache.clear()
+    cache[key] = child
     return child
 
 

@@ -129,7 +129,7 @@ class RecentStats:
         with self._lock:
             delta = self._pending[bucket_of(now)][service]
             delta["n"] += 1
-            delta[_BUCKET_FIELDS[bisect_left(DOWNSTREAM_BUCKETS_S, duration_s)]] += 1
+            delta[_BUCKET_FIELDS[latency_bucket(duration_s)]] += 1
             if outcome in ERROR_OUTCOMES:
                 delta["err"] += 1
                 self._last[service]["fail"] = now

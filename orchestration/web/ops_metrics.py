@@ -28,9 +28,6 @@ logger = logging.getLogger(__name__)
 LATENCY_TARGET_SHARE_OF_DEADLINE = 0.8
 
 
-_CHILDREN_KEPT = 4096  # label sets remembered (views, statuses, methods: a handful in practice)
-
-
 class PrometheusAfterMiddleware(django_prometheus_middleware.PrometheusAfterMiddleware):  # type: ignore[misc]
     """django-prometheus's per-view middleware, writing exactly the same series,
     with the label children it asks for on every request remembered:
@@ -48,9 +45,7 @@ class PrometheusAfterMiddleware(django_prometheus_middleware.PrometheusAfterMidd
         key = (metric, *labels.items())
         child = self._children.get(key)
         if child is None:
-            if len(self._children) >= _CHILDREN_KEPT:
-                self._children.clear()
-            child = self._children[key] = metric.labels(**labels)
+            child = metrics.remember_child(self._children, key, metric.labels(**labels))
         return child
 
 
