@@ -112,7 +112,7 @@ def report(points: list[FloorPoint], args: argparse.Namespace, started: dt.datet
     lines = [
         f"# Floor benchmark, {started:%Y-%m-%d %H:%M} (local time)",
         "",
-        f"- Commit: {run._git_commit()}",
+        f"- Commit: {run.git_commit()}",
         f"- Machine: {os.cpu_count()} CPUs ({procstat.cpu_model()}), Python {sys.version.split()[0]}, "
         f"load average at start {load}",
         f"- Pinning: servers on CPU {args.server_cpus}, wrk and the simulator on CPU {args.load_cpus}"
@@ -169,12 +169,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     started, load = dt.datetime.now(), procstat.loadavg()
     workdir = Path(tempfile.mkdtemp(prefix="gateway-floor-"))
-    env = run._clean_env()
+    env = run.clean_env()
     simulator, ports = servers.start_simulator(workdir, latency_scale=0.0, cpus=args.load_cpus)
     running: list[servers.Managed] = [simulator]
     try:
         config = variants.base_config(ports)
-        token = run._mint_token(config)
+        token = run.mint_token(config)
         gateway_env = {
             **env,
             "DATABASE_URL": f"sqlite:///{workdir / 'gateway.sqlite3'}",

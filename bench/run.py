@@ -425,7 +425,7 @@ def calibrate(session: Session) -> None:
 # ---------------------------------------------------------------------------
 
 
-def _git_commit() -> str:
+def git_commit() -> str:
     def git(*cmd: str) -> str:
         done = subprocess.run(["git", *cmd], cwd=ROOT, capture_output=True, text=True, check=False)
         return done.stdout.strip()
@@ -517,7 +517,7 @@ def report(session: Session, started: dt.datetime, load_start: str, load_end: st
     lines = [
         f"# Checkout benchmark, {started:%Y-%m-%d %H:%M} (local time)",
         "",
-        f"- Commit: {_git_commit()}",
+        f"- Commit: {git_commit()}",
         f"- Machine: {os.cpu_count()} CPUs ({procstat.cpu_model()}), Python {sys.version.split()[0]}, "
         f"load average at start {load_start}, at end {load_end}",
         f"- Pinning: {pin}",
@@ -645,7 +645,7 @@ def _cpu_list(spec: str) -> list[int]:
     return cpus
 
 
-def _mint_token(config: dict[str, object]) -> str:
+def mint_token(config: dict[str, object]) -> str:
     settings = ((config.get("layer") or {}).get("auth") or {}).get("jwt") or {}  # type: ignore[union-attr]
     now = int(time.time())
     claims: dict[str, object] = {settings.get("user_claim", "sub"): "42", "iat": now, "exp": now + 86400}
@@ -656,7 +656,7 @@ def _mint_token(config: dict[str, object]) -> str:
     return jwt.encode(claims, BENCH_JWT_SECRET, algorithm="HS256")
 
 
-def _clean_env() -> dict[str, str]:
+def clean_env() -> dict[str, str]:
     env = {
         key: value
         for key, value in os.environ.items()
@@ -680,7 +680,7 @@ def main(argv: list[str] | None = None) -> int:
     started, load_start = dt.datetime.now(), procstat.loadavg()
     server_cpus, load_cpus = _pins(args)
     workdir = Path(tempfile.mkdtemp(prefix="gateway-bench-"))
-    env = _clean_env()
+    env = clean_env()
     if args.redis_url:
         env["REDIS_URL"] = args.redis_url
     simulator, ports = servers.start_simulator(workdir, latency_scale=args.latency_scale, cpus=load_cpus)
@@ -691,7 +691,7 @@ def main(argv: list[str] | None = None) -> int:
         load_cpus=load_cpus,
         simulator=simulator,
         ports=ports,
-        token=_mint_token(variants.base_config(ports)),
+        token=mint_token(variants.base_config(ports)),
         critical_path_ms=downstream.critical_path_ms(args.latency_scale),
     )
     try:
