@@ -19,10 +19,10 @@ DEMO_PORT ?= 8000
 DEMO_USER ?= 42
 SIMULATOR_ARGS ?=
 
-.PHONY: help venv services test lint demo bench bench-floor
+.PHONY: help test-deps venv services test lint demo bench bench-floor
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
 
 venv: $(STAMP) ## create .venv with requirements/dev.txt (re-installs only when requirements change)
 
@@ -31,13 +31,17 @@ $(STAMP): requirements/base.txt requirements/dev.txt
 	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements/dev.txt
 	touch $@
 
+test-deps: ## install the system packages the tests need, when missing (apt-get; sudo when not root)
+	scripts/test-deps.sh
+
 services: ## start PostgreSQL and Redis if they are down; create the test database
 	scripts/services.sh $(TEST_DB)
 
 test: export DATABASE_URL = postgres://postgres@127.0.0.1:5432/$(TEST_DB)
 test: export REDIS_URL = redis://127.0.0.1:6379/0
 test: export DJANGO_SECRET_KEY = test-secret
-test: venv services ## ruff, mypy, then the whole suite against the real PostgreSQL and Redis
+# test-deps first: a fresh machine may lack python3-venv (for venv) and the servers (for services).
+test: test-deps venv services ## system packages, ruff, mypy, then the whole suite against the real PostgreSQL and Redis
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
