@@ -10,8 +10,8 @@ from console.models import BreakerAuditEntry
 
 @admin.register(BreakerAuditEntry)
 class BreakerAuditEntryAdmin(admin.ModelAdmin[BreakerAuditEntry]):
-    list_display = ("created_at", "username", "service", "action", "reason", "state_before", "state_after")
-    list_filter = ("action", "service")
+    list_display = ("created_at", "username", "service", "action", "reason", "state_before", "state_after", "outcome")
+    list_filter = ("action", "outcome", "service")
     search_fields = ("service", "username", "reason")
 
     def has_add_permission(self, request: HttpRequest) -> bool:

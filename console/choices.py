@@ -11,6 +11,15 @@ class BreakerAction(models.TextChoices):
     FORCE_CLOSED = "force_closed", "Force closed (never trip)"
 
 
+class ActionOutcome(models.TextChoices):
+    """An audit entry is written before its action runs (console/services.py), so it says
+    whether the action then happened: pending until the breaker has been changed."""
+
+    PENDING = "pending", "Pending (the action may not have run)"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed (the breaker was not changed)"
+
+
 # state -> (label, CSS colour class); red for "calls are skipped", amber for "watch it".
 STATE_BADGES: dict[str, tuple[str, str]] = {
     "closed": ("Closed", "ok"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
-from console.choices import BreakerAction
+from console.choices import ActionOutcome, BreakerAction
 
 
 class BreakerAuditEntry(models.Model):
@@ -20,6 +20,7 @@ class BreakerAuditEntry(models.Model):
     reason = models.TextField()
     state_before = models.CharField(max_length=20, blank=True)
     state_after = models.CharField(max_length=20, blank=True)
+    outcome = models.CharField(max_length=20, choices=ActionOutcome.choices, default=ActionOutcome.DONE)
 
     class Meta:
         ordering = ["-created_at", "-id"]

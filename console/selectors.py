@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from console.choices import STATE_BADGES, STATUS_BADGES
+from console.choices import STATE_BADGES, STATUS_BADGES, ActionOutcome
 from console.models import BreakerAuditEntry
 from orchestration.observability.recent_stats import TransitionEntry
 from orchestration.observability.service_health import ServiceHealth
@@ -126,6 +126,8 @@ def _transition_entry(entry: TransitionEntry) -> HistoryEntry:
 
 def _action_entry(entry: BreakerAuditEntry) -> HistoryEntry:
     text = f"{entry.username}: {entry.get_action_display()} — “{entry.reason}”"
+    if entry.outcome != ActionOutcome.DONE:
+        text += f" ({entry.get_outcome_display().lower()})"
     return HistoryEntry(entry.created_at, text, "action", "info")
 
 

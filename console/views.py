@@ -6,14 +6,19 @@ Viewing needs staff; acting on a breaker also needs ``console.operate_breakers``
 
 from __future__ import annotations
 
+import logging
+
 from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
+from django.db import DatabaseError
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from console import selectors, services
 from console.choices import BreakerAction
+
+logger = logging.getLogger(__name__)
 
 OPERATE_PERMISSION = "console.operate_breakers"
 BOARD_REFRESH_S = 5
@@ -58,6 +63,9 @@ def service_action(request: HttpRequest, name: str) -> HttpResponse:
         messages.error(request, str(missing))
     except services.UnknownService:
         raise Http404(f"No service named {name!r} in the served configuration") from None
+    except DatabaseError:
+        logger.exception("console: the audit entry for %s on %s could not be written", action, name)
+        messages.error(request, "The audit log could not be written, so the breaker was not changed. Try again.")
     else:
         messages.success(request, f"{entry.get_action_display()} done for {name}: now {entry.state_after}.")
     return redirect("console:service", name=name)
