@@ -1,16 +1,20 @@
 """Authenticate clients to the gateway: JWT, API key, or none.
 
 Secrets are references: the HS256 secret is read from the environment variable
-the layer names, public keys from a file or a JWKS URL (keys cached, refetched
-when a token names an unknown ``kid``). API keys are compared by their SHA-256
-digest; the plaintext is never stored. Every failure is ``Unauthenticated`` with
-a message safe to show a client (no key material, no library internals).
+the layer names, public keys from a file or a JWKS URL (``orchestration.edge.jwks``:
+keys cached, refetched when a token names an unknown ``kid``, the last good set
+kept while the URL fails). API keys are compared by their SHA-256 digest; the
+plaintext is never stored. Every failure is ``Unauthenticated`` with a message
+safe to show a client (no key material, no library internals): a token that
+cannot be verified for any reason (malformed, an algorithm that does not fit
+the key, an unknown ``kid``, no key set) is a 401, never a 500.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -20,8 +24,11 @@ from typing import Any, Protocol
 
 import jwt
 
+from orchestration.edge.jwks import JwksKeys, KeyNotFound
 from orchestration.errors import Unauthenticated
 from orchestration.plan import ClientAuth, JwtSettings
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,11 +89,12 @@ class JwtAuth:
         *,
         environ: Mapping[str, str] | None = None,
         jwks_refresh_cooldown_s: float = 30.0,
+        jwks_failure_cooldown_s: float = 5.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._settings = settings
         environ = os.environ if environ is None else environ
-        self._resolve_key = _key_resolver(settings, environ, jwks_refresh_cooldown_s)
+        self._resolve_key = _key_resolver(settings, environ, jwks_refresh_cooldown_s, jwks_failure_cooldown_s)
         self._clock = clock
         self._verified: dict[str, tuple[Identity, float, float]] = {}
 
@@ -133,7 +141,10 @@ class JwtAuth:
             raise Unauthenticated("Token expired") from None
         except jwt.ImmatureSignatureError:
             raise Unauthenticated("Token not yet valid") from None
-        except (jwt.InvalidTokenError, jwt.PyJWKClientError, _MissingKey):
+        except (jwt.PyJWTError, KeyNotFound, _MissingKey):  # InvalidKeyError too: an alg that does not fit the key
+            raise Unauthenticated("Invalid token") from None
+        except Exception as error:  # noqa: BLE001 - a token that cannot be verified for any reason is a 401
+            logger.warning("token verification failed: %s", type(error).__name__)
             raise Unauthenticated("Invalid token") from None
         user_id = claims.get(settings.user_claim)
         if user_id is None or isinstance(user_id, (dict, list)):
@@ -152,12 +163,14 @@ def _bearer_token(authorization: str) -> str:
     return token.strip()
 
 
-def _key_resolver(settings: JwtSettings, environ: Mapping[str, str], cooldown_s: float) -> KeyResolver:
+def _key_resolver(
+    settings: JwtSettings, environ: Mapping[str, str], refresh_cooldown_s: float, failure_cooldown_s: float
+) -> KeyResolver:
     if settings.jwks_url:
         # A token naming an unknown kid forces one refetch per cooldown, so a
         # spray of forged kids cannot hammer the identity provider.
-        client = jwt.PyJWKClient(settings.jwks_url, lifespan=300, timeout=5, cooldown_duration=cooldown_s)
-        return lambda token: client.get_signing_key_from_jwt(token).key
+        keys = JwksKeys(settings.jwks_url, refresh_cooldown_s=refresh_cooldown_s, failure_cooldown_s=failure_cooldown_s)
+        return lambda token: keys.key_for(jwt.get_unverified_header(token).get("kid"))
     if settings.public_key_file:
         path = Path(settings.public_key_file)
         key = path.read_text() if path.is_file() else None

@@ -149,3 +149,22 @@ def test_build_authenticator_picks_the_layer_kind() -> None:
     assert isinstance(build_authenticator(ClientAuth(type="api_key"), api_keys={}), ApiKeyAuth)
     jwt_auth = build_authenticator(ClientAuth(type="jwt", jwt=hs_settings()), api_keys={}, environ=ENV)
     assert jwt_auth.authenticate(bearer(token({"sub": "9"}))).user_id == "9"
+
+
+def test_a_token_whose_algorithm_does_not_fit_the_key_is_401(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """``algorithms: [RS256, ES256]`` with an RSA key: a forged ES256 header is refused, not a crash."""
+    rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = rsa_key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    key_file = tmp_path / "rsa.pem"
+    key_file.write_bytes(pem)
+    auth = JwtAuth(JwtSettings(algorithms=("RS256", "ES256"), public_key_file=str(key_file)))
+    assert auth.authenticate(bearer(token({"sub": "7"}, key=rsa_key, alg="RS256"))).user_id == "7"
+    forged = [
+        token({"sub": "7"}, key=ec.generate_private_key(ec.SECP256R1()), alg="ES256"),
+        "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiI3In0.AAAA",
+        "eyJhbGciOiJSUzI1NiIsImtpZCI6WzFdfQ.e30.AA",  # kid is a list
+    ]
+    for forgery in forged:
+        with pytest.raises(Unauthenticated) as caught:
+            auth.authenticate(bearer(forgery))
+        assert (caught.value.status, caught.value.message) == (401, "Invalid token")
