@@ -1,15 +1,26 @@
-"""Client API keys: the plaintext is shown once, on creation; the list shows prefixes."""
+"""Client API keys: the plaintext is shown once, on creation; the list shows prefixes.
+
+The plaintext goes into the body of the page that answers the add form, and nowhere
+else: not a message (the messages framework keeps them in a cookie or the session,
+where the key would outlive the page), not a redirect target, not a cache."""
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.utils.cache import add_never_cache_headers
 
 from registry import models
 from registry.services import api_key_create, api_key_revoke
+
+# The plaintext of a key created by a request, from ``save_model`` to ``response_add``
+# of that same request; gone with the request.
+_created: weakref.WeakKeyDictionary[HttpRequest, str] = weakref.WeakKeyDictionary()
 
 
 @admin.register(models.ApiKey)
@@ -32,7 +43,25 @@ class ApiKeyAdmin(admin.ModelAdmin[models.ApiKey]):
             return
         key, plaintext = api_key_create(name=obj.name, subject=obj.subject)
         obj.pk, obj.prefix, obj.key_hash, obj.created_at = key.pk, key.prefix, key.key_hash, key.created_at
-        messages.warning(request, f"Copy this API key now; it is shown only once and cannot be recovered: {plaintext}")
+        _created[request] = plaintext
+
+    def response_add(
+        self, request: HttpRequest, obj: models.ApiKey, post_url_continue: str | None = None
+    ) -> HttpResponse:
+        """The key's one showing: this page, never stored by the browser or anything else."""
+        plaintext = _created.pop(request, None)
+        if plaintext is None:
+            return super().response_add(request, obj, post_url_continue)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "Copy the new API key",
+            "api_key": obj,
+            "plaintext": plaintext,
+        }
+        response = TemplateResponse(request, "admin/registry/apikey/created.html", context)
+        add_never_cache_headers(response)
+        return response
 
     @admin.action(description="Revoke selected API keys")
     def revoke(self, request: HttpRequest, queryset: QuerySet[models.ApiKey]) -> None:
