@@ -3,18 +3,23 @@
 Only what the call declares is sent, plus ``X-Request-ID``: the client's
 headers are never copied, and a configured header may not set Host,
 Authorization (that is the auth type's job), X-Request-ID or any hop-by-hop
-header. Query keys whose value renders null are left out; a list renders as
-repeated keys.
+header. A header value may hold only visible ASCII, spaces and tabs (RFC 9110
+``field-value`` without obs-text): one that renders anything else (``José``, a
+CR/LF that would inject a header, NUL) fails the request with 400 naming the
+call, before the stage sends anything. Query keys whose value renders null are
+left out; a list renders as repeated keys.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from orchestration.context import RequestContext
+from orchestration.errors import BadRequest
 from orchestration.plan import Call
 
 _NOT_CONFIGURABLE = frozenset(
@@ -36,7 +41,7 @@ _NOT_CONFIGURABLE = frozenset(
 )
 
 
-_UNSAFE_IN_HEADER = frozenset("\r\n\0")
+_HEADER_VALUE = re.compile(r"[\t\x20-\x7e]*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,8 +66,13 @@ def build_request(call: Call, context: Mapping[str, Any], request: RequestContex
         json_body=call.body.render(context) if call.body is not None else None,
         has_body=call.body is not None,
         request_id=request.request_id,
-        client_authorization=request.authorization,
+        client_authorization=_sendable(request.authorization),
     )
+
+
+def _sendable(authorization: str | None) -> str | None:
+    """The client's Authorization for ``bearer_forward``; one the wire cannot carry is not forwarded."""
+    return authorization if authorization is not None and _HEADER_VALUE.fullmatch(authorization) else None
 
 
 def _query(call: Call, context: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -81,8 +91,11 @@ def _headers(call: Call, context: Mapping[str, Any]) -> list[tuple[str, str]]:
         if value is None or name.lower() in _NOT_CONFIGURABLE:
             continue
         text = _text(value)
-        if not _UNSAFE_IN_HEADER.intersection(text):  # no header injection from request data
-            headers.append((name, text))
+        if not _HEADER_VALUE.fullmatch(text):  # no header injection, no bytes the wire cannot carry
+            raise BadRequest(
+                f"Call '{call.id}' cannot be made: header {name} would carry a non-ASCII or control character"
+            )
+        headers.append((name, text))
     return headers
 
 
