@@ -113,6 +113,7 @@ def edge() -> Any:
 
 def install() -> None:
     from orchestration.observability import access_log, metrics
+    from orchestration.web import health
     from orchestration.web.edge import install_edge
 
     metrics.set_enabled(settings.GATEWAY["METRICS"])
@@ -124,6 +125,8 @@ def install() -> None:
     if adaptive is not None:
         adaptive.start()
     install_edge(edge())
+    # /readyz pings Redis over this process's client, and checks at most once a second.
+    health.install_readiness(health.readiness_probe(redis_client=redis_client()))
 
 
 def warm_up() -> None:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
-from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
+
+from orchestration.clock import Clock, SystemClock
+from orchestration.web.readiness import Check, ReadinessProbe
 
 logger = logging.getLogger(__name__)
 
@@ -16,7 +19,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok"})
 
 
-def _database_ok() -> bool:
+def database_ok() -> bool:
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
@@ -26,31 +29,45 @@ def _database_ok() -> bool:
         return False
 
 
-def _redis_ok() -> bool | None:
-    """None when no Redis is configured (embedded default)."""
-    if not settings.REDIS_URL:
-        return None
-    import redis
+def redis_check(client: Any) -> Check:
+    """A PING over ``client`` (the process's shared client: its pooled connection is reused)."""
 
-    try:
-        client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=0.5, socket_timeout=0.5)
+    def redis_ok() -> bool:
         try:
             return bool(client.ping())
-        finally:
-            client.close()
-    except Exception:  # noqa: BLE001
-        logger.warning("readiness: redis unreachable")
-        return False
+        except Exception:  # noqa: BLE001 - any failure means not ready
+            logger.warning("readiness: redis unreachable")
+            return False
+
+    return redis_ok
+
+
+def readiness_probe(*, redis_client: Any, clock: Clock | None = None) -> ReadinessProbe:
+    """The database always; Redis when configured (None: the embedded default)."""
+    checks: dict[str, Check] = {"database": database_ok}
+    if redis_client is not None:
+        checks["redis"] = redis_check(redis_client)
+    return ReadinessProbe(checks, clock=SystemClock() if clock is None else clock)
+
+
+_probe = ReadinessProbe({"database": database_ok}, clock=SystemClock())
+
+
+def install_readiness(probe: ReadinessProbe) -> ReadinessProbe:
+    """Serve ``probe`` from now on; returns the one it replaces."""
+    global _probe
+    previous, _probe = _probe, probe
+    return previous
 
 
 def readyz(request: HttpRequest) -> JsonResponse:
-    """Ready: database and (when configured) Redis reachable; 503 names what is not."""
-    checks: dict[str, str] = {"database": "ok" if _database_ok() else "unreachable"}
-    redis_state = _redis_ok()
-    if redis_state is not None:
-        checks["redis"] = "ok" if redis_state else "unreachable"
-    failing = [name for name, state in checks.items() if state != "ok"]
-    body: dict[str, object] = {"status": "ok" if not failing else "unavailable", "checks": checks}
+    """Ready: database and (when configured) Redis reachable; 503 names what is not.
+    The answer is at most a second old (orchestration/web/readiness.py)."""
+    readiness = _probe.current()
+    failing = readiness.failing
+    body: dict[str, object] = {"status": "ok" if not failing else "unavailable", "checks": dict(readiness.checks)}
     if failing:
-        body["failing"] = failing
-    return JsonResponse(body, status=503 if failing else 200)
+        body["failing"] = list(failing)
+    response = JsonResponse(body, status=503 if failing else 200)
+    response["Cache-Control"] = "no-store"
+    return response
