@@ -26,25 +26,58 @@ loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
 control_socket_disable = True
 
 
-def on_starting(server):  # type: ignore[no-untyped-def]
-    """Start with an empty metrics directory: files of a previous run would be
-    merged into /metrics and show counts nobody served."""
-    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    if directory:
-        import pathlib
+METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 
-        path = pathlib.Path(directory)
-        path.mkdir(parents=True, exist_ok=True)
-        for stale in path.glob("*.db"):
-            stale.unlink()
+
+def on_starting(server):  # type: ignore[no-untyped-def]
+    """Give /metrics one directory where every worker writes its values, so a scrape
+    answered by any worker counts them all (``orchestration.web.ops_metrics``).
+
+    Without ``PROMETHEUS_MULTIPROC_DIR`` the master makes a private one here, before
+    any worker is forked, and exports it: workers import prometheus_client only after
+    the fork (the app is never preloaded), and it picks its multiprocess mode from
+    this variable at import. ``on_exit`` removes the private directory. Either way the
+    directory starts empty: files of a previous run would be merged into /metrics and
+    show counts nobody served."""
+    import pathlib
+    import sys
+    import tempfile
+
+    directory = os.environ.get(METRICS_DIR_VARIABLE)
+    if not directory:
+        directory = tempfile.mkdtemp(prefix="gateway-metrics-")
+        os.environ[METRICS_DIR_VARIABLE] = directory
+        # Kept on the arbiter: a reload (HUP) runs this file again, the arbiter stays.
+        server.gateway_private_metrics_dir = directory
+        if "prometheus_client" in sys.modules:  # e.g. a preloaded app: too late for this process tree
+            server.log.warning("metrics: prometheus_client was imported before %s was set", METRICS_DIR_VARIABLE)
+    path = pathlib.Path(directory)
+    path.mkdir(parents=True, exist_ok=True)
+    for stale in path.glob("*.db"):
+        stale.unlink()
 
 
 def child_exit(server, worker):  # type: ignore[no-untyped-def]
     """Drop the exiting worker's Prometheus multiprocess files."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if os.environ.get(METRICS_DIR_VARIABLE):
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+
+
+def pre_exec(server):  # type: ignore[no-untyped-def]
+    """A new master (USR2) makes its own private directory: this one goes with us."""
+    if getattr(server, "gateway_private_metrics_dir", None):
+        server.cfg.env_orig.pop(METRICS_DIR_VARIABLE, None)
+
+
+def on_exit(server):  # type: ignore[no-untyped-def]
+    """Remove the private metrics directory (one given in the environment is kept)."""
+    directory = getattr(server, "gateway_private_metrics_dir", None)
+    if directory:
+        import shutil
+
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def post_worker_init(worker):  # type: ignore[no-untyped-def]

@@ -264,6 +264,17 @@ def enabled() -> bool:
     return _enabled
 
 
+# The methods of RFC 9110 and PATCH (django-prometheus's list). A client may send any
+# token as a method; a label value per token would be a series per client whim.
+HTTP_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "DELETE", "TRACE", "OPTIONS", "CONNECT", "PATCH"))
+OTHER_METHOD = "other"
+
+
+def method_label(method: str | None) -> str:
+    """The ``method`` label of a request: one of ``HTTP_METHODS``, else ``"other"``."""
+    return method if method in HTTP_METHODS else OTHER_METHOD
+
+
 def outcome_label(kind: str, status: int | None = None) -> str:
     """Map an engine outcome kind (and downstream status) to the closed ``OUTCOMES`` set."""
     if kind == "ok":

@@ -21,7 +21,11 @@ def observed(request: HttpRequest, answer: Callable[[], HttpResponse]) -> HttpRe
     endpoint = record.endpoint or UNMATCHED
     method = request.method or "GET"
     metrics.observe_request(
-        endpoint=endpoint, method=method, status=response.status_code, duration_s=duration_s, partial=record.partial
+        endpoint=endpoint,
+        method=metrics.method_label(method),
+        status=response.status_code,
+        duration_s=duration_s,
+        partial=record.partial,
     )
     access_log.write_access_line(
         method=method, path=request.path, status=response.status_code, duration_s=duration_s, record=record

@@ -29,11 +29,17 @@ LATENCY_TARGET_SHARE_OF_DEADLINE = 0.8
 
 
 class PrometheusAfterMiddleware(django_prometheus_middleware.PrometheusAfterMiddleware):  # type: ignore[misc]
-    """django-prometheus's per-view middleware, writing exactly the same series,
-    with the label children it asks for on every request remembered:
-    ``metric.labels(**labels)`` validates the names and takes a lock on every call,
-    six times per request, for the same few label sets. ``label_metric`` is the
-    hook django-prometheus provides for subclasses."""
+    """django-prometheus's per-view middleware, writing the same series, with two changes
+    made in ``label_metric`` (the hook django-prometheus provides for subclasses):
+
+    - a method outside the standard ones is labelled ``"other"`` everywhere (upstream
+      writes ``<invalid method>`` in some series and the raw method in its latency
+      histogram: a new series per method a client invents);
+    - the label children it asks for on every request are remembered:
+      ``metric.labels(**labels)`` validates the names and takes a lock on every call,
+      six times per request, for the same few label sets.
+
+    Views are the URLconf's names (``<unnamed view>`` when none matched), never a path."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -42,6 +48,8 @@ class PrometheusAfterMiddleware(django_prometheus_middleware.PrometheusAfterMidd
     def label_metric(self, metric: Any, request: HttpRequest, response: Any = None, **labels: Any) -> Any:
         if not labels:
             return metric
+        if "method" in labels:
+            labels["method"] = metrics.method_label(labels["method"])
         key = (metric, *labels.items())
         child = self._children.get(key)
         if child is None:

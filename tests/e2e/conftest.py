@@ -68,7 +68,7 @@ class GatewayServer:
     env: dict[str, str]
     process: subprocess.Popen[bytes]
     log_path: Path
-    multiproc_dir: Path
+    multiproc_dir: Path | None  # None: gunicorn makes a private one (the production command alone)
 
     def get(self, path: str, *, headers: Mapping[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
         return self.request("GET", path, headers=headers)
@@ -123,25 +123,25 @@ def process_env(workdir: Path, *, database: str, redis_db: int) -> dict[str, str
 
 def gateway_env(
     workdir: Path,
-    multiproc: Path,
+    multiproc: Path | None,
     env_overrides: Mapping[str, str] | None,
     workers: int,
     *,
     database: str,
     redis_db: int,
 ) -> dict[str, str]:
-    """``process_env`` plus gunicorn's port (a free one), workers and Prometheus directory;
-    ``env_overrides`` last."""
+    """``process_env`` plus gunicorn's port (a free one), workers and Prometheus directory
+    (none when ``multiproc`` is None); ``env_overrides`` last."""
     return {
         **process_env(workdir, database=database, redis_db=redis_db),
         "PORT": str(free_port()),
         "WEB_CONCURRENCY": str(workers),
-        "PROMETHEUS_MULTIPROC_DIR": str(multiproc),
+        **({"PROMETHEUS_MULTIPROC_DIR": str(multiproc)} if multiproc is not None else {}),
         **dict(env_overrides or {}),
     }
 
 
-def start_gunicorn(env: dict[str, str], log_path: Path, multiproc: Path) -> GatewayServer:
+def start_gunicorn(env: dict[str, str], log_path: Path, multiproc: Path | None) -> GatewayServer:
     """gunicorn with the production config on ``env["PORT"]``, logging to ``log_path``; not yet up."""
     process = subprocess.Popen(
         [str(VENV_BIN / "gunicorn"), "-c", "gateway_project/gunicorn.conf.py", "gateway_project.wsgi"],
@@ -196,8 +196,9 @@ def _flush_redis(url: str) -> None:
 
 @pytest.fixture
 def gateway_server(tmp_path: Path) -> Iterator[Callable[..., GatewayServer]]:
-    """Factory: ``gateway_server(config_yaml, env_overrides=None, workers=2, database=None, redis_db=None)``;
-    by default a database and Redis db of its own (``isolated_targets("ops", 4)``)."""
+    """Factory: ``gateway_server(config_yaml, env_overrides=None, workers=2, database=None, redis_db=None,
+    multiproc_dir=True)``; by default a database and Redis db of its own (``isolated_targets("ops", 4)``);
+    ``multiproc_dir=False`` leaves PROMETHEUS_MULTIPROC_DIR unset, as the production command alone."""
     started: list[GatewayServer] = []
 
     def start(
@@ -207,13 +208,15 @@ def gateway_server(tmp_path: Path) -> Iterator[Callable[..., GatewayServer]]:
         *,
         database: str | None = None,
         redis_db: int | None = None,
+        multiproc_dir: bool = True,
     ) -> GatewayServer:
         default_database, default_redis_db = isolated_targets("ops", 4)
         database = database or default_database
         redis_db = default_redis_db if redis_db is None else redis_db
         index = len(started)
-        multiproc = tmp_path / f"prom-{index}"
-        multiproc.mkdir()
+        multiproc = tmp_path / f"prom-{index}" if multiproc_dir else None
+        if multiproc is not None:
+            multiproc.mkdir()
         env = gateway_env(tmp_path, multiproc, env_overrides, workers, database=database, redis_db=redis_db)
         if index == 0:
             _create_database(env["DATABASE_URL"])
