@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 
 from orchestration.clock import Clock, Deadline
+from orchestration.downstream import content_encoding
 from orchestration.downstream.auth import MissingCredential, auth_headers
 from orchestration.downstream.request import RequestSpec
 from orchestration.downstream.transport import ANSWERED_IN_TIME
@@ -35,7 +36,13 @@ from orchestration.resilience.breaker import CircuitBreaker
 from orchestration.resilience.bulkhead import Bulkhead
 
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
-_BASE_HEADERS = {"User-Agent": "orchestration-gateway", "Accept": "application/json"}
+# Accept-Encoding names only what content_encoding undoes within the size cap (httpx would
+# add "br" or "zstd" by itself when their packages happen to be installed).
+_BASE_HEADERS = {
+    "User-Agent": "orchestration-gateway",
+    "Accept": "application/json",
+    "Accept-Encoding": content_encoding.ACCEPT_ENCODING,
+}
 _URL_CACHE_SIZE = 512  # merged URLs per service (paths repeat: most carry no request data)
 
 
@@ -157,25 +164,28 @@ class DownstreamClient:
             return Outcome(OutcomeKind.BAD_STATUS, status=status, retry_after_s=retry_after)
         chunks: list[bytes] = []
         size = 0
-        for chunk in _body_chunks(response):
-            size += len(chunk)
-            if size > self._max_body_bytes:
-                return Outcome(OutcomeKind.BAD_BODY, status=status, detail=f"body over {self._max_body_bytes} bytes")
-            if deadline.expired and not on_time:
-                return Outcome(OutcomeKind.TIMEOUT, status=status, detail="body still arriving at the timeout")
-            chunks.append(chunk)
+        try:
+            for chunk in _body_chunks(response, self._max_body_bytes):
+                size += len(chunk)
+                if size > self._max_body_bytes:
+                    raise content_encoding.BodyTooLarge(f"body over {self._max_body_bytes} bytes")
+                if deadline.expired and not on_time:
+                    return Outcome(OutcomeKind.TIMEOUT, status=status, detail="body still arriving at the timeout")
+                chunks.append(chunk)
+        except content_encoding.BodyTooLarge as too_large:
+            return Outcome(OutcomeKind.BAD_BODY, status=status, detail=str(too_large))
         if deadline.expired and not on_time:
             return Outcome(OutcomeKind.TIMEOUT, status=status, detail="body finished after the timeout")
         return _parsed(status, b"".join(chunks))
 
 
-def _body_chunks(response: httpx.Response) -> Iterator[bytes]:
-    """The body as it arrives. Without a Content-Encoding the transport's own stream
-    gives exactly what ``iter_bytes`` would (httpx's identity decoder and chunker pass
-    bytes through) without its generator layers; an encoded body is decoded by httpx."""
-    if "content-encoding" in response.headers or not isinstance(response.stream, httpx.SyncByteStream):
-        return response.iter_bytes()
-    return iter(response.stream)
+def _body_chunks(response: httpx.Response, max_bytes: int) -> Iterator[bytes]:
+    """The body as it arrives: the transport's own stream (no httpx generator layers), an
+    encoded body inflated by ``content_encoding`` in bounded pieces, never by httpx, whose
+    decoders inflate a whole chunk at once, however large it becomes."""
+    raw = iter(response.stream) if isinstance(response.stream, httpx.SyncByteStream) else response.iter_raw()
+    encodings = response.headers.get_list("content-encoding")
+    return content_encoding.decoded(raw, encodings, max_bytes=max_bytes) if encodings else raw
 
 
 def _merged_headers(headers: Mapping[str, str]) -> list[tuple[str, str]]:
