@@ -12,6 +12,9 @@ sees the request, the user and the results of the calls of earlier stages.
 * The endpoint's ``timeout_ms`` is the deadline of the whole run: attempts and
   backoff never go past it, and when it passes every required call not done
   counts as a timeout (504). Optional calls not done fall back.
+* Every request of a stage is rendered before any of them is sent: a path hole
+  whose value is null, empty, ``.`` or ``..`` raises ``BadRequest`` (400, naming
+  the call) instead of calling another resource (``/carts/`` for ``/carts/{id}``).
 """
 
 from __future__ import annotations
@@ -27,13 +30,14 @@ from orchestration.assembly import assemble
 from orchestration.clock import Clock, Deadline, SystemClock
 from orchestration.context import RequestContext
 from orchestration.downstream.pool import DownstreamPool
-from orchestration.downstream.request import build_request
-from orchestration.errors import Failure, RequiredFailure
+from orchestration.downstream.request import RequestSpec, build_request
+from orchestration.errors import BadRequest, Failure, RequiredFailure
 from orchestration.observer import AttemptObservation, NullObserver, Observer
 from orchestration.outcome import Outcome, failure_kind, retry_after_whole_s
 from orchestration.plan import Call, Endpoint, Plan
 from orchestration.resilience.retry import DEADLINE_PASSED, Random, Sleeper, run_with_retry
 from orchestration.spawn import Running, Spawner, default_spawner
+from orchestration.templates import EmptyPathSegment
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +62,18 @@ class _Run:
     def failed_services(self) -> tuple[str, ...]:
         names = (call.service for call in self.endpoint.calls if call.id in self.failed_calls)
         return tuple(dict.fromkeys(names))
+
+
+def _stage_requests(run: _Run, stage: tuple[Call, ...]) -> tuple[RequestSpec, ...]:
+    """The requests of a stage, all rendered before the first is sent."""
+    specs: list[RequestSpec] = []
+    for call in stage:
+        try:
+            specs.append(build_request(call, run.context, run.request))
+        except EmptyPathSegment as empty:
+            shown = f"'{empty.value}'" if empty.value else "null or empty"
+            raise BadRequest(f"Call '{call.id}' cannot be made: a value in its path is {shown}") from None
+    return tuple(specs)
 
 
 class _Cancel:
@@ -94,17 +110,18 @@ class Executor:
         deadline = Deadline.after(self._clock, endpoint.timeout_ms / 1000)
         run = _Run(endpoint, request, deadline, request.template_context())
         for stage in endpoint.stages:
-            required_failures = self._absorb(run, stage, self._run_stage(run, stage))
+            specs = _stage_requests(run, stage)
+            required_failures = self._absorb(run, stage, self._run_stage(run, stage, specs))
             if required_failures:
                 return Failure(tuple(required_failures), run.failed_services())
         failed = run.failed_services()
         return Success(assemble(endpoint, run.context, failed_services=failed), bool(failed), failed)
 
-    def _run_stage(self, run: _Run, stage: tuple[Call, ...]) -> dict[str, Outcome]:
+    def _run_stage(self, run: _Run, stage: tuple[Call, ...], specs: tuple[RequestSpec, ...]) -> dict[str, Outcome]:
         if run.deadline.expired:
             return {call.id: DEADLINE_PASSED for call in stage}
         cancel = _Cancel()
-        tasks = [partial(self._call, run, call, cancel) for call in stage]
+        tasks = [partial(self._call, run, call, spec, cancel) for call, spec in zip(stage, specs, strict=True)]
         if len(tasks) == 1:  # nothing to run beside it: stay in this greenlet
             return {stage[0].id: tasks[0]()}
         running = self._spawner.start(tasks)
@@ -139,10 +156,9 @@ class Executor:
         while len(outcomes) < len(stage) and (done := running.next_done(0.0)) is not None:
             self._take(done, stage, outcomes)
 
-    def _call(self, run: _Run, call: Call, cancelled: Callable[[], bool]) -> Outcome:
+    def _call(self, run: _Run, call: Call, spec: RequestSpec, cancelled: Callable[[], bool]) -> Outcome:
         service = self.plan.services[call.service]
         client = self._pool.client(call.service)
-        spec = build_request(call, run.context, run.request)
         timeout_ms = call.timeout_ms if call.timeout_ms is not None else service.timeout_ms
         return run_with_retry(
             lambda timeout_s: client.attempt(spec, timeout_s),

@@ -2,7 +2,9 @@
 
 Endpoint paths may hold ``{param}`` segments; a parameter matches exactly one
 non-empty path segment. Literal routes win over parameterised ones, so
-``/dashboard/me`` can sit beside ``/dashboard/{user_id}``.
+``/dashboard/me`` can sit beside ``/dashboard/{user_id}``. A path with a ``.`` or
+``..`` segment (percent-encoded too) matches nothing: a proxy or client that
+normalises it would reach another endpoint than the one we would answer for.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from urllib.parse import unquote
 from orchestration.plan import Endpoint, Plan
 
 _PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_DOT_SEGMENTS = frozenset({".", ".."})
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +67,8 @@ class Router:
         self._routes = tuple(sorted(routes, key=lambda r: -r.literal_segments))
 
     def resolve(self, method: str, path: str) -> Match:
+        if ("." in path or "%" in path) and _has_dot_segment(path):
+            raise NoRoute()
         allowed: list[str] = []
         for route in self._routes:
             found = route.pattern.match(path)
@@ -74,3 +79,9 @@ class Router:
                 return Match(route.endpoint, params)
             allowed.append(route.endpoint.method)
         raise NoRoute(tuple(dict.fromkeys(allowed)))
+
+
+def _has_dot_segment(path: str) -> bool:
+    """``/a/../b``, ``/a/./b``, ``/a/%2e%2E/b``: a segment that is ``.`` or ``..`` once decoded
+    (parameters are decoded once more, so ``%2e`` left in the path would be a ``.`` value)."""
+    return any(unquote(segment) in _DOT_SEGMENTS for segment in path.split("/"))

@@ -12,7 +12,11 @@ Rules (contract section 1, "Templates"):
 
 Compilation raises :class:`TemplateError` with the location of the bad string;
 ``Template.references`` names the root identifiers an expression reads, which
-is how the checker knows which calls a call depends on.
+is how the checker knows which calls a call depends on, and ``Template.reads``
+the field paths below them (``("request", "headers", "x-channel")``), which is
+how it knows whether an answer depends on who asked. A path hole whose value
+would name another resource (null, ``""``, ``.``, ``..``) raises
+:class:`EmptyPathSegment` when rendered.
 """
 
 from __future__ import annotations
@@ -33,7 +37,8 @@ _WHOLE = re.compile(r"^\{\{(.*?)\}\}$", re.DOTALL)
 
 Encoder = Callable[[str], str]
 Render = Callable[[Mapping[str, Any]], Any]
-Compiled = tuple[Render, set[str]]
+FieldPath = tuple[str, ...]  # keys from the root context; () is the whole context
+Compiled = tuple[Render, set[FieldPath]]
 
 
 class TemplateError(ValueError):
@@ -45,8 +50,22 @@ class TemplateError(ValueError):
         self.message = message
 
 
+class EmptyPathSegment(ValueError):
+    """A path hole rendered null, ``""``, ``.`` or ``..``: sent as is, the URL would
+    name another resource (``/carts/`` is the collection, ``/carts/..`` its parent)."""
+
+    def __init__(self, value: str) -> None:
+        super().__init__(f"a path value rendered {value!r}")
+        self.value = value
+
+
+_NOT_A_SEGMENT = frozenset({"", ".", ".."})
+
+
 def encode_path_segment(text: str) -> str:
     """Percent-encode ``text`` as exactly one path segment (dots included)."""
+    if text in _NOT_A_SEGMENT:
+        raise EmptyPathSegment(text)
     return quote(text, safe="").replace(".", "%2E")
 
 
@@ -61,7 +80,7 @@ def _as_text(value: Any) -> str:
 class Expression:
     """One compiled JMESPath expression."""
 
-    __slots__ = ("_parsed", "_path", "roots", "source")
+    __slots__ = ("_parsed", "_path", "reads", "roots", "source")
 
     def __init__(self, source: str, location: str) -> None:
         self.source = source.strip()
@@ -71,7 +90,8 @@ class Expression:
             self._parsed: ParsedResult = jmespath.compile(self.source)
         except jmespath_errors.JMESPathError as exc:
             raise TemplateError(location, f"invalid expression '{self.source}': {_first_line(exc)}") from None
-        self.roots: frozenset[str] = frozenset(_root_fields(self._parsed.parsed))
+        self.reads: frozenset[FieldPath] = frozenset(_root_paths(self._parsed.parsed))
+        self.roots: frozenset[str] = frozenset(path[0] for path in self.reads if path)
         self._path = _field_path(self._parsed.parsed)
 
     def evaluate(self, context: Mapping[str, Any]) -> Any:
@@ -121,41 +141,65 @@ def _first_line(exc: Exception) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
-def _root_fields(node: Mapping[str, Any]) -> set[str]:
-    """The identifiers an expression looks up on the root context."""
+# Nodes evaluated on what their first child gives: only that child reads the root.
+_LEFT_FIRST = frozenset(
+    {"index_expression", "pipe", "projection", "value_projection", "filter_projection", "flatten", "key_val_pair"}
+)
+
+
+def _root_paths(node: Mapping[str, Any]) -> set[FieldPath]:
+    """The field paths an expression reads from the root context, each as deep as the
+    syntax tells (``request.body.items[0]`` reads ``("request", "body", "items")``).
+    A shorter path stands for everything below it: ``@`` and ``*`` read ``()``."""
     kind = node["type"]
     children = node.get("children", [])
-    if kind == "field":
-        return {node["value"]}
-    if kind in {
-        "subexpression",
-        "index_expression",
-        "pipe",
-        "projection",
-        "value_projection",
-        "filter_projection",
-        "flatten",
-        "key_val_pair",
-    }:
-        return _root_fields(children[0]) if children else set()
-    if kind in {"expref", "current", "identity", "literal", "index", "slice"}:
+    if kind in {"field", "subexpression"} and _leading_fields(node):
+        return {_leading_fields(node)}
+    if kind == "subexpression" or kind in _LEFT_FIRST:
+        return _root_paths(children[0]) if children else set()
+    if kind in {"current", "identity"}:
+        return {()}
+    if kind in {"expref", "literal", "index", "slice"}:
         return set()
-    roots: set[str] = set()
+    paths: set[FieldPath] = set()
     for child in children:
         if isinstance(child, Mapping):
-            roots |= _root_fields(child)
-    return roots
+            paths |= _root_paths(child)
+    return paths
+
+
+def _leading_fields(node: Mapping[str, Any]) -> FieldPath:
+    """The field names a chain starts with (``a.b[0].c`` -> ``("a", "b")``); () when none."""
+    kind = node["type"]
+    if kind == "field":
+        return (node["value"],)
+    if kind in _LEFT_FIRST and kind != "key_val_pair":
+        return _leading_fields(node["children"][0])
+    if kind != "subexpression":
+        return ()
+    path: FieldPath = ()
+    for child in node["children"]:
+        path += _leading_fields(child)
+        if child["type"] != "field":
+            break
+    return path
 
 
 class Template:
     """A compiled JSON-shaped template; ``render`` builds a fresh value."""
 
-    __slots__ = ("_render", "references", "source")
+    __slots__ = ("_render", "reads", "references", "source")
 
-    def __init__(self, source: Any, render: Render, references: frozenset[str]) -> None:
+    def __init__(self, source: Any, render: Render, reads: frozenset[FieldPath]) -> None:
         self.source = source
         self._render = render
-        self.references = references
+        self.reads = reads
+        self.references = frozenset(path[0] for path in reads if path)
+
+    def reads_below(self, prefix: FieldPath) -> bool:
+        """Whether anything the template reads lies at or below ``prefix`` (reading
+        ``request`` whole reads ``request.headers`` too)."""
+        return any(path[: len(prefix)] == prefix[: len(path)] for path in self.reads)
 
     def render(self, context: Mapping[str, Any]) -> Any:
         return self._render(context)
@@ -172,8 +216,8 @@ class Template:
 
 def compile_template(source: Any, location: str = "", *, encoder: Encoder | None = None) -> Template:
     """Compile a JSON-shaped value. ``encoder`` is applied to interpolated text."""
-    render, refs = _compile(source, location, encoder)
-    return Template(source, render, frozenset(refs))
+    render, reads = _compile(source, location, encoder)
+    return Template(source, render, frozenset(reads))
 
 
 def compile_path_template(source: str, location: str = "") -> Template:
@@ -188,8 +232,8 @@ def _compile(source: Any, location: str, encoder: Encoder | None) -> Compiled:
         return _compile_mapping(source, location, encoder)
     if isinstance(source, (list, tuple)):
         items = [_compile(item, f"{location}[{i}]", encoder) for i, item in enumerate(source)]
-        refs = set().union(*(r for _, r in items)) if items else set()
-        return (lambda ctx: [render(ctx) for render, _ in items]), refs
+        reads: set[FieldPath] = set().union(*(r for _, r in items)) if items else set()
+        return (lambda ctx: [render(ctx) for render, _ in items]), reads
     if source is None or isinstance(source, (bool, int, float)):
         return (lambda ctx: source), set()
     raise TemplateError(location, f"unsupported template value of type {type(source).__name__}")
@@ -197,14 +241,14 @@ def _compile(source: Any, location: str, encoder: Encoder | None) -> Compiled:
 
 def _compile_mapping(source: Mapping[Any, Any], location: str, encoder: Encoder | None) -> Compiled:
     parts: list[tuple[str, Callable[[Mapping[str, Any]], Any]]] = []
-    refs: set[str] = set()
+    reads: set[FieldPath] = set()
     for key, value in source.items():
         if not isinstance(key, str):
             raise TemplateError(location, f"object keys must be strings, got {key!r}")
-        render, child_refs = _compile(value, f"{location}.{key}" if location else key, encoder)
+        render, child_reads = _compile(value, f"{location}.{key}" if location else key, encoder)
         parts.append((key, render))
-        refs |= child_refs
-    return (lambda ctx: {key: render(ctx) for key, render in parts}), refs
+        reads |= child_reads
+    return (lambda ctx: {key: render(ctx) for key, render in parts}), reads
 
 
 def _compile_string(source: str, location: str, encoder: Encoder | None) -> Compiled:
@@ -213,8 +257,8 @@ def _compile_string(source: str, location: str, encoder: Encoder | None) -> Comp
     if whole and "{{" not in whole.group(1):
         expression = Expression(whole.group(1), location)
         if encoder is None:
-            return expression.evaluate, set(expression.roots)
-        return (lambda ctx: encoder(_as_text(expression.evaluate(ctx)))), set(expression.roots)
+            return expression.evaluate, set(expression.reads)
+        return (lambda ctx: encoder(_as_text(expression.evaluate(ctx)))), set(expression.reads)
     pieces: list[str | Expression] = []
     cursor = 0
     for match in _HOLE.finditer(source):
@@ -224,13 +268,13 @@ def _compile_string(source: str, location: str, encoder: Encoder | None) -> Comp
     pieces.append(source[cursor:])
     if len(pieces) == 1:
         return (lambda ctx: source), set()
-    refs = set().union(*(p.roots for p in pieces if isinstance(p, Expression)))
+    reads = set().union(*(p.reads for p in pieces if isinstance(p, Expression)))
     encode = encoder or (lambda text: text)
 
     def render(ctx: Mapping[str, Any]) -> str:
         return "".join(p if isinstance(p, str) else encode(_as_text(p.evaluate(ctx))) for p in pieces)
 
-    return render, refs
+    return render, reads
 
 
 def _check_braces(source: str, location: str) -> None:

@@ -59,6 +59,9 @@ class CacheRequest:
     endpoint: str
     policy: CachePolicy
     run_budget_s: float  # the endpoint's deadline: how long a fill may hold the key
+    # Clients authenticate to the endpoint: even its shared entries are ``private`` to
+    # caches other than ours, which cannot tell whether a request would be admitted.
+    client_auth: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +130,7 @@ class ResponseCache:
 
     def _lookup(self, request: CacheRequest) -> CacheAnswer[Any] | None:
         entry = self._store.get(request.key)
-        return None if entry is None else _hit(request.policy, entry)
+        return None if entry is None else _hit(request, entry)
 
     def _reread(self, request: CacheRequest, leaders: CacheAnswer[R]) -> CacheAnswer[R]:
         """A follower serves the entry the leader stored (with its Age), or shares its answer."""
@@ -175,7 +178,7 @@ class ResponseCache:
             return CacheAnswer(headers=_no_store_headers(), result=result)
         if store:
             self._put(request, fresh, started_at)
-        return CacheAnswer(headers=_miss_headers(request.policy), result=result)
+        return CacheAnswer(headers=_miss_headers(request), result=result)
 
     def _put(self, request: CacheRequest, fresh: Storable, started_at: float) -> None:
         policy = request.policy
@@ -196,11 +199,12 @@ class ResponseCache:
             self._metrics.on_store_error("cache", error)  # the lock expires on its own
 
 
-def _visibility(policy: CachePolicy) -> str:
-    return "private" if policy.scope == "user" else "public"
+def _visibility(request: CacheRequest) -> str:
+    """``public`` only for an answer that is the same for every client who may ask."""
+    return "public" if request.policy.scope == "shared" and not request.client_auth else "private"
 
 
-def _hit(policy: CachePolicy, entry: StoredEntry) -> CacheAnswer[Any] | None:
+def _hit(request: CacheRequest, entry: StoredEntry) -> CacheAnswer[Any] | None:
     try:
         stored = json.loads(entry.payload)
         body, ttl_s = stored["body"], float(stored["ttl_s"])
@@ -210,14 +214,15 @@ def _hit(policy: CachePolicy, entry: StoredEntry) -> CacheAnswer[Any] | None:
     age_s = max(0, math.floor(ttl_s - entry.ttl_remaining_s))
     headers = {
         "X-Cache": "HIT",
-        "Cache-Control": f"{_visibility(policy)}, max-age={max(0, math.floor(entry.ttl_remaining_s))}",
+        "Cache-Control": f"{_visibility(request)}, max-age={max(0, math.floor(entry.ttl_remaining_s))}",
         "Age": str(age_s),
     }
     return CacheAnswer(headers=headers, hit=True, body=body)
 
 
-def _miss_headers(policy: CachePolicy) -> dict[str, str]:
-    return {"X-Cache": "MISS", "Cache-Control": f"{_visibility(policy)}, max-age={policy.ttl_s}", "Age": "0"}
+def _miss_headers(request: CacheRequest) -> dict[str, str]:
+    max_age = request.policy.ttl_s
+    return {"X-Cache": "MISS", "Cache-Control": f"{_visibility(request)}, max-age={max_age}", "Age": "0"}
 
 
 def _no_store_headers() -> dict[str, str]:

@@ -116,6 +116,8 @@ def respond(
     policy = endpoint.cache
     if _edge is None or not is_cacheable(policy, endpoint_method=endpoint.method, request_method=context.method):
         return render(run())
+    if policy.scope == "user" and identity.user_id is None:
+        return render(run())  # without client auth a user entry would be everyone's (`gateway check` refuses it)
     key = cache_key(
         namespace=runtime.plan.version,
         endpoint=endpoint.name,
@@ -125,7 +127,9 @@ def respond(
         user_id=identity.user_id,
     )
     budget_s = endpoint.timeout_ms / 1000 + FILL_MARGIN_S
-    answer = _edge.cache.fetch(CacheRequest(key, endpoint.name, policy, budget_s), run, _storable(context))
+    client_auth = runtime.plan.layer.auth.type != "none"
+    request = CacheRequest(key, endpoint.name, policy, budget_s, client_auth=client_auth)
+    answer = _edge.cache.fetch(request, run, _storable(context))
     response = render_cached(answer.body) if answer.hit else render(answer.result)
     for name, value in answer.headers.items():
         response[name] = value

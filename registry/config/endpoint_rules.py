@@ -6,7 +6,6 @@ import re
 from collections.abc import Collection, Mapping
 from typing import Any
 
-from orchestration.templates import TemplateError, compile_template
 from registry.config.problems import Problem, index_location, key_location, quoted
 from registry.config.references import call_resolver, check_template, event_resolver, response_resolver
 from registry.config.secrets import check_literal_credentials
@@ -123,9 +122,6 @@ def _check_cache(endpoint: Mapping[str, Any], location: str, resolver: Any, out:
     ttl, method = cache.get("ttl_s", 0), endpoint.get("method")
     if _is_int(ttl) and ttl > 0 and isinstance(method, str) and method != "GET":
         out.append(Problem(key_location(location, "ttl_s"), f"only GET endpoints are cached, this one is {method}"))
-    if _is_int(ttl) and ttl > 0 and cache.get("scope") == "shared" and _reads_user(endpoint):
-        message = "a shared entry would serve one user's answer to another: this endpoint reads 'user'; use scope: user"
-        out.append(Problem(key_location(location, "scope"), message))
     if isinstance(cache.get("tags"), list):
         check_template(cache["tags"], key_location(location, "tags"), resolver, out)
     rules = cache.get("invalidate_on")
@@ -133,23 +129,6 @@ def _check_cache(endpoint: Mapping[str, Any], location: str, resolver: Any, out:
         if isinstance(rule, Mapping) and isinstance(rule.get("tags"), list):
             where = key_location(index_location(key_location(location, "invalidate_on"), index), "tags")
             check_template(rule["tags"], where, event_resolver, out)
-
-
-def _reads_user(endpoint: Mapping[str, Any]) -> bool:
-    """Whether any call or the response template depends on the caller's claims."""
-    calls = endpoint.get("calls")
-    calls = calls if isinstance(calls, list) else []
-    sources = [endpoint.get("response")]
-    sources += [
-        call.get(key) for call in calls if isinstance(call, Mapping) for key in ("path", "query", "headers", "body")
-    ]
-    for source in sources:
-        try:
-            if "user" in compile_template(source).references:
-                return True
-        except TemplateError:
-            continue  # reported by check_template
-    return False
 
 
 def _is_int(value: Any) -> bool:

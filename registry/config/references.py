@@ -17,7 +17,8 @@ ALWAYS_AVAILABLE = frozenset({"request", "user"})
 Resolver = Callable[[str], str | None]
 
 
-def _leaves(source: Any, location: str, out: list[Problem]) -> Iterator[tuple[str, str]]:
+def template_leaves(source: Any, location: str, out: list[Problem]) -> Iterator[tuple[str, str]]:
+    """Every string of a JSON-shaped value with its location; bad keys and values go to ``out``."""
     if isinstance(source, str):
         yield location, source
     elif isinstance(source, Mapping):
@@ -25,17 +26,17 @@ def _leaves(source: Any, location: str, out: list[Problem]) -> Iterator[tuple[st
             if not isinstance(key, str):
                 out.append(Problem(location, f"object keys must be strings, got {key!r}"))
                 continue
-            yield from _leaves(value, key_location(location, key), out)
+            yield from template_leaves(value, key_location(location, key), out)
     elif isinstance(source, list):
         for index, value in enumerate(source):
-            yield from _leaves(value, index_location(location, index), out)
+            yield from template_leaves(value, index_location(location, index), out)
     elif not (source is None or isinstance(source, bool | int | float)):
         out.append(Problem(location, f"unsupported value of type {type(source).__name__}; use JSON values"))
 
 
 def check_template(source: Any, location: str, resolve: Resolver | None, out: list[Problem]) -> None:
     """Report templates that do not parse, and roots ``resolve`` rejects."""
-    for where, text in _leaves(source, location, out):
+    for where, text in template_leaves(source, location, out):
         try:
             template = compile_template(text, where)
         except TemplateError as exc:

@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from registry.config.cache_rules import check_cache_scope
 from registry.config.endpoint_rules import check_endpoint, route_key
 from registry.config.problems import Problem, index_location, key_location, quoted
 from registry.config.schema import DOCUMENT, SUPPORTED_VERSION
@@ -37,9 +38,14 @@ def config_check(document: Any, *, references: bool = True) -> list[Problem]:
         for name, service in services.items():
             check_service(name, service, key_location("services", name), out)
     known = set(services) if isinstance(services, Mapping) else None
+    layer = document.get("layer")
+    client_auth = layer.get("auth") if isinstance(layer, Mapping) else {}
+    registry = services if isinstance(services, Mapping) else {}
     endpoints = document.get("endpoints")
     for index, endpoint in enumerate(endpoints if isinstance(endpoints, list) else []):
-        check_endpoint(endpoint, index_location("endpoints", index), known, out, references=references)
+        where = index_location("endpoints", index)
+        check_endpoint(endpoint, where, known, out, references=references)
+        check_cache_scope(endpoint, where, services=registry, client_auth=client_auth, out=out)
     _check_duplicates(endpoints if isinstance(endpoints, list) else [], out)
     return _in_document_order(out, list(services) if isinstance(services, Mapping) else [])
 

@@ -43,3 +43,29 @@ def test_unknown_path_and_wrong_method() -> None:
     assert wrong_method.value.allowed == ("POST",)
     with pytest.raises(NoRoute):  # a parameter never spans segments
         router.resolve("GET", "/v1/checkout/dashboard/a/b")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/checkout/dashboard/..",
+        "/v1/checkout/dashboard/.",
+        "/v1/checkout/dashboard/%2e%2E",
+        "/v1/checkout/dashboard/%2E",
+        "/v1/checkout/./summary",
+        "/v1/checkout/dashboard/../summary",
+        "/v1/./checkout/dashboard/42",
+    ],
+)
+def test_a_path_with_a_dot_segment_matches_no_endpoint(path: str) -> None:
+    router = Router(PLAN)
+    for method in ("GET", "POST"):
+        with pytest.raises(NoRoute) as missing:
+            router.resolve(method, path)
+        assert missing.value.allowed == ()  # a 404, not a 405 that would confirm the route
+
+
+def test_dots_inside_a_segment_are_an_ordinary_value() -> None:
+    router = Router(PLAN)
+    for value in ("...", "a.b", ".x", "%2e%2e%2e"):
+        assert router.resolve("GET", f"/v1/checkout/dashboard/{value}").endpoint.name == "dashboard"

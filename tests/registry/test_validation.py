@@ -205,13 +205,85 @@ def test_the_top_level_must_be_a_mapping():
     assert problems(["a"]) == ['expected a mapping, got ["a"]']
 
 
-def test_shared_cache_of_an_endpoint_that_reads_user_is_rejected(document):
-    dashboard = document["endpoints"][1]
+SHARED = "endpoints[1].cache.scope: a shared entry would serve one user's answer to another: "
+
+
+def shared_dashboard(document: Any) -> dict[str, Any]:
+    """The dashboard, cached shared, calling only the payment service (mTLS: the gateway's own credentials)."""
+    dashboard: dict[str, Any] = document["endpoints"][1]
     dashboard["cache"] = {"ttl_s": 60, "scope": "shared"}
+    dashboard["calls"] = dashboard["calls"][1:]
+    dashboard["response"] = {"paymentMethods": "{{ payment_methods }}"}
+    assert problems(document) == []
+    return dashboard
+
+
+def test_shared_cache_of_an_endpoint_that_reads_user_is_rejected(document):
+    dashboard = shared_dashboard(document)
     dashboard["response"] = {"me": "{{ user.sub }}"}
-    assert problems(document) == [
-        "endpoints[1].cache.scope: a shared entry would serve one user's answer to another: "
-        "this endpoint reads 'user'; use scope: user"
-    ]
+    assert problems(document) == [SHARED + "response.me reads 'user'; use scope: user"]
     dashboard["cache"]["scope"] = "user"
+    assert problems(document) == []
+
+
+def test_shared_cache_of_an_endpoint_that_forwards_the_clients_token_is_rejected(document):
+    dashboard = document["endpoints"][1]  # calls[0] calls 'cart', whose auth is bearer_forward
+    dashboard["cache"]["scope"] = "shared"
+    dashboard["cache"]["tags"] = ["dashboard"]
+    assert problems(document) == [
+        SHARED + "calls[0] sends the client's credentials to service 'cart' (auth bearer_forward); use scope: user"
+    ]
+
+
+def test_every_template_that_reads_the_caller_is_named(document):
+    dashboard = shared_dashboard(document)
+    payment = dashboard["calls"][0]
+    payment["path"] = "/users/{{ user.sub }}/methods"
+    payment["query"] = {"lang": '{{ request.headers."accept-language" }}', "page": "{{ request.query.page }}"}
+    payment["headers"] = {"X-Everything": "{{ request }}"}
+    payment["body"] = {"who": ["{{ [user.sub, request.headers.host] }}"]}
+    dashboard["response"]["whole"] = "{{ @ }}"
+    dashboard["cache"]["tags"] = ["user:{{ user.sub }}", "catalog"]
+    assert problems(document) == [
+        SHARED + "calls[0].path reads 'user'; use scope: user",
+        SHARED + "calls[0].query.lang reads 'request.headers'; use scope: user",
+        SHARED + "calls[0].headers.X-Everything reads 'request.headers'; use scope: user",
+        SHARED + "calls[0].body.who[0] reads 'user' and 'request.headers'; use scope: user",
+        SHARED + "response.whole reads 'user' and 'request.headers'; use scope: user",
+        SHARED + "cache.tags[0] reads 'user'; use scope: user",
+    ]
+
+
+def test_a_shared_endpoint_may_read_the_path_query_and_body(document):
+    dashboard = shared_dashboard(document)
+    dashboard["calls"][0]["path"] = "/users/{{ request.path.user_id }}/methods"
+    dashboard["calls"][0]["query"] = {"page": "{{ request.query.page }}", "q": "{{ request.body.q }}"}
+    dashboard["response"]["headersText"] = "request.headers"  # text, not a template
+    assert problems(document) == []
+
+
+USER_WITHOUT_AUTH = (
+    "endpoints[1].cache.scope: scope 'user' keys entries by the user id, but layer.auth.type is 'none': "
+    "every client would get the same entry; use scope: shared, or turn on client auth"
+)
+
+
+def test_user_scope_without_client_auth_is_rejected(document):
+    document["layer"]["auth"] = {"type": "none"}
+    assert problems(document) == [USER_WITHOUT_AUTH]
+    del document["layer"]["auth"]  # the default is none too
+    assert problems(document) == [USER_WITHOUT_AUTH]
+    document["endpoints"][1]["cache"]["scope"] = "shared"
+    document["endpoints"][1]["cache"]["tags"] = []
+    document["services"]["cart"]["auth"] = {"type": "none"}
+    assert problems(document) == []
+
+
+def test_an_endpoint_that_is_not_cached_may_have_any_scope(document):
+    dashboard = document["endpoints"][1]
+    dashboard["cache"] = {"ttl_s": 0, "scope": "shared"}
+    dashboard["response"]["me"] = "{{ user.sub }}"
+    assert problems(document) == []
+    document["layer"]["auth"] = {"type": "none"}
+    dashboard["cache"] = {"ttl_s": 0, "scope": "user"}
     assert problems(document) == []

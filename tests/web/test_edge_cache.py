@@ -40,14 +40,15 @@ def test_miss_then_hit_with_cache_headers(served: Gateway) -> None:
     client = served.client()
     miss = client.get("/v1/catalog/shoes?page=1", **auth("alice"))
     hit = client.get("/v1/catalog/shoes?page=1", **auth("bob"))
+    # Shared by our cache, but behind client auth: private to every other cache.
     assert (miss.status_code, miss["X-Cache"], miss["Cache-Control"], miss["Age"]) == (
         200,
         "MISS",
-        "public, max-age=30",
+        "private, max-age=30",
         "0",
     )
     assert (hit.status_code, hit["X-Cache"], hit["Age"]) == (200, "HIT", "0")
-    assert hit["Cache-Control"] in {"public, max-age=30", "public, max-age=29"}
+    assert hit["Cache-Control"] in {"private, max-age=30", "private, max-age=29"}
     assert body(hit) == body(miss) == {"path": {"section": "shoes"}, "user": "alice"}
     assert hit["X-Request-ID"] != miss["X-Request-ID"]
     assert served.executor.runs == {"catalog": 1}

@@ -97,9 +97,11 @@ def cache(store: CacheStore, clock: FakeWallClock, metrics: RecordingMetrics) ->
     return ResponseCache(store, clock=clock, metrics=metrics)
 
 
-def request_for(user: str | None, policy: CachePolicy = USER_POLICY, **query: str) -> CacheRequest:
+def request_for(
+    user: str | None, policy: CachePolicy = USER_POLICY, client_auth: bool = True, **query: str
+) -> CacheRequest:
     key = cache_key(namespace="v1", endpoint="profile", path_params={}, query=query, scope=policy.scope, user_id=user)
-    return CacheRequest(key=key, endpoint="profile", policy=policy, run_budget_s=2.0)
+    return CacheRequest(key=key, endpoint="profile", policy=policy, run_budget_s=2.0, client_auth=client_auth)
 
 
 def fetch(cache: ResponseCache, downstream: FakeDownstream, user: str = "alice", **kw: Any) -> CacheAnswer[Result]:
@@ -127,10 +129,30 @@ def test_hit_reports_age_and_remaining_ttl(clock: FakeWallClock) -> None:
     fetch(cache, downstream, policy=SHARED_POLICY)
     clock.advance(12.5)
     hit = fetch(cache, downstream, policy=SHARED_POLICY)
-    assert dict(hit.headers) == {"X-Cache": "HIT", "Cache-Control": "public, max-age=17", "Age": "12"}
+    assert dict(hit.headers) == {"X-Cache": "HIT", "Cache-Control": "private, max-age=17", "Age": "12"}
     clock.advance(18)
     assert not fetch(cache, downstream, policy=SHARED_POLICY).hit
     assert downstream.runs == 2
+
+
+@pytest.mark.parametrize(
+    ("policy", "client_auth", "visibility"),
+    [
+        (USER_POLICY, True, "private"),
+        (SHARED_POLICY, True, "private"),  # behind client auth: only our cache may share it
+        (SHARED_POLICY, False, "public"),
+        (USER_POLICY, False, "private"),
+    ],
+)
+def test_only_a_shared_entry_without_client_auth_is_public(
+    cache: ResponseCache, policy: CachePolicy, client_auth: bool, visibility: str
+) -> None:
+    downstream = FakeDownstream()
+    miss = cache.fetch(request_for("alice", policy, client_auth), downstream.run, storable({"sub": "alice"}))
+    hit = cache.fetch(request_for("alice", policy, client_auth), downstream.run, storable({"sub": "alice"}))
+    assert (miss.hit, miss.headers["Cache-Control"]) == (False, f"{visibility}, max-age={policy.ttl_s}")
+    assert (hit.hit, hit.headers["Cache-Control"].split(",")[0]) == (True, visibility)
+    assert downstream.runs == 1
 
 
 def test_user_scoped_entry_is_never_served_to_another_user(cache: ResponseCache) -> None:
