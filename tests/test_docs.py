@@ -19,7 +19,9 @@ from typing import Any
 import environ
 import pytest
 
+from registry.config.loading import config_parse
 from registry.config.schema import DOCUMENT, MISSING, Field
+from registry.config.validation import config_check
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DOC = ROOT / "docs" / "configuration.md"
@@ -192,6 +194,13 @@ def test_every_schema_field_is_documented_as_the_schema_has_it(path: str, spec: 
 def test_the_schema_walk_sees_the_nested_sections() -> None:
     paths = {path for path, _ in _MAPPINGS}
     assert {"", "layer.auth.jwt", "services.<name>.retry", "endpoints[].calls[]", "layer.rate_limits[]"} <= paths
+
+
+def test_the_example_file_in_the_reference_passes_the_check() -> None:
+    text = CONFIG_DOC.read_text(encoding="utf-8")
+    example = text[text.index("## A small complete file") :]
+    block = example[example.index("```yaml\n") + len("```yaml\n") : example.index("\n```", example.index("```yaml"))]
+    assert [str(problem) for problem in config_check(config_parse(block))] == []
 
 
 # --- every environment variable --------------------------------------------------------
