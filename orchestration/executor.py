@@ -12,9 +12,10 @@ sees the request, the user and the results of the calls of earlier stages.
 * The endpoint's ``timeout_ms`` is the deadline of the whole run: attempts and
   backoff never go past it, and when it passes every required call not done
   counts as a timeout (504). Optional calls not done fall back.
-* Every request of a stage is rendered before any of them is sent: a path hole
-  whose value is null, empty, ``.`` or ``..`` raises ``BadRequest`` (400, naming
-  the call) instead of calling another resource (``/carts/`` for ``/carts/{id}``).
+* Every request of a stage is rendered before any of them is sent, so a request
+  that cannot be made (a path hole whose value is null, empty, ``.`` or ``..``,
+  which would call ``/carts/`` for ``/carts/{id}``; a header the wire cannot
+  carry) raises ``BadRequest`` (400, naming the call) with nothing of the stage sent.
 """
 
 from __future__ import annotations
@@ -31,13 +32,12 @@ from orchestration.clock import Clock, Deadline, SystemClock
 from orchestration.context import RequestContext
 from orchestration.downstream.pool import DownstreamPool
 from orchestration.downstream.request import RequestSpec, build_request
-from orchestration.errors import BadRequest, Failure, RequiredFailure
+from orchestration.errors import Failure, RequiredFailure
 from orchestration.observer import AttemptObservation, NullObserver, Observer
 from orchestration.outcome import Outcome, failure_kind, retry_after_whole_s
 from orchestration.plan import Call, Endpoint, Plan
 from orchestration.resilience.retry import DEADLINE_PASSED, Random, Sleeper, run_with_retry
 from orchestration.spawn import Running, Spawner, default_spawner
-from orchestration.templates import EmptyPathSegment
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,15 +65,8 @@ class _Run:
 
 
 def _stage_requests(run: _Run, stage: tuple[Call, ...]) -> tuple[RequestSpec, ...]:
-    """The requests of a stage, all rendered before the first is sent."""
-    specs: list[RequestSpec] = []
-    for call in stage:
-        try:
-            specs.append(build_request(call, run.context, run.request))
-        except EmptyPathSegment as empty:
-            shown = f"'{empty.value}'" if empty.value else "null or empty"
-            raise BadRequest(f"Call '{call.id}' cannot be made: a value in its path is {shown}") from None
-    return tuple(specs)
+    """The requests of a stage, all rendered before the first is sent (raises ``BadRequest``)."""
+    return tuple(build_request(call, run.context, run.request) for call in stage)
 
 
 class _Cancel:

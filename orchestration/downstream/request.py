@@ -6,8 +6,9 @@ Authorization (that is the auth type's job), X-Request-ID or any hop-by-hop
 header. A header value may hold only visible ASCII, spaces and tabs (RFC 9110
 ``field-value`` without obs-text): one that renders anything else (``José``, a
 CR/LF that would inject a header, NUL) fails the request with 400 naming the
-call, before the stage sends anything. Query keys whose value renders null are
-left out; a list renders as repeated keys.
+call, before the stage sends anything; so does a path hole whose value renders
+null, empty, ``.`` or ``..`` (it would name another resource). Query keys whose
+value renders null are left out; a list renders as repeated keys.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 from orchestration.context import RequestContext
 from orchestration.errors import BadRequest
 from orchestration.plan import Call
+from orchestration.templates import EmptyPathSegment
 
 _NOT_CONFIGURABLE = frozenset(
     {
@@ -57,10 +59,9 @@ class RequestSpec:
 
 
 def build_request(call: Call, context: Mapping[str, Any], request: RequestContext) -> RequestSpec:
-    path = _text(call.path.render(context)) or "/"
     return RequestSpec(
         method=call.method,
-        path=path if path.startswith("/") else f"/{path}",
+        path=_path(call, context),
         params=tuple(_query(call, context)),
         headers=tuple(_headers(call, context)),
         json_body=call.body.render(context) if call.body is not None else None,
@@ -73,6 +74,15 @@ def build_request(call: Call, context: Mapping[str, Any], request: RequestContex
 def _sendable(authorization: str | None) -> str | None:
     """The client's Authorization for ``bearer_forward``; one the wire cannot carry is not forwarded."""
     return authorization if authorization is not None and _HEADER_VALUE.fullmatch(authorization) else None
+
+
+def _path(call: Call, context: Mapping[str, Any]) -> str:
+    try:
+        path = _text(call.path.render(context)) or "/"
+    except EmptyPathSegment as empty:
+        shown = f"'{empty.value}'" if empty.value else "null or empty"
+        raise BadRequest(f"Call '{call.id}' cannot be made: a value in its path is {shown}") from None
+    return path if path.startswith("/") else f"/{path}"
 
 
 def _query(call: Call, context: Mapping[str, Any]) -> list[tuple[str, str]]:
