@@ -14,6 +14,7 @@ from django.conf import settings
 
 from orchestration.web import admission, aggregate
 from orchestration.web.runtime import GatewayRuntime, LoadedConfig, RuntimeHolder, build_runtime_parts
+from registry.signals import config_changed
 
 
 @functools.cache
@@ -36,15 +37,16 @@ def redis_client() -> Any:
 def _load_config() -> LoadedConfig:
     from registry import compiler, selectors
 
-    return LoadedConfig(plan=compiler.compile_plan(), api_keys=selectors.api_key_subjects_active())
+    with selectors.config_snapshot():  # the plan's version and its API keys agree with its configuration
+        return LoadedConfig(plan=compiler.compile_plan(), api_keys=selectors.api_key_subjects_active())
 
 
-def _read_version() -> str | None:
-    # The registry's selector: the shared cache first, the database on a miss,
-    # and ``cache.add`` so a miss never overwrites a newer bump.
+def _read_version() -> str:
+    # The database is the version's one source of truth, under every deployment (SQLite
+    # or PostgreSQL, with or without Redis); only the poller reads it in a served worker.
     from registry import selectors
 
-    return selectors.config_version_get()
+    return selectors.config_version_read()
 
 
 @functools.cache
@@ -119,6 +121,7 @@ def install() -> None:
     metrics.set_enabled(settings.GATEWAY["METRICS"])
     access_log.set_enabled(settings.GATEWAY["ACCESS_LOG"])
     aggregate.install_runtime_source(lambda: runtime_holder().current())
+    config_changed.connect(_look_at_the_version_now, dispatch_uid="gateway.wiring.config_changed")
     limits = settings.GATEWAY
     gate, adaptive = admission.gate_from_settings(limits["MAX_IN_FLIGHT"], limits["ADMISSION_WAIT_MS"] / 1000)
     aggregate.install_admission_gate(gate)
@@ -129,12 +132,20 @@ def install() -> None:
     health.install_readiness(health.readiness_probe(redis_client=redis_client()))
 
 
+def _look_at_the_version_now(**_: Any) -> None:
+    """A change committed in this process (admin, import): this worker need not wait for its poll."""
+    runtime_holder().expire()
+
+
 def warm_up() -> None:
     """Build this process's runtime now (gunicorn's ``post_worker_init``): the URLconf,
     the compiled plan, the downstream clients and the edge, so the first requests
     after a (re)start do not pay for them while clients wait and attempt timeouts
-    run. A failure is logged, not raised: the worker then builds it on first use."""
+    run. A failure is logged, not raised: the worker then builds it on first use.
+    Then start the worker's configuration poller, which keeps the runtime fresh."""
     import logging
+
+    from django.db import connections
 
     try:
         from django.urls import get_resolver
@@ -145,6 +156,7 @@ def warm_up() -> None:
     except Exception:
         logging.getLogger(__name__).exception("warm-up failed; the runtime is built on the first request")
     finally:
-        from django.db import connections
-
         connections.close_all()  # outside a request nobody else closes it (CONN_MAX_AGE=0 is per request)
+    # From now on the version is read off the request path, by one poller per worker, which
+    # closes its own connection after each poll (a greenlet has its own under gevent).
+    runtime_holder().start_polling(after_poll=connections.close_all)

@@ -18,8 +18,9 @@ __all__ = ["compile_plan", "plan_from_document"]
 def compile_plan(*, version: str | None = None) -> Plan:
     """The Plan of the configuration in the database.
 
-    The version is read before the configuration: if a change lands between the
-    two reads, the plan is newer than its label and the next poll recompiles.
+    The version is read before the configuration; inside ``selectors.config_snapshot``
+    the two agree, outside it a change landing between the two reads makes the plan
+    newer than its label.
     """
     if version is None:
         version = config_version_read()

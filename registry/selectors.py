@@ -2,37 +2,36 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+from collections.abc import Iterator
 from typing import Any
 
-from django.core.cache import cache
+from django.db import connection, transaction
 from django.db.models import Prefetch
 
 from registry import models
 from registry.config.schema import SUPPORTED_VERSION
 from registry.documents import call_document, endpoint_document, layer_document, service_document
 
-CONFIG_VERSION_CACHE_KEY = "gateway:config-version"
-
 
 def config_version_read() -> str:
-    """The version as the database has it (the source of truth)."""
+    """The version as the database has it: the source of truth, which every worker
+    polls about once a second (docs/adr/0002-compiled-versioned-plans.md)."""
     row = models.ConfigVersion.objects.filter(pk=1).first()
     return row.value if row is not None else "0-"
 
 
-def config_version_get() -> str:
-    """The current version, from the shared cache (Redis) when it has it.
-
-    Workers poll this about every second; a miss falls back to the database and
-    ``add``s (never overwrites) so it cannot clobber a newer bump.
-    """
-    version = cache.get(CONFIG_VERSION_CACHE_KEY)
-    if isinstance(version, str):
-        return version
-    version = config_version_read()
-    cache.add(CONFIG_VERSION_CACHE_KEY, version, timeout=None)
-    return version
+@contextlib.contextmanager
+def config_snapshot() -> Iterator[None]:
+    """Reads inside see one committed state of the registry, so a plan compiled in
+    it carries the version of exactly the configuration it was compiled from."""
+    outermost = not connection.in_atomic_block
+    with transaction.atomic():
+        if outermost and connection.vendor == "postgresql":  # SQLite: a transaction is a snapshot already
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        yield
 
 
 def layer_get() -> models.Layer | None:

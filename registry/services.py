@@ -10,28 +10,30 @@ import secrets
 import uuid
 from typing import Any
 
-from django.core.cache import cache
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from registry import models
 from registry.config.problems import ConfigInvalid
 from registry.config.validation import config_check
 from registry.importing import configuration_replace
-from registry.selectors import CONFIG_VERSION_CACHE_KEY, api_key_hash
+from registry.selectors import api_key_hash
+from registry.signals import config_changed
 
 API_KEY_PREFIX = "gwk_"
 
 
 def config_version_bump() -> str:
-    """A new version; running workers see it via the cache once the change commits."""
+    """A new version, in the database only: every worker polls it from there (no
+    copy elsewhere can go stale). Once the change commits, ``config_changed`` lets
+    this process look at once."""
     with transaction.atomic():
         models.ConfigVersion.objects.get_or_create(pk=1)
         token = uuid.uuid4().hex
         models.ConfigVersion.objects.filter(pk=1).update(counter=F("counter") + 1, token=token)
         version = models.ConfigVersion.objects.get(pk=1).value
-        transaction.on_commit(lambda: cache.set(CONFIG_VERSION_CACHE_KEY, version, timeout=None))
+        transaction.on_commit(lambda: config_changed.send(sender=config_version_bump, version=version))
     return version
 
 
@@ -68,3 +70,13 @@ def api_key_revoke(*, api_key: models.ApiKey) -> None:
         api_key.revoked_at = timezone.now()
         api_key.save(update_fields=["revoked_at"])
         config_version_bump()
+
+
+def api_key_delete(*, keys: QuerySet[models.ApiKey]) -> int:
+    """Delete keys (the admin's delete page and bulk action); how many were deleted.
+    A deleted key stops working like a revoked one: the version moves."""
+    with transaction.atomic():
+        deleted, _ = keys.delete()
+        if deleted:
+            config_version_bump()
+    return deleted

@@ -2,10 +2,12 @@
 
 Plans are compiled, not consulted: the router, the executor with its
 per-service clients, and the authenticator are built once per configuration
-version. ``RuntimeHolder.current`` looks at the version at most every
-``poll_s`` seconds (one cache read, through Redis when configured), so a change
-saved in the admin or imported reaches every worker within about a second and
-the request path makes no database query.
+version. The version's source of truth is the database, read off the request
+path: in a gunicorn worker a poller thread (a greenlet under gevent) reads it
+every ``poll_s`` seconds and, when it moved, builds a new runtime and swaps it
+in, so a request only reads a reference. Where no poller runs (tests,
+``runserver``, a shell) ``current`` looks itself, at most once per ``poll_s``.
+docs/adr/0002-compiled-versioned-plans.md says why.
 """
 
 from __future__ import annotations
@@ -49,13 +51,19 @@ def build_runtime_parts(config: LoadedConfig) -> tuple[Router, Authenticator]:
 
 
 class RuntimeHolder:
-    """Holds the current runtime; rebuilds it when the config version moves."""
+    """Holds the current runtime; rebuilds it when the config version moves.
+
+    The version that counts is the one *read* before a rebuild, not the one
+    the loaded plan carries: if a change lands between the read and the load,
+    the next poll rebuilds once more, and no disagreement between the two can
+    make every poll rebuild.
+    """
 
     def __init__(
         self,
         *,
         load: Callable[[], LoadedConfig],
-        read_version: Callable[[], str | None],
+        read_version: Callable[[], str],
         build: RuntimeBuilder,
         poll_s: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
@@ -63,35 +71,112 @@ class RuntimeHolder:
         self._load, self._read_version, self._build = load, read_version, build
         self._poll_s, self._clock = poll_s, clock
         self._runtime: GatewayRuntime | None = None
+        self._version_read: str | None = None  # read just before the current runtime was loaded
         self._next_check = 0.0
+        # Whether ``current`` looks at the version itself: until a poller runs.
+        self.checks_on_request = True
+        self._poller: threading.Thread | None = None
+        self._failures = 0  # polls failed in a row
         self._lock = threading.Lock()
+        self._wake = threading.Event()
 
     def current(self) -> GatewayRuntime:
         runtime = self._runtime
-        now = self._clock()
-        if runtime is not None and now < self._next_check:
+        if runtime is not None and not self._due():
             return runtime
         with self._lock:
-            if self._runtime is not None and self._clock() < self._next_check:
+            if self._runtime is not None and not self._due():
                 return self._runtime
-            self._next_check = now + self._poll_s
-            version = self._read_version()
-            if self._runtime is None or (version is not None and version != self._runtime.plan.version):
-                retired, self._runtime = self._runtime, self._rebuild()
-                _retire_later(retired)
+            try:
+                self._refresh()
+            except Exception:
+                if self._runtime is None:
+                    raise  # nothing to serve
+                self._note_failure()
+            else:
+                self._note_success()
+            finally:
+                self._next_check = self._clock() + self._poll_s
+            assert self._runtime is not None  # built, or the failure was raised
             return self._runtime
+
+    def refresh(self) -> bool:
+        """Read the version once; rebuild and swap when it moved (or nothing is built
+        yet). True when it rebuilt. Raises what the read, load or build raised, and
+        the current runtime stays."""
+        with self._lock:
+            return self._refresh()
+
+    def expire(self) -> None:
+        """Look at the version now, not at the next poll (a change was just made here)."""
+        self._next_check = 0.0
+        self._wake.set()
 
     def invalidate(self) -> None:
         """Forget the runtime; the next request rebuilds it (tests, admin in-process)."""
         with self._lock:
-            self._runtime = None
+            self._runtime, self._version_read = None, None
             self._next_check = 0.0
 
-    def _rebuild(self) -> GatewayRuntime:
+    def start_polling(self, *, after_poll: Callable[[], None]) -> None:
+        """Poll in a daemon thread (a greenlet in a gevent-patched worker) from now on;
+        ``after_poll`` runs after every poll (closing the poller's DB connection)."""
+        if self._poller is not None:
+            return
+        self.checks_on_request = False
+        self._poller = threading.Thread(target=self.poll_forever, args=(after_poll,), name="config-poller", daemon=True)
+        self._poller.start()
+
+    def poll_forever(self, after_poll: Callable[[], None], wait: Callable[[float], object] | None = None) -> None:
+        """The poller's loop: a poll, then ``wait`` up to ``poll_s`` (``expire`` ends the wait early)."""
+        self.checks_on_request = False
+        wait = self._wake.wait if wait is None else wait
+        while True:
+            self._wake.clear()
+            self.poll(after_poll)
+            wait(self._poll_s)
+
+    def poll(self, after_poll: Callable[[], None]) -> None:
+        """One poll that never raises: a failure (database down) is logged and the
+        current runtime keeps serving."""
+        try:
+            self.refresh()
+        except Exception:  # noqa: BLE001 - whatever failed (database down, a bad build), the current plan serves on
+            self._note_failure()
+        else:
+            self._note_success()
+        try:
+            after_poll()
+        except Exception:  # the loop must outlive it: the next poll opens a new connection
+            logger.warning("cleaning up after a configuration poll failed", exc_info=True)
+
+    def _due(self) -> bool:
+        return self.checks_on_request and self._clock() >= self._next_check
+
+    def _refresh(self) -> bool:
+        version = self._read_version()
+        if self._runtime is not None and version == self._version_read:
+            return False
         config = self._load()
         runtime = self._build(config)
+        retired, self._runtime, self._version_read = self._runtime, runtime, version
         logger.info("serving configuration version %s (%d endpoints)", config.plan.version, len(config.plan.endpoints))
-        return runtime
+        _retire_later(retired)
+        return True
+
+    def _note_success(self) -> None:
+        if self._failures:
+            logger.info("configuration poll works again after %d failures", self._failures)
+        self._failures = 0
+
+    def _note_failure(self) -> None:
+        """The first failure of a streak with its traceback, the next ones in one line."""
+        self._failures += 1
+        serving = None if self._runtime is None else self._runtime.plan.version
+        if self._failures == 1:
+            logger.exception("configuration poll failed; still serving version %s", serving)
+        else:
+            logger.warning("configuration poll failed (%d in a row); still serving version %s", self._failures, serving)
 
 
 RETIRE_AFTER_S = 60.0

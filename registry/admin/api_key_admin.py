@@ -16,7 +16,7 @@ from django.template.response import TemplateResponse
 from django.utils.cache import add_never_cache_headers
 
 from registry import models
-from registry.services import api_key_create, api_key_revoke
+from registry.services import api_key_create, api_key_delete, api_key_revoke
 
 # The plaintext of a key created by a request, from ``save_model`` to ``response_add``
 # of that same request; gone with the request.
@@ -62,6 +62,12 @@ class ApiKeyAdmin(admin.ModelAdmin[models.ApiKey]):
         response = TemplateResponse(request, "admin/registry/apikey/created.html", context)
         add_never_cache_headers(response)
         return response
+
+    def delete_model(self, request: HttpRequest, obj: models.ApiKey) -> None:
+        api_key_delete(keys=models.ApiKey.objects.filter(pk=obj.pk))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[models.ApiKey]) -> None:
+        api_key_delete(keys=queryset)  # the "delete selected" action
 
     @admin.action(description="Revoke selected API keys")
     def revoke(self, request: HttpRequest, queryset: QuerySet[models.ApiKey]) -> None:

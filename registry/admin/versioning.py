@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db import transaction
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 
@@ -22,5 +23,7 @@ class ConfigVersionBumpMixin:
         config_version_bump()
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
-        super().delete_queryset(request, queryset)  # type: ignore[misc]
-        config_version_bump()
+        # The bulk action, unlike the change and delete pages, runs outside a transaction.
+        with transaction.atomic():
+            super().delete_queryset(request, queryset)  # type: ignore[misc]
+            config_version_bump()

@@ -79,11 +79,17 @@ class _Handler(BaseHTTPRequestHandler):
         return None
 
 
+class _Server(ThreadingHTTPServer):
+    # socketserver's backlog of 5 drops SYNs when two gateway workers open connections
+    # in a burst; the retransmit a second later reads as a downstream timeout.
+    request_queue_size = 128
+
+
 def start_fake_downstream(routes: dict[str, Route]) -> FakeDownstream:
     """Start a ``FakeDownstream`` outside any fixture; stop it with ``stop_fake_downstream``."""
     fake = FakeDownstream(dict(routes))
     handler = type("Handler", (_Handler,), {"fake": fake})
-    fake.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    fake.server = _Server(("127.0.0.1", 0), handler)
     fake.server.daemon_threads = True
     threading.Thread(target=fake.server.serve_forever, daemon=True).start()
     return fake
