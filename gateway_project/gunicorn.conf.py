@@ -24,6 +24,10 @@ accesslog = None  # the gateway writes its own structured access line
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
 control_socket_disable = True
+# The gateway alone decides what X-Forwarded-Proto means (GATEWAY_TLS_PROXY, believed only from
+# GATEWAY_TRUSTED_PROXIES: gateway_project/forwarded_proto.py); gunicorn would otherwise believe
+# it from loopback peers (its forwarded_allow_ips) and hand Django an "https" request.
+secure_scheme_headers: dict[str, str] = {}
 
 
 METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"

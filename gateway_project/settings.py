@@ -70,9 +70,22 @@ METRICS_ENABLED: bool = _switch("GATEWAY_METRICS")
 # GATEWAY_ACCESS_LOG=off: no access line per aggregate request (other log lines stay).
 ACCESS_LOG_ENABLED: bool = _switch("GATEWAY_ACCESS_LOG")
 
+# Behind a TLS-terminating proxy (GATEWAY_TLS_PROXY=on): X-Forwarded-Proto is believed only
+# from GATEWAY_TRUSTED_PROXIES (gateway_project/forwarded_proto.py drops it from anyone else
+# before Django reads it); cookies are Secure and HTTPS answers carry HSTS.
+TLS_PROXY: bool = _switch("GATEWAY_TLS_PROXY", default=False)
+if TLS_PROXY:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env.int("GATEWAY_HSTS_SECONDS", default=31536000)
+# Origins allowed to POST to the admin and the console through a proxy (https://gw.example.com).
+CSRF_TRUSTED_ORIGINS: list[str] = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
 # Session, authentication and messages run only for the admin, the console and
 # /health/downstream (gateway_project/middleware.py): API requests never use them.
 MIDDLEWARE = [
+    *(["gateway_project.forwarded_proto.ForwardedProtoMiddleware"] if TLS_PROXY else []),  # before any is_secure()
     *(["django_prometheus.middleware.PrometheusBeforeMiddleware"] if METRICS_ENABLED else []),
     "orchestration.web.ops_logging.RequestLogContextMiddleware",  # request id + trace id on every log line
     "django.middleware.security.SecurityMiddleware",
