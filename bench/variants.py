@@ -74,6 +74,12 @@ def _rate_limit_rules(config: Config) -> list[dict[str, Any]]:
 def _auth_none(config: Config) -> Config:
     config = copy.deepcopy(config)
     config["layer"]["auth"] = {"type": "none"}
+    # Without client auth there is no user to key an entry by (`gateway check` refuses
+    # scope: user): one entry for every client, as it was served before the check.
+    for endpoint in config.get("endpoints") or []:
+        cache = endpoint.get("cache") or {}
+        if cache.get("ttl_s") and cache.get("scope", "user") == "user":
+            cache["scope"] = "shared"
     return config
 
 
