@@ -19,7 +19,8 @@ _REFUSE = {
         f"CREATE TRIGGER audit_refused BEFORE INSERT ON {_TABLE} FOR EACH ROW EXECUTE FUNCTION audit_refused()",
     ],
     "sqlite": [
-        f"CREATE TRIGGER audit_refused BEFORE INSERT ON {_TABLE} BEGIN SELECT RAISE(ABORT, 'audit log unavailable'); END"
+        f"CREATE TRIGGER audit_refused BEFORE INSERT ON {_TABLE}"
+        " BEGIN SELECT RAISE(ABORT, 'audit log unavailable'); END"
     ],
 }
 _ALLOW = {
