@@ -17,5 +17,5 @@ urlpatterns = [
     path("console/", include("console.urls")),
     path("openapi.json", aggregate.openapi, name="openapi"),
     path("webhooks/invalidate", webhooks.invalidate, name="webhooks-invalidate"),
-    re_path(r"^(?P<path>.*)$", aggregate.aggregate, name="aggregate"),
+    re_path(r"^(?P<path>[\s\S]*)$", aggregate.aggregate, name="aggregate"),  # any path, newlines too: a 404 envelope
 ]

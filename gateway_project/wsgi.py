@@ -2,13 +2,16 @@
 
 import os
 
+import django
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.core.wsgi import get_wsgi_application
+
+from gateway_project.wsgi_request import GatewayWSGIHandler
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gateway_project.settings")
 
-application = get_wsgi_application()
+django.setup(set_prefix=False)  # get_wsgi_application(), with our handler instead of Django's
+application = GatewayWSGIHandler()
 
 if not settings.SECRET_KEY:
     raise ImproperlyConfigured("DJANGO_SECRET_KEY is not set: set it (or DJANGO_DEBUG=1 for local work)")

@@ -48,7 +48,7 @@ def _pattern(full_path: str) -> re.Pattern[str]:
         parts.append(f"(?P<{match.group(1)}>[^/]+)")
         cursor = match.end()
     parts.append(re.escape(full_path[cursor:]))
-    return re.compile("^" + "".join(parts) + "/?$")
+    return re.compile("^" + "".join(parts) + r"/?\Z")  # \Z: "$" would also match before a trailing newline
 
 
 def join_path(base_path: str, path: str) -> str:

@@ -32,7 +32,7 @@ from orchestration.observability.access_log import note_endpoint, note_result
 from orchestration.routing import Match, NoRoute
 from orchestration.web import edge
 from orchestration.web.admission import AdmissionGate
-from orchestration.web.client_request import json_body, lower_headers, request_id_of
+from orchestration.web.client_request import json_body, lower_headers, query_params, request_id_of
 from orchestration.web.ops_access import observed
 from orchestration.web.runtime import GatewayRuntime
 
@@ -84,7 +84,7 @@ def _context(request: HttpRequest, match: Match, request_id: str, identity: Iden
     return RequestContext(
         method=request.method or "GET",
         path_params=match.path_params,
-        query={key: request.GET[key] for key in request.GET},
+        query=query_params(request),
         headers=headers,
         body=body,
         user=dict(identity.claims),

@@ -11,7 +11,8 @@ import re
 import uuid
 from typing import Any
 
-from django.core.exceptions import RequestDataTooBig
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.http import HttpRequest
 
 from orchestration.errors import BadRequest, PayloadTooLarge
@@ -35,6 +36,17 @@ def lower_headers(request: HttpRequest) -> dict[str, str]:
     return cached
 
 
+def query_params(request: HttpRequest) -> dict[str, str]:
+    """The query string's parameters (a repeated key: its last value); more than
+    ``DATA_UPLOAD_MAX_NUMBER_FIELDS`` (Django's 1000) is a 400, never a 500."""
+    try:
+        query = request.GET
+    except TooManyFieldsSent:
+        limit = settings.DATA_UPLOAD_MAX_NUMBER_FIELDS
+        raise BadRequest(f"Query string has more than {limit} parameters") from None
+    return {key: query[key] for key in query}
+
+
 def json_body(request: HttpRequest, *, max_bytes: int, max_depth: int) -> Any:
     """The parsed JSON body, ``None`` when there is none."""
     declared = request.META.get("CONTENT_LENGTH") or "0"
@@ -49,7 +61,7 @@ def json_body(request: HttpRequest, *, max_bytes: int, max_depth: int) -> Any:
     if not raw.strip():
         return None
     try:
-        body = json.loads(raw)
+        body = json.loads(raw, parse_constant=_not_json)  # NaN and Infinity are not JSON: no downstream could take them
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise BadRequest("Request body is not valid JSON") from None
     if _depth(body) > max_depth:
@@ -70,6 +82,10 @@ def _is_chunked(request: HttpRequest) -> bool:
 def _chunked_body(request: HttpRequest, max_bytes: int) -> bytes:
     """At most ``max_bytes + 1`` bytes: enough to tell a body over the limit (413)."""
     return bytes(request.META["wsgi.input"].read(max_bytes + 1))
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
 
 
 def _depth(value: Any) -> int:

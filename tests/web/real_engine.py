@@ -1,0 +1,236 @@
+"""The gateway of the client-input tests: ``client_input_gateway.yaml`` served by
+the real engine (executor, downstream clients, breakers) over
+``httpx.MockTransport`` downstreams, behind the real edge on in-process stores.
+The layer's ``auth`` block is one of ``AUTH_VARIANTS``; tokens and keys for each
+come from ``Credentials``. Requests go through the production WSGI application
+(``send``): Django's test client builds its own request object, and the
+request object's constructor was one of the places client input crashed."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import importlib
+import io
+import json
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+import httpx
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from django.conf import settings
+
+from orchestration.downstream.pool import DownstreamPool
+from orchestration.edge.cache import ResponseCache
+from orchestration.edge.cache_store import InProcessCacheStore
+from orchestration.edge.client_auth import hash_api_key
+from orchestration.edge.client_ip import ClientIpResolver
+from orchestration.edge.rate_store import InProcessRateStore
+from orchestration.edge.ratelimit import RateLimiter
+from orchestration.executor import Executor
+from orchestration.plan import Plan
+from orchestration.spawn import InlineSpawner
+from orchestration.web import aggregate, edge
+from orchestration.web.runtime import GatewayRuntime, LoadedConfig, build_runtime_parts
+from registry.config.loading import config_read
+from registry.config.plan import plan_from_document
+from registry.config.validation import config_check
+
+CONFIG = Path(__file__).with_name("client_input_gateway.yaml")
+JWT_ENV = "CLIENT_INPUT_TEST_JWT_SECRET"
+JWT_SECRET = "client-input-tests-secret-0123456789abcdef"
+API_KEY = "gw_test_client_input_key"
+RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+EC_KEY = ec.generate_private_key(ec.SECP256R1())
+
+AUTH_VARIANTS = ("none", "api_key", "jwt-hs", "jwt-rsa-es", "jwt-jwks")
+
+
+def b64url(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+@dataclass
+class Downstreams:
+    """Every service answers 200 with JSON at once; hits are counted per service."""
+
+    hits: Counter[str] = field(default_factory=Counter)
+    requests: list[httpx.Request] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        service = request.url.host.split(".")[0]
+        with self.lock:
+            self.hits[service] += 1
+            self.requests.append(request)
+        return httpx.Response(200, json={"service": service, "path": request.url.path, "items": [{"sku": "a"}]})
+
+
+class JwksServer:
+    """A real JWKS URL on loopback with an RSA key, an EC key and a broken one."""
+
+    def __init__(self) -> None:
+        keys = [
+            {**json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(RSA_KEY.public_key())), "kid": "rsa"},
+            {**json.loads(jwt.algorithms.ECAlgorithm.to_jwk(EC_KEY.public_key())), "kid": "ec"},
+            {"kty": "RSA", "kid": "broken", "n": "AQAB"},
+        ]
+        body = json.dumps({"keys": keys}).encode()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/jwks.json"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def auth_block(variant: str, *, key_file: Path, jwks_url: str) -> dict[str, Any]:
+    if variant == "api_key":
+        return {"type": "api_key", "header": "X-API-Key"}
+    if variant == "jwt-hs":
+        return {"type": "jwt", "jwt": {"algorithms": ["HS256"], "secret_env": JWT_ENV}}
+    if variant == "jwt-rsa-es":  # an RSA key, and ES256 allowed too: the forged-alg case
+        return {"type": "jwt", "jwt": {"algorithms": ["RS256", "ES256"], "public_key_file": str(key_file)}}
+    if variant == "jwt-jwks":
+        return {"type": "jwt", "jwt": {"algorithms": ["RS256", "ES256"], "jwks_url": jwks_url}}
+    return {"type": "none"}
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """What a legitimate client of the variant sends (WSGI environ keys)."""
+
+    variant: str
+
+    def valid(self, sub: str = "user-1") -> dict[str, str]:
+        claims = {"sub": sub, "exp": int(time.time()) + 3600}
+        if self.variant == "api_key":
+            return {"HTTP_X_API_KEY": API_KEY}
+        if self.variant == "jwt-hs":
+            return {"HTTP_AUTHORIZATION": "Bearer " + jwt.encode(claims, JWT_SECRET, algorithm="HS256")}
+        if self.variant in ("jwt-rsa-es", "jwt-jwks"):
+            return {
+                "HTTP_AUTHORIZATION": "Bearer " + jwt.encode(claims, RSA_KEY, algorithm="RS256", headers={"kid": "rsa"})
+            }
+        return {}
+
+
+def load_plan(variant: str, *, key_file: Path, jwks_url: str) -> Plan:
+    document = copy.deepcopy(config_read(CONFIG))
+    document["layer"]["auth"] = auth_block(variant, key_file=key_file, jwks_url=jwks_url)
+    problems = config_check(document)
+    assert not problems, problems
+    return plan_from_document(document, version=f"client-input-{variant}")
+
+
+@dataclass
+class Served:
+    plan: Plan
+    downstreams: Downstreams
+    credentials: Credentials
+
+
+@contextmanager
+def serving(variant: str, tmp_dir: Path, environ: Callable[[str, str], None]) -> Iterator[Served]:
+    """Install the variant's runtime and edge for the aggregate view; restore the old ones after."""
+    environ(JWT_ENV, JWT_SECRET)
+    key_file = tmp_dir / "rsa-public.pem"
+    key_file.write_bytes(
+        RSA_KEY.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    jwks = JwksServer()
+    plan = load_plan(variant, key_file=key_file, jwks_url=jwks.url)
+    downstreams = Downstreams()
+    router, authenticator = build_runtime_parts(LoadedConfig(plan=plan, api_keys={hash_api_key(API_KEY): "app"}))
+    pool = DownstreamPool(plan.services, lambda _service: httpx.MockTransport(downstreams.handle), environ={})
+    executor = Executor(plan, pool, spawner=InlineSpawner())
+    runtime = GatewayRuntime(plan, router, authenticator, executor, pool)
+    importlib.import_module(settings.ROOT_URLCONF)  # runs wiring.install() now, not over our install
+    runtime_before, edge_before = aggregate._runtime_source, edge.installed_edge()
+    aggregate.install_runtime_source(lambda: runtime)
+    edge.install_edge(
+        edge.Edge(
+            limiter=RateLimiter(InProcessRateStore()),
+            cache=ResponseCache(InProcessCacheStore()),
+            client_ips=ClientIpResolver([]),
+            plan=lambda: plan,
+        )
+    )
+    try:
+        yield Served(plan, downstreams, Credentials(variant))
+    finally:
+        aggregate.install_runtime_source(runtime_before)  # type: ignore[arg-type]
+        edge.install_edge(edge_before)
+        jwks.stop()
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def send(method: str, path: str, *, data: bytes = b"", content_type: str = "", **environ: str) -> Answer:
+    return served_over_wsgi({"method": method, "path": path, "data": data, "content_type": content_type, **environ})
+
+
+def served_over_wsgi(sent: dict[str, Any]) -> Answer:
+    """One request through the WSGI application, with the environ a server builds
+    (PATH_INFO percent-decoded, as latin-1 code points)."""
+    from gateway_project.wsgi import application
+
+    body: bytes = sent["data"]
+    environ = {
+        "REQUEST_METHOD": sent["method"],
+        "SCRIPT_NAME": "",
+        "PATH_INFO": unquote_to_bytes(sent["path"]).decode("latin-1"),
+        "SERVER_NAME": "localhost",
+        "SERVER_PORT": "80",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "HTTP_HOST": "localhost",
+        "REMOTE_ADDR": "203.0.113.7",
+        "CONTENT_TYPE": sent["content_type"],
+        "CONTENT_LENGTH": str(len(body)) if body else "",
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.errors": io.StringIO(),
+        "wsgi.multithread": False,
+        "wsgi.multiprocess": False,
+        "wsgi.run_once": False,
+        **{k: v for k, v in sent.items() if k.isupper()},
+    }
+    started: list[Any] = []
+    chunks = application(environ, lambda status, headers, *exc: started.extend([status, headers]))
+    try:
+        content = b"".join(chunks)
+    finally:
+        getattr(chunks, "close", lambda: None)()
+    return Answer(int(started[0].split()[0]), dict(started[1]), content)
