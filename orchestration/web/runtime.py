@@ -50,6 +50,9 @@ def build_runtime_parts(config: LoadedConfig) -> tuple[Router, Authenticator]:
     return Router(config.plan), build_authenticator(config.plan.layer.auth, api_keys=config.api_keys)
 
 
+MIN_POLL_INTERVAL_S = 0.1  # GATEWAY_CONFIG_POLL_S=0 must not make the poller spin on the database
+
+
 class RuntimeHolder:
     """Holds the current runtime; rebuilds it when the config version moves.
 
@@ -134,7 +137,7 @@ class RuntimeHolder:
         while True:
             self._wake.clear()
             self.poll(after_poll)
-            wait(self._poll_s)
+            wait(max(self._poll_s, MIN_POLL_INTERVAL_S))
 
     def poll(self, after_poll: Callable[[], None]) -> None:
         """One poll that never raises: a failure (database down) is logged and the

@@ -366,3 +366,35 @@ def test_api_keys_created_and_deleted_in_the_admin_reach_every_worker(
     for plaintext, _ in (keys["old-a"], keys["old-b"]):
         every_worker_shows(server, plaintext, unauthenticated)
     every_worker_shows(server, deployment.steady_key, current)  # the others' keys still work
+
+
+def open_database_connections(deployment: Deployment) -> int:
+    """Database connections the gateway's workers hold right now: PostgreSQL backends on
+    its database, or the workers' open handles on the SQLite file."""
+    url = urlsplit(deployment.server.env["DATABASE_URL"])
+    if url.scheme == "sqlite":
+        workers = answered_per_worker(deployment.server)
+        return sum(
+            1
+            for pid in workers
+            for fd in Path(f"/proc/{pid}/fd").iterdir()
+            if fd.exists() and fd.resolve() == (deployment.workdir / "gateway.sqlite3").resolve()
+        )
+    import psycopg
+
+    admin_url = deployment.server.env["DATABASE_URL"].replace(url.path, "/postgres")
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s", (url.path[1:],)).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_the_pollers_hold_no_database_connection_between_polls(deployment: Deployment) -> None:
+    """Each poll closes its connection: sampled for two seconds (two polls per worker),
+    the workers are seen holding none at some point; a kept connection never goes away."""
+    every_worker_shows(deployment.server, deployment.steady_key, lambda reply: reply.status == 200)
+    samples = []
+    for _ in range(20):
+        samples.append(open_database_connections(deployment))
+        time.sleep(0.1)
+    assert min(samples) == 0, samples
