@@ -109,3 +109,21 @@ def test_admin_bulk_delete_of_services_bumps(admin_client, document):
     assert answer.status_code == 302
     assert not models.Service.objects.filter(name="unused").exists()
     assert counter() == before + 1
+
+
+def test_a_change_committed_here_is_served_here_at_once(document, django_capture_on_commit_callbacks):
+    """The worker that saved a change does not wait for its next poll (``config_changed``)."""
+    from django.urls import get_resolver
+
+    from gateway_project import wiring
+
+    get_resolver().url_patterns  # noqa: B018 - gateway_project.urls installs the wiring
+    holder = wiring.runtime_holder()
+    with django_capture_on_commit_callbacks(execute=True):
+        config_import(document=document)
+    holder.invalidate()
+    first = holder.current().plan.version
+    with django_capture_on_commit_callbacks(execute=True):
+        second = config_import(document=document)
+    assert holder.current().plan.version == second != first
+    holder.invalidate()
