@@ -8,6 +8,11 @@ from orchestration.web import aggregate, health, health_downstream, ops_metrics,
 
 wiring.install()
 
+# Django's own 400/404/500 answers: the envelope on API paths (gateway_project.error_views).
+handler400 = "gateway_project.error_views.bad_request"
+handler404 = "gateway_project.error_views.page_not_found"
+handler500 = "gateway_project.error_views.server_error"
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", health.healthz, name="healthz"),

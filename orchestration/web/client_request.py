@@ -61,11 +61,14 @@ def json_body(request: HttpRequest, *, max_bytes: int, max_depth: int) -> Any:
     if not raw.strip():
         return None
     try:
-        body = json.loads(raw, parse_constant=_not_json)  # NaN and Infinity are not JSON: no downstream could take them
+        # UTF-8 only (RFC 8259 8.1), strictly: no encoded surrogates. NaN and Infinity are not JSON.
+        body = json.loads(raw.decode("utf-8-sig"), parse_constant=_not_json)
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise BadRequest("Request body is not valid JSON") from None
     if _depth(body) > max_depth:
         raise BadRequest(f"Request body is nested deeper than {max_depth} levels")
+    if _SURROGATE_ESCAPE.search(raw) and not _is_unicode(body):
+        raise BadRequest("Request body is not valid JSON (a \\u escape is an unpaired surrogate)")
     return body
 
 
@@ -86,6 +89,19 @@ def _chunked_body(request: HttpRequest, max_bytes: int) -> bytes:
 
 def _not_json(constant: str) -> Any:
     raise ValueError(f"{constant} is not JSON")
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _is_unicode(body: Any) -> bool:
+    """False when a string holds an unpaired surrogate (``"\\ud800"``): no URL, header or
+    JSON answer can carry it, and every later encode would fail."""
+    try:
+        json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _depth(value: Any) -> int:

@@ -100,3 +100,24 @@ def test_non_json_constants_in_a_body_are_400(gateway: Served, body: bytes) -> N
 def test_a_path_with_a_newline_is_a_404_envelope(gateway: Served) -> None:
     assert_envelope(send("GET", "/v1/orders%0A"), 404, "NOT_FOUND")
     assert_envelope(send("GET", "/v1/%0A/x"), 404, "NOT_FOUND")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'{"cartId": "\\ud800"}', b'{"cartId": "c-1", "note": "\\udfff x"}', b'{"cartId": "\xed\xa0\x80"}'],
+)
+def test_an_unpaired_surrogate_in_a_body_is_400(gateway: Served, body: bytes) -> None:
+    answer = send("POST", "/v1/summary", data=body, content_type="application/json")
+    assert answer.status == 400 and answer.json()["error"]["code"] == "BAD_REQUEST", answer.body
+    assert gateway.downstreams.hits == {}
+
+
+def test_a_paired_surrogate_escape_is_a_character(gateway: Served) -> None:
+    answer = send("POST", "/v1/summary", data=b'{"cartId": "\\ud83d\\ude00"}', content_type="application/json")
+    assert answer.status == 200
+    assert gateway.downstreams.requests[0].url.raw_path == b"/carts/%F0%9F%98%80"
+
+
+def test_a_host_not_allowed_is_a_400_envelope(gateway: Served) -> None:
+    assert_envelope(send("GET", "/v1/orders", HTTP_HOST="evil.example"), 400, "BAD_REQUEST", "Bad request")
+    assert gateway.downstreams.hits == {}

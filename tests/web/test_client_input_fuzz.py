@@ -205,6 +205,12 @@ routed = st.one_of(
 targets = st.one_of(routed, st.tuples(methods, paths))
 
 
+hosts = st.one_of(
+    st.sampled_from(["evil.example", "localhost:80", "localhost:99999", "", "[::1]", "[::1", "a b", "é", "localhost."]),
+    st.text(max_size=20),
+).map(wsgi)
+
+
 @st.composite
 def client_requests(draw: st.DrawFn, credentials: Credentials) -> dict[str, Any]:
     environ: dict[str, str] = dict(draw(extra_headers))
@@ -215,6 +221,8 @@ def client_requests(draw: st.DrawFn, credentials: Credentials) -> dict[str, Any]
         environ["HTTP_AUTHORIZATION"] = draw(authorizations)
     if draw(st.booleans()):
         environ["HTTP_X_REQUEST_ID"] = draw(request_ids)
+    if draw(st.integers(0, 9)) == 0:
+        environ["HTTP_HOST"] = draw(hosts)
     environ["QUERY_STRING"] = draw(query_strings)
     method, path = draw(targets)
     return {"method": method, "path": path, "data": draw(bodies), "content_type": draw(content_types), **environ}
