@@ -26,6 +26,7 @@ import jwt
 
 from orchestration.edge.jwks import JwksKeys, KeyNotFound
 from orchestration.errors import Unauthenticated
+from orchestration.json_values import encodes_as_utf8
 from orchestration.plan import ClientAuth, JwtSettings
 
 logger = logging.getLogger(__name__)
@@ -146,6 +147,8 @@ class JwtAuth:
         except Exception as error:  # noqa: BLE001 - a token that cannot be verified for any reason is a 401
             logger.warning("token verification failed: %s", type(error).__name__)
             raise Unauthenticated("Invalid token") from None
+        if not encodes_as_utf8(claims):  # a "\ud800" escape: no key, header or URL could carry it
+            raise Unauthenticated("Invalid token")
         user_id = claims.get(settings.user_claim)
         if user_id is None or isinstance(user_id, (dict, list)):
             raise Unauthenticated(f"Token has no '{settings.user_claim}' claim")

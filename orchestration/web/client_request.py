@@ -16,6 +16,7 @@ from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.http import HttpRequest
 
 from orchestration.errors import BadRequest, PayloadTooLarge
+from orchestration.json_values import encodes_as_utf8
 
 _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
@@ -67,7 +68,7 @@ def json_body(request: HttpRequest, *, max_bytes: int, max_depth: int) -> Any:
         raise BadRequest("Request body is not valid JSON") from None
     if _depth(body) > max_depth:
         raise BadRequest(f"Request body is nested deeper than {max_depth} levels")
-    if _SURROGATE_ESCAPE.search(raw) and not _is_unicode(body):
+    if _SURROGATE_ESCAPE.search(raw) and not encodes_as_utf8(body):
         raise BadRequest("Request body is not valid JSON (a \\u escape is an unpaired surrogate)")
     return body
 
@@ -92,16 +93,6 @@ def _not_json(constant: str) -> Any:
 
 
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
-
-
-def _is_unicode(body: Any) -> bool:
-    """False when a string holds an unpaired surrogate (``"\\ud800"``): no URL, header or
-    JSON answer can carry it, and every later encode would fail."""
-    try:
-        json.dumps(body, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _depth(value: Any) -> int:

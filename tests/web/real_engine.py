@@ -126,16 +126,19 @@ class Credentials:
     variant: str
 
     def valid(self, sub: str = "user-1") -> dict[str, str]:
-        claims = {"sub": sub, "exp": int(time.time()) + 3600}
         if self.variant == "api_key":
             return {"HTTP_X_API_KEY": API_KEY}
+        return self.signed({"sub": sub, "exp": int(time.time()) + 3600})
+
+    def signed(self, claims: Any) -> dict[str, str]:
+        """A token the variant's key really signed, whatever its claims (none for other variants)."""
         if self.variant == "jwt-hs":
-            return {"HTTP_AUTHORIZATION": "Bearer " + jwt.encode(claims, JWT_SECRET, algorithm="HS256")}
-        if self.variant in ("jwt-rsa-es", "jwt-jwks"):
-            return {
-                "HTTP_AUTHORIZATION": "Bearer " + jwt.encode(claims, RSA_KEY, algorithm="RS256", headers={"kid": "rsa"})
-            }
-        return {}
+            token = jwt.api_jws.encode(json.dumps(claims).encode(), JWT_SECRET, algorithm="HS256")
+        elif self.variant in ("jwt-rsa-es", "jwt-jwks"):
+            token = jwt.api_jws.encode(json.dumps(claims).encode(), RSA_KEY, algorithm="RS256", headers={"kid": "rsa"})
+        else:
+            return {}
+        return {"HTTP_AUTHORIZATION": "Bearer " + token}
 
 
 def load_plan(variant: str, *, key_file: Path, jwks_url: str) -> Plan:

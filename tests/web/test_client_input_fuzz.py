@@ -114,6 +114,18 @@ claims_objects = st.one_of(
     json_values,
 )
 
+signed_claims = st.one_of(
+    st.fixed_dictionaries(
+        {"sub": st.one_of(json_values, st.sampled_from(["\ud800", "é", "a/b", "", "x" * 2000]))},
+        optional={
+            "exp": st.one_of(st.just(4_000_000_000), st.integers(), st.floats(allow_nan=False), json_values),
+            "nbf": st.one_of(st.integers(), json_values),
+            "iat": st.one_of(st.integers(), json_values),
+        },
+    ),
+    json_values,
+)
+
 
 def forged(header: Any, claims: Any, signature: bytes) -> str:
     return ".".join([b64url(json.dumps(header).encode()), b64url(json.dumps(claims).encode()), b64url(signature)])
@@ -214,9 +226,11 @@ hosts = st.one_of(
 @st.composite
 def client_requests(draw: st.DrawFn, credentials: Credentials) -> dict[str, Any]:
     environ: dict[str, str] = dict(draw(extra_headers))
-    choice = draw(st.sampled_from(["valid", "valid", "forged", "none"]))
+    choice = draw(st.sampled_from(["valid", "valid", "signed", "forged", "none"]))
     if choice == "valid":
         environ.update(credentials.valid(draw(st.sampled_from(["user-1", "user-2"]))))
+    elif choice == "signed":  # the right key, any claims: sub of any type, odd exp/nbf/iat, surrogates
+        environ.update(credentials.signed(draw(signed_claims)))
     elif choice == "forged":
         environ["HTTP_AUTHORIZATION"] = draw(authorizations)
     if draw(st.booleans()):

@@ -168,3 +168,14 @@ def test_a_token_whose_algorithm_does_not_fit_the_key_is_401(tmp_path) -> None: 
         with pytest.raises(Unauthenticated) as caught:
             auth.authenticate(bearer(forgery))
         assert (caught.value.status, caught.value.message) == (401, "Invalid token")
+
+
+def test_claims_holding_an_unpaired_surrogate_are_401() -> None:
+    """A signed token whose sub is ``"\\ud800"``: no rate-limit key, header or URL could carry it."""
+    for payload in (b'{"sub": "\\ud800", "exp": 4000000000}', b'{"sub": "1", "n": {"\\udfff": 1}, "exp": 4000000000}'):
+        signed = jwt.api_jws.encode(payload, SECRET, algorithm="HS256")
+        with pytest.raises(Unauthenticated) as caught:
+            JwtAuth(hs_settings(), environ=ENV).authenticate(bearer(signed))
+        assert caught.value.message == "Invalid token"
+    paired = jwt.api_jws.encode(b'{"sub": "\\ud83d\\ude00", "exp": 4000000000}', SECRET, algorithm="HS256")
+    assert JwtAuth(hs_settings(), environ=ENV).authenticate(bearer(paired)).user_id == "\U0001f600"
