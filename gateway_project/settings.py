@@ -174,6 +174,9 @@ GATEWAY = {
     "MAX_BODY_BYTES": env.int("GATEWAY_MAX_BODY_BYTES", default=1024 * 1024),
     "MAX_DOWNSTREAM_BODY_BYTES": env.int("GATEWAY_MAX_DOWNSTREAM_BODY_BYTES", default=8 * 1024 * 1024),
     "MAX_JSON_DEPTH": env.int("GATEWAY_MAX_JSON_DEPTH", default=64),
+    # A request body not fully received in this time gets 408 REQUEST_TIMEOUT; it is read
+    # before admission, so a slow one holds no capacity (orchestration/web/request_body.py).
+    "BODY_TIMEOUT_MS": env.int("GATEWAY_BODY_TIMEOUT_MS", default=10000),
     "TRUSTED_PROXIES": env.list("GATEWAY_TRUSTED_PROXIES", default=[]),
     "HEALTH_TOKEN": env.str("GATEWAY_HEALTH_TOKEN", default=""),
     "WEBHOOK_SECRET": env.str("GATEWAY_WEBHOOK_SECRET", default=""),

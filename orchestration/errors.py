@@ -6,6 +6,7 @@
     ├── Overloaded                    503 OVERLOADED        (+ Retry-After)
     ├── BadRequest                    400 BAD_REQUEST
     ├── PayloadTooLarge               413 PAYLOAD_TOO_LARGE
+    ├── RequestTimeout                408 REQUEST_TIMEOUT   (body not received in time)
     ├── NotFound                      404 NOT_FOUND
     └── MethodNotAllowed              405 METHOD_NOT_ALLOWED
 
@@ -33,6 +34,7 @@ class ErrorCode(enum.StrEnum):
     UNAUTHENTICATED = "UNAUTHENTICATED"
     BAD_REQUEST = "BAD_REQUEST"
     PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
+    REQUEST_TIMEOUT = "REQUEST_TIMEOUT"
     NOT_FOUND = "NOT_FOUND"
     METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
     INTERNAL_ERROR = "INTERNAL_ERROR"
@@ -91,6 +93,10 @@ class BadRequest(GatewayError):
 
 class PayloadTooLarge(GatewayError):
     status, code, default_message = 413, ErrorCode.PAYLOAD_TOO_LARGE, "Request body too large"
+
+
+class RequestTimeout(GatewayError):
+    status, code, default_message = 408, ErrorCode.REQUEST_TIMEOUT, "Request body not received in time"
 
 
 class NotFound(GatewayError):

@@ -1,8 +1,10 @@
 """The one view that serves every aggregate endpoint.
 
 Order of the edge: route (404/405) → client auth (401) → rate limits (429/503)
-→ request body (400/413) → response cache (GET) or run the plan → 200 with the
+→ request body (400/408/413) → response cache (GET) or run the plan → 200 with the
 assembled response, or the contract's envelope (``orchestration.web.edge``).
+The body's bytes are received before the request takes an admission slot
+(``orchestration.web.request_body``); its errors are raised in this order.
 No database query happens here: the runtime holds a compiled plan.
 """
 
@@ -34,6 +36,7 @@ from orchestration.web import edge
 from orchestration.web.admission import AdmissionGate
 from orchestration.web.client_request import json_body, lower_headers, query_params, request_id_of
 from orchestration.web.ops_access import observed
+from orchestration.web.request_body import ReceivedBody, receive_body
 from orchestration.web.runtime import GatewayRuntime
 
 logger = logging.getLogger("gateway.aggregate")
@@ -77,10 +80,11 @@ def _resolve(runtime: GatewayRuntime, request: HttpRequest) -> Match:
         raise NotFound() from None
 
 
-def _context(request: HttpRequest, match: Match, request_id: str, identity: Identity) -> RequestContext:
+def _context(
+    request: HttpRequest, match: Match, request_id: str, identity: Identity, received: ReceivedBody
+) -> RequestContext:
     headers = lower_headers(request)
-    limits = settings.GATEWAY
-    body = json_body(request, max_bytes=limits["MAX_BODY_BYTES"], max_depth=limits["MAX_JSON_DEPTH"])
+    body = json_body(received.content(), max_depth=settings.GATEWAY["MAX_JSON_DEPTH"])
     return RequestContext(
         method=request.method or "GET",
         path_params=match.path_params,
@@ -93,7 +97,7 @@ def _context(request: HttpRequest, match: Match, request_id: str, identity: Iden
     )
 
 
-def _serve(request: HttpRequest, request_id: str) -> HttpResponse:
+def _serve(request: HttpRequest, request_id: str, received: ReceivedBody) -> HttpResponse:
     if _runtime_source is None:
         raise RuntimeError("gateway runtime not installed (gateway_project.wiring)")
     runtime = _runtime_source()
@@ -101,7 +105,7 @@ def _serve(request: HttpRequest, request_id: str) -> HttpResponse:
     note_endpoint(match.endpoint.name)
     admission = edge.admit(request, runtime, match)
     try:
-        context = _context(request, match, request_id, admission.identity)
+        context = _context(request, match, request_id, admission.identity, received)
         response = edge.respond(
             runtime=runtime,
             endpoint=match.endpoint,
@@ -139,18 +143,21 @@ def install_admission_gate(gate: AdmissionGate) -> None:
 
 
 def _answer(request: HttpRequest, request_id: str) -> HttpResponse:
+    limits = settings.GATEWAY
+    # Before the gate: a client dripping its body must not hold a slot others need.
+    received = receive_body(request, max_bytes=limits["MAX_BODY_BYTES"], timeout_s=limits["BODY_TIMEOUT_MS"] / 1000)
     gate = _gate
     if not gate.enter():
         return error_response(Overloaded(retry_after_s=1), request_id=request_id)
     try:
-        return _answer_admitted(request, request_id)
+        return _answer_admitted(request, request_id, received)
     finally:
         gate.leave()
 
 
-def _answer_admitted(request: HttpRequest, request_id: str) -> HttpResponse:
+def _answer_admitted(request: HttpRequest, request_id: str, received: ReceivedBody) -> HttpResponse:
     try:
-        return _serve(request, request_id)
+        return _serve(request, request_id, received)
     except GatewayError as error:
         note_result(failed_services=error.failed_services)
         return error_response(error, request_id=request_id)

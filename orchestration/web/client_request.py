@@ -1,6 +1,7 @@
-"""Read what the client sent, within limits: request id, headers, JSON body.
+"""Read what the client sent, within limits: request id, headers, JSON body
+(whose bytes ``orchestration.web.request_body`` received before admission).
 
-Every problem becomes a ``GatewayError`` (400/413) so the client gets the
+Every problem becomes a ``GatewayError`` (400) so the client gets the
 contract's envelope, never a traceback.
 """
 
@@ -12,10 +13,10 @@ import uuid
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
+from django.core.exceptions import TooManyFieldsSent
 from django.http import HttpRequest
 
-from orchestration.errors import BadRequest, PayloadTooLarge
+from orchestration.errors import BadRequest
 from orchestration.json_values import encodes_as_utf8
 
 _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
@@ -48,17 +49,8 @@ def query_params(request: HttpRequest) -> dict[str, str]:
     return {key: query[key] for key in query}
 
 
-def json_body(request: HttpRequest, *, max_bytes: int, max_depth: int) -> Any:
-    """The parsed JSON body, ``None`` when there is none."""
-    declared = request.META.get("CONTENT_LENGTH") or "0"
-    if declared.isdigit() and int(declared) > max_bytes:
-        raise PayloadTooLarge(f"Request body is larger than {max_bytes} bytes")
-    try:
-        raw = _chunked_body(request, max_bytes) if _is_chunked(request) else request.body
-    except RequestDataTooBig:
-        raise PayloadTooLarge(f"Request body is larger than {max_bytes} bytes") from None
-    if len(raw) > max_bytes:
-        raise PayloadTooLarge(f"Request body is larger than {max_bytes} bytes")
+def json_body(raw: bytes, *, max_depth: int) -> Any:
+    """The parsed JSON body, ``None`` when there is none (``raw`` from ``request_body``)."""
     if not raw.strip():
         return None
     try:
@@ -71,21 +63,6 @@ def json_body(request: HttpRequest, *, max_bytes: int, max_depth: int) -> Any:
     if _SURROGATE_ESCAPE.search(raw) and not encodes_as_utf8(body):
         raise BadRequest("Request body is not valid JSON (a \\u escape is an unpaired surrogate)")
     return body
-
-
-def _is_chunked(request: HttpRequest) -> bool:
-    """A body sent with ``Transfer-Encoding: chunked`` and no Content-Length, which the
-    server (gunicorn) de-chunks and terminates; Django alone would read it as empty."""
-    return (
-        not request.META.get("CONTENT_LENGTH")
-        and "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower()
-        and bool(request.META.get("wsgi.input_terminated"))
-    )
-
-
-def _chunked_body(request: HttpRequest, max_bytes: int) -> bytes:
-    """At most ``max_bytes + 1`` bytes: enough to tell a body over the limit (413)."""
-    return bytes(request.META["wsgi.input"].read(max_bytes + 1))
 
 
 def _not_json(constant: str) -> Any:
