@@ -29,6 +29,8 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from django.conf import settings
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections
 
 from orchestration.downstream.pool import DownstreamPool
 from orchestration.edge.cache import ResponseCache
@@ -231,9 +233,17 @@ def served_over_wsgi(sent: dict[str, Any]) -> Answer:
         **{k: v for k, v in sent.items() if k.isupper()},
     }
     started: list[Any] = []
-    chunks = application(environ, lambda status, headers, *exc: started.extend([status, headers]))
+    # As Django's test client does: the database connection an earlier test left is not
+    # the request's to check or close (the aggregate view makes no query).
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
     try:
-        content = b"".join(chunks)
+        chunks = application(environ, lambda status, headers, *exc: started.extend([status, headers]))
+        try:
+            content = b"".join(chunks)
+        finally:
+            getattr(chunks, "close", lambda: None)()
     finally:
-        getattr(chunks, "close", lambda: None)()
+        request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)
     return Answer(int(started[0].split()[0]), dict(started[1]), content)
