@@ -49,6 +49,8 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
+from orchestration.observability.propagation import TraceparentPropagator
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_SERVICE_NAME = "orchestration-gateway"
@@ -79,7 +81,9 @@ def configure_tracing(
     *, extra_processors: Iterable[SpanProcessor] = (), environ: Mapping[str, str] = os.environ
 ) -> TracerProvider | None:
     """Install the process's tracer provider once (later calls return it). Call
-    after gunicorn forks: the batch exporter's worker must live in the worker."""
+    after gunicorn forks: the batch exporter's worker must live in the worker.
+    The propagator is ``traceparent`` alone, whatever ``OTEL_PROPAGATORS`` says: a
+    client's ``tracestate`` and ``baggage`` never reach a downstream (``propagation``)."""
     global _provider
     with _lock:
         if _provider is not None or tracing_disabled(environ):
@@ -94,6 +98,7 @@ def configure_tracing(
         for processor in extra_processors:
             provider.add_span_processor(processor)
         trace.set_tracer_provider(provider)
+        propagate.set_global_textmap(TraceparentPropagator())
         _provider = provider
         return provider
 
