@@ -19,6 +19,7 @@ _ERROR_STATUSES = {
     "401": "Not authenticated, or a required downstream answered 401",
     "403": "A required downstream answered 403",
     "404": "Unknown path, or a required downstream answered 404",
+    "408": "Request body not received within GATEWAY_BODY_TIMEOUT_MS",
     "413": "Request body too large",
     "429": "Rate limited (by the gateway or a downstream)",
     "502": "A required downstream failed or its circuit is open",
