@@ -19,7 +19,6 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_to_bytes
@@ -47,6 +46,7 @@ from orchestration.web.runtime import GatewayRuntime, LoadedConfig, build_runtim
 from registry.config.loading import config_read
 from registry.config.plan import plan_from_document
 from registry.config.validation import config_check
+from tests.support.fake_downstream import start_fake_downstream, stop_fake_downstream
 
 CONFIG = Path(__file__).with_name("client_input_gateway.yaml")
 JWT_ENV = "CLIENT_INPUT_TEST_JWT_SECRET"
@@ -78,35 +78,13 @@ class Downstreams:
         return httpx.Response(200, json={"service": service, "path": request.url.path, "items": [{"sku": "a"}]})
 
 
-class JwksServer:
-    """A real JWKS URL on loopback with an RSA key, an EC key and a broken one."""
-
-    def __init__(self) -> None:
-        keys = [
-            {**json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(RSA_KEY.public_key())), "kid": "rsa"},
-            {**json.loads(jwt.algorithms.ECAlgorithm.to_jwk(EC_KEY.public_key())), "kid": "ec"},
-            {"kty": "RSA", "kid": "broken", "n": "AQAB"},
-        ]
-        body = json.dumps({"keys": keys}).encode()
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/jwks.json"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+def jwks_keys() -> list[dict[str, Any]]:
+    """The key set at the JWKS URL: an RSA key, an EC key and a broken one."""
+    return [
+        {**json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(RSA_KEY.public_key())), "kid": "rsa"},
+        {**json.loads(jwt.algorithms.ECAlgorithm.to_jwk(EC_KEY.public_key())), "kid": "ec"},
+        {"kty": "RSA", "kid": "broken", "n": "AQAB"},
+    ]
 
 
 def auth_block(variant: str, *, key_file: Path, jwks_url: str) -> dict[str, Any]:
@@ -166,8 +144,8 @@ def serving(variant: str, tmp_dir: Path, environ: Callable[[str, str], None]) ->
     key_file.write_bytes(
         RSA_KEY.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
-    jwks = JwksServer()
-    plan = load_plan(variant, key_file=key_file, jwks_url=jwks.url)
+    jwks = start_fake_downstream({"/jwks.json": (200, {"keys": jwks_keys()})})  # a real JWKS URL on loopback
+    plan = load_plan(variant, key_file=key_file, jwks_url=f"{jwks.url}/jwks.json")
     downstreams = Downstreams()
     router, authenticator = build_runtime_parts(LoadedConfig(plan=plan, api_keys={hash_api_key(API_KEY): "app"}))
     pool = DownstreamPool(plan.services, lambda _service: httpx.MockTransport(downstreams.handle), environ={})
@@ -189,7 +167,7 @@ def serving(variant: str, tmp_dir: Path, environ: Callable[[str, str], None]) ->
     finally:
         aggregate.install_runtime_source(runtime_before)  # type: ignore[arg-type]
         edge.install_edge(edge_before)
-        jwks.stop()
+        stop_fake_downstream(jwks)
 
 
 @dataclass(frozen=True)
