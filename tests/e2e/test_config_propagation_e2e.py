@@ -39,6 +39,7 @@ from tests.e2e.conftest import (
     start_gunicorn,
     wait_until_up,
 )
+from tests.e2e.test_serving_e2e import per_worker
 from tests.support.fake_downstream import FakeDownstream, free_port
 
 pytestmark = pytest.mark.e2e
@@ -175,24 +176,8 @@ def send(server: GatewayServer, api_key: str) -> HttpReply:
 
 def answered_per_worker(server: GatewayServer) -> dict[int, float]:
     """Aggregate requests answered so far, per worker pid (``counter_<pid>.db`` files)."""
-    from prometheus_client.mmap_dict import MmapedDict
-
     assert server.multiproc_dir is not None
-    counts: dict[int, float] = {}
-    for path in Path(server.multiproc_dir).glob("counter_*.db"):
-        pid = int(path.stem.rsplit("_", 1)[1])
-        for attempt in range(3):
-            try:
-                entries = list(MmapedDict.read_all_values_from_file(str(path)))  # type: ignore[no-untyped-call]
-                break
-            except RuntimeError:  # caught mid-write: read again
-                if attempt == 2:
-                    raise
-                time.sleep(0.05)
-        for key, value, _timestamp, _pos in entries:
-            if json.loads(key)[1] == "gateway_requests_total":
-                counts[pid] = counts.get(pid, 0.0) + value
-    return counts
+    return per_worker(server, "gateway_requests_total")
 
 
 def every_worker_shows(server: GatewayServer, api_key: str, expected: Callable[[HttpReply], bool]) -> float:
