@@ -122,11 +122,24 @@ DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / '
 # One connection per greenlet under gevent: never keep them (ARCHITECTURE.md).
 DATABASES["default"]["CONN_MAX_AGE"] = 0
 
-# Breakers, rate limits, the response cache and recent stats reach Redis through
-# gateway_project/wiring.py's one client. Django's cache framework is not used (the
-# configuration version lives in the database: docs/adr/0002), so CACHES stays Django's
-# default, a per-process LocMem cache.
 REDIS_URL: str | None = env.str("REDIS_URL", default=None)
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": REDIS_URL,
+            "OPTIONS": {
+                "SOCKET_CONNECT_TIMEOUT": 0.25,
+                "SOCKET_TIMEOUT": 0.25,
+                # A Redis outage must never become a client 5xx (contract section 2).
+                "IGNORE_EXCEPTIONS": True,
+            },
+            "KEY_PREFIX": "gw",
+        }
+    }
+    DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "gateway"}}
 
 CELERY_BROKER_URL: str | None = env.str("CELERY_BROKER_URL", default=None)
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
