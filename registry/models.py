@@ -103,7 +103,10 @@ class Service(models.Model):
         "breaker failure rate (%)", null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(100)]
     )
     retry_budget_percent = models.FloatField(
-        "retry budget (%)", null=True, blank=True, validators=[MinValueValidator(0), MaxValueValidator(100)],
+        "retry budget (%)",
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0), MaxValueValidator(100)],
         help_text="Empty: no retry budget.",
     )
     retry_budget_min_per_s = models.FloatField(

@@ -135,7 +135,8 @@ class DownstreamClient:
         url = self._url(spec.path)
         timeout_s = max(0.001, deadline.remaining())
         if self.service.deadline_header:  # the whole ms this attempt has left, as it leaves
-            headers[self.service.deadline_header] = str(max(0, round(deadline.remaining() * 1e6) // 1000))  # µs first: no 99 for 0.1 s
+            left_us = round(deadline.remaining() * 1e6)  # rounded to µs first: 0.1 s is 100 ms, not 99
+            headers[self.service.deadline_header] = str(max(0, left_us // 1000))
         request = _request(
             spec.method,
             url.copy_merge_params(spec.params) if spec.params else url,  # merged: a configured path may carry a query

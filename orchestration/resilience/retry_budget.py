@@ -4,8 +4,8 @@ Over the last ``WINDOW_S`` seconds, the retries made to a service may be at most
 ``budget_percent`` % of the calls made to it (first attempts), but at least
 ``budget_min_per_s`` per second are always allowed, so a quiet service can still
 retry. A retry over budget is not made (``retry.run_with_retry`` asks ``grant``).
-So while a service fails everything, it receives at most (1 + budget) × the calls,
-where plain retries would send it (1 + max_retries) ×.
+So while a service fails everything, it receives at most (1 + budget) times the calls,
+where plain retries would send it (1 + max_retries) times.
 
 Counts live in one-second buckets. ``InProcessRetryBudgetStore`` keeps them per
 process; ``RedisRetryBudgetStore`` shares them between the workers of a host.

@@ -28,10 +28,9 @@ def check_resilience(service: Mapping[str, Any], location: str, out: list[Proble
     if isinstance(breaker, Mapping):
         _both_or_neither(breaker, ("min_calls", "failure_rate"), key_location(location, "breaker"), out)
     retry = service.get("retry")
-    if isinstance(retry, Mapping) and retry.get("budget_min_per_s") is not None:
-        if retry.get("budget_percent") is None:
-            where = key_location(key_location(location, "retry"), "budget_min_per_s")
-            out.append(Problem(where, "only used with 'budget_percent'"))
+    if isinstance(retry, Mapping) and retry.get("budget_min_per_s") is not None and retry.get("budget_percent") is None:
+        where = key_location(key_location(location, "retry"), "budget_min_per_s")
+        out.append(Problem(where, "only used with 'budget_percent'"))
 
 
 def _both_or_neither(section: Mapping[str, Any], keys: tuple[str, str], location: str, out: list[Problem]) -> None:

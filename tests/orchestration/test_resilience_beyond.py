@@ -120,7 +120,8 @@ BUDGET = RetryPolicy(max_retries=2, backoff="none", budget_percent=20, budget_mi
 
 def test_without_a_budget_a_failing_service_gets_1_plus_max_retries_times_the_calls(clock, downstream, request_context):
     downstream.on("inventory", reply(503))
-    gateway = Gateway([service("inventory", retry=RetryPolicy(max_retries=2, backoff="none"), breaker=NEVER_OPENS)], downstream, clock)
+    plain = service("inventory", retry=RetryPolicy(max_retries=2, backoff="none"), breaker=NEVER_OPENS)
+    gateway = Gateway([plain], downstream, clock)
     _failing_load(gateway, clock, request_context, 400)
     assert downstream.hits["inventory"] == 3 * 400
 

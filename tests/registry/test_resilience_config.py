@@ -105,8 +105,7 @@ def test_admin_edits_the_fields_and_checks_them(admin_client, document, settings
     tax = config_document_get()["services"]["tax"]
     assert tax["deadline_header"] == "X-Deadline-Ms"
     assert (tax["breaker"]["min_calls"], tax["retry"]["budget_percent"]) == (20, 20.0)
-    bad = unescape(admin_client.post(url, data | {"breaker_failure_rate": "", "deadline_header": "a b"}).content.decode())
-    assert "services.tax.breaker.failure_rate: required with &#x27;min_calls&#x27;" in bad or (
-        "services.tax.breaker.failure_rate: required with 'min_calls'" in bad
-    )
+    bad_data = data | {"breaker_failure_rate": "", "deadline_header": "a b"}
+    bad = unescape(admin_client.post(url, bad_data).content.decode())
+    assert "services.tax.breaker.failure_rate: required with 'min_calls'" in bad
     assert "services.tax.deadline_header: not a valid header name: 'a b'" in bad
