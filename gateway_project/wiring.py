@@ -60,6 +60,21 @@ def breaker_store() -> Any:
     return InProcessBreakerStore() if client is None else RedisBreakerStore(client, observer=telemetry_observer())
 
 
+@functools.cache
+def retry_budget_store() -> Any:
+    """One per process: a host's workers share retry budgets through Redis when configured."""
+    import socket
+
+    from gateway_project.observability import telemetry_observer
+    from orchestration.resilience.redis_retry_budget import RedisRetryBudgetStore
+    from orchestration.resilience.retry_budget import InProcessRetryBudgetStore
+
+    client = redis_client()
+    if client is None:
+        return InProcessRetryBudgetStore()
+    return RedisRetryBudgetStore(client, scope=socket.gethostname(), observer=telemetry_observer())
+
+
 def _build_runtime(config: LoadedConfig) -> GatewayRuntime:
     from gateway_project.observability import telemetry_observer, traced_transport
     from orchestration.downstream.auth import transport_for
@@ -72,6 +87,7 @@ def _build_runtime(config: LoadedConfig) -> GatewayRuntime:
         config.plan.services,
         lambda service: traced_transport(transport_for(service)),
         breaker_store=breaker_store(),
+        retry_budget_store=retry_budget_store(),
         observer=observer,
         max_body_bytes=settings.GATEWAY["MAX_DOWNSTREAM_BODY_BYTES"],
     )

@@ -33,7 +33,7 @@ from orchestration.context import RequestContext
 from orchestration.downstream.pool import DownstreamPool
 from orchestration.downstream.request import RequestSpec, build_request
 from orchestration.errors import Failure, RequiredFailure
-from orchestration.observer import AttemptObservation, NullObserver, Observer
+from orchestration.observer import AttemptObservation, NullObserver, Observer, ResilienceDecision
 from orchestration.outcome import Outcome, failure_kind, retry_after_whole_s
 from orchestration.plan import Call, Endpoint, Plan
 from orchestration.resilience.retry import DEADLINE_PASSED, Random, Sleeper, run_with_retry
@@ -163,7 +163,12 @@ class Executor:
             random=self._random,
             cancelled=cancelled,
             listener=partial(self._observe, run.endpoint.name, call),
+            grant=client.retry_grant(),
+            on_decision=partial(self._decide, run.endpoint.name, call),
         )
+
+    def _decide(self, endpoint: str, call: Call, decision: str, detail: str) -> None:
+        self._observer.on_decision(ResilienceDecision(endpoint, call.service, call.id, decision, detail))
 
     def _observe(self, endpoint: str, call: Call, number: int, outcome: Outcome) -> None:
         observation = AttemptObservation(

@@ -37,12 +37,33 @@ class BreakerTransition:
     at: float  # wall-clock seconds
 
 
+@dataclass(frozen=True, slots=True)
+class ResilienceDecision:
+    """A resilience choice made for one call (contract section 7), for metrics and explain.
+
+    ``decision`` is one of ``DECISIONS``; ``detail`` is for humans (logs, explain)."""
+
+    endpoint: str
+    service: str
+    call_id: str
+    decision: str
+    detail: str = ""
+
+
+# retry_after_waited: a 429/503's Retry-After set the wait before the next attempt;
+# retry_after_past_deadline: it would have passed the deadline, so no retry was made;
+# retry_over_budget: the service's retry budget was spent, so no retry was made.
+DECISIONS = ("retry_after_waited", "retry_after_past_deadline", "retry_over_budget")
+
+
 class Observer(Protocol):
     def on_attempt(self, observation: AttemptObservation) -> None: ...
 
     def on_breaker_transition(self, transition: BreakerTransition) -> None: ...
 
     def on_store_error(self, store: str, error: Exception) -> None: ...
+
+    def on_decision(self, decision: ResilienceDecision) -> None: ...
 
 
 class NullObserver:
@@ -55,4 +76,7 @@ class NullObserver:
         return None
 
     def on_store_error(self, store: str, error: Exception) -> None:
+        return None
+
+    def on_decision(self, decision: ResilienceDecision) -> None:
         return None

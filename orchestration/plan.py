@@ -31,6 +31,14 @@ class BreakerPolicy:
     window_s: float = 60.0
     open_s: float = 30.0
     half_open_probes: int = 3
+    # rate rule (both set or neither): also opens when, over window_s, at least min_calls
+    # calls were made and at least failure_rate % of them failed
+    min_calls: int | None = None
+    failure_rate: float | None = None
+
+    @property
+    def rate_based(self) -> bool:
+        return self.min_calls is not None and self.failure_rate is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +48,10 @@ class RetryPolicy:
     base_ms: int = 100
     jitter: bool = False
     retry_on: frozenset[RetryOn] = frozenset({"5xx", "timeout"})
+    # retry budget (resilience.retry_budget): retries stay within budget_percent % of the
+    # service's calls over the last 10 s, with at least budget_min_per_s allowed
+    budget_percent: float | None = None
+    budget_min_per_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +87,7 @@ class Service:
     breaker: BreakerPolicy = BreakerPolicy()
     retry: RetryPolicy = RetryPolicy()
     bulkhead: BulkheadPolicy = BulkheadPolicy()
+    deadline_header: str | None = None  # each attempt sends the whole ms it has left
 
 
 @dataclass(frozen=True, slots=True)

@@ -69,6 +69,10 @@ def service_document(service: models.Service) -> dict[str, Any]:
     raw["retry"] = _prefixed(service, "retry_", ("max_retries", "backoff", "base_ms", "jitter"))
     raw["retry"]["retry_on"] = list(service.retry_on)
     raw["bulkhead"] = _prefixed(service, "bulkhead_", ("max_concurrent", "max_wait_ms"))
+    raw["breaker"] |= _present(min_calls=service.breaker_min_calls, failure_rate=service.breaker_failure_rate)
+    raw["retry"] |= _present(budget_percent=service.retry_budget_percent)
+    raw["retry"] |= _present(budget_min_per_s=service.retry_budget_min_per_s)
+    raw |= _present(deadline_header=service.deadline_header)
     return dict(normalize(raw, schema.SERVICE))
 
 

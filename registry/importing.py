@@ -62,6 +62,7 @@ def _service_create(name: str, service: Mapping[str, Any]) -> models.Service:
         avg_latency_ms=service.get("avg_latency_ms"),
         sla=service.get("sla"),
         timeout_ms=service["timeout_ms"],
+        deadline_header=service.get("deadline_header", ""),
         **fields,
     )
 

@@ -96,6 +96,25 @@ class Service(models.Model):
     retry_on = models.JSONField(default=_default_retry_on, blank=True)
     bulkhead_max_concurrent = models.PositiveIntegerField(default=100, validators=[MinValueValidator(1)])
     bulkhead_max_wait_ms = models.PositiveIntegerField(default=0)
+    breaker_min_calls = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1)], help_text="Empty: no rate rule."
+    )
+    breaker_failure_rate = models.FloatField(
+        "breaker failure rate (%)", null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(100)]
+    )
+    retry_budget_percent = models.FloatField(
+        "retry budget (%)",
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0), MaxValueValidator(100)],
+        help_text="Empty: no retry budget.",
+    )
+    retry_budget_min_per_s = models.FloatField(
+        "retry budget minimum (/s)", null=True, blank=True, validators=[MinValueValidator(0)]
+    )
+    deadline_header = models.CharField(
+        max_length=100, blank=True, help_text="Each attempt sends the whole milliseconds it has left in this header."
+    )
 
     class Meta:
         ordering = ["name"]

@@ -34,6 +34,8 @@ from orchestration.outcome import Outcome, OutcomeKind
 from orchestration.plan import Service
 from orchestration.resilience.breaker import CircuitBreaker
 from orchestration.resilience.bulkhead import Bulkhead
+from orchestration.resilience.retry import RetryGrant
+from orchestration.resilience.retry_budget import InProcessRetryBudgetStore, RetryBudgetStore
 
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
 # Accept-Encoding names only what content_encoding undoes within the size cap (httpx would
@@ -43,6 +45,7 @@ _BASE_HEADERS = {
     "Accept": "application/json",
     "Accept-Encoding": content_encoding.ACCEPT_ENCODING,
 }
+_RETRY_AFTER_STATUSES = frozenset({429, 503})  # whose Retry-After a retry honours (contract section 7)
 _URL_CACHE_SIZE = 512  # merged URLs per service (paths repeat: most carry no request data)
 
 
@@ -72,6 +75,7 @@ class DownstreamClient:
         clock: Clock,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         environ: Mapping[str, str],
+        retry_budget: RetryBudgetStore | None = None,
     ) -> None:
         self.service = service
         self.breaker = breaker
@@ -82,6 +86,17 @@ class DownstreamClient:
         self._transport = transport
         self._base_url = _base_url(service.base_url)
         self._urls: dict[str, httpx.URL] = {}
+        self._budget = retry_budget if retry_budget is not None else InProcessRetryBudgetStore()
+
+    def retry_grant(self) -> RetryGrant | None:
+        """For one call about to be made: what grants its retries (None: no budget).
+        Counts the call toward the service's retry budget."""
+        policy = self.service.retry
+        if policy.budget_percent is None or policy.max_retries == 0:
+            return None
+        name, budget, clock = self.service.name, self._budget, self._clock
+        budget.on_call(name, clock.wall())
+        return lambda: budget.try_retry(name, policy, clock.wall())
 
     def attempt(self, spec: RequestSpec, timeout_s: float) -> Outcome:
         deadline = Deadline.after(self._clock, timeout_s)
@@ -119,6 +134,9 @@ class DownstreamClient:
         started = self._clock.monotonic()
         url = self._url(spec.path)
         timeout_s = max(0.001, deadline.remaining())
+        if self.service.deadline_header:  # the whole ms this attempt has left, as it leaves
+            left_us = round(deadline.remaining() * 1e6)  # rounded to µs first: 0.1 s is 100 ms, not 99
+            headers[self.service.deadline_header] = str(max(0, left_us // 1000))
         request = _request(
             spec.method,
             url.copy_merge_params(spec.params) if spec.params else url,  # merged: a configured path may carry a query
@@ -160,7 +178,7 @@ class DownstreamClient:
         if deadline.expired and not on_time:
             return Outcome(OutcomeKind.TIMEOUT, status=status, detail="answered after the attempt timeout")
         if not 200 <= status < 300:
-            retry_after = _retry_after_s(response, self._clock.wall()) if status == 429 else None
+            retry_after = _retry_after_s(response, self._clock.wall()) if status in _RETRY_AFTER_STATUSES else None
             return Outcome(OutcomeKind.BAD_STATUS, status=status, retry_after_s=retry_after)
         chunks: list[bytes] = []
         size = 0

@@ -19,6 +19,7 @@ from orchestration.observer import NullObserver, Observer
 from orchestration.plan import Service
 from orchestration.resilience.breaker import CircuitBreaker
 from orchestration.resilience.breaker_store import BreakerStore, InProcessBreakerStore
+from orchestration.resilience.retry_budget import InProcessRetryBudgetStore, RetryBudgetStore
 
 TransportFactory = Callable[[Service], httpx.BaseTransport]
 
@@ -30,6 +31,7 @@ class DownstreamPool:
         transport_factory: TransportFactory | None = None,
         *,
         breaker_store: BreakerStore | None = None,
+        retry_budget_store: RetryBudgetStore | None = None,
         observer: Observer | None = None,
         clock: Clock | None = None,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
@@ -39,6 +41,7 @@ class DownstreamPool:
         store = breaker_store if breaker_store is not None else InProcessBreakerStore()
         clock = clock or SystemClock()
         watcher = observer or NullObserver()
+        budgets = retry_budget_store if retry_budget_store is not None else InProcessRetryBudgetStore()
         self._clients = {
             name: DownstreamClient(
                 service,
@@ -47,6 +50,7 @@ class DownstreamPool:
                 clock=clock,
                 max_body_bytes=max_body_bytes,
                 environ=os.environ if environ is None else environ,
+                retry_budget=budgets,
             )
             for name, service in services.items()
         }

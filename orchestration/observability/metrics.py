@@ -249,6 +249,12 @@ store_errors = Counter(
     "Shared-state store errors (Redis unreachable): the gateway fell back or failed open.",
     ["store"],
 )
+resilience_decisions = Counter(
+    "gateway_resilience_decisions_total",
+    "Resilience decisions per service and endpoint (retry_after_waited, retry_after_past_deadline, "
+    "retry_over_budget): contract section 7.",
+    ["service", "endpoint", "decision"],
+)
 
 
 _enabled = True
@@ -351,6 +357,12 @@ def observe_rate_limit_rejection(*, scope: str) -> None:
     if not _enabled:
         return
     rate_limit_rejections.labels(scope=scope).inc()
+
+
+def observe_decision(*, service: str, endpoint: str, decision: str) -> None:
+    if not _enabled:
+        return
+    resilience_decisions.labels(service=service, endpoint=endpoint, decision=decision).inc()
 
 
 def observe_store_error(*, store: str) -> None:

@@ -12,10 +12,11 @@ import logging
 
 from orchestration.observability import metrics, tracing
 from orchestration.observability.recent_stats import RecentStats
-from orchestration.observer import AttemptObservation, BreakerTransition
+from orchestration.observer import AttemptObservation, BreakerTransition, ResilienceDecision
 
 breaker_logger = logging.getLogger("gateway.breaker")
 store_logger = logging.getLogger("gateway.store")
+decision_logger = logging.getLogger("gateway.resilience")
 
 
 class TelemetryObserver:
@@ -81,6 +82,17 @@ class TelemetryObserver:
 
     def on_cache_lookup(self, endpoint: str, hit: bool) -> None:
         metrics.observe_cache_lookup(endpoint=endpoint, hit=hit)
+
+    def on_decision(self, decision: ResilienceDecision) -> None:
+        metrics.observe_decision(service=decision.service, endpoint=decision.endpoint, decision=decision.decision)
+        decision_logger.info(
+            "%s %s/%s: %s",
+            decision.decision,
+            decision.endpoint,
+            decision.call_id,
+            decision.detail,
+            extra={"event": "resilience_decision", "service": decision.service, "decision": decision.decision},
+        )
 
     def on_store_error(self, store: str, error: Exception) -> None:
         metrics.observe_store_error(store=store)

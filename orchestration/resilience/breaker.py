@@ -3,6 +3,7 @@
 ::
 
     closed ──(failure_threshold failures within window_s)──▶ open
+    closed ──(rate rule: ≥ min_calls calls and ≥ failure_rate % failed within window_s)──▶ open
     open ──(open_s elapsed; checked on the next call)──▶ half_open
     half_open ──(all half_open_probes calls succeed)──▶ closed
     half_open ──(any probe fails)──▶ open
@@ -20,6 +21,10 @@ hold records and apply these rules; the Redis store repeats them in Lua, and
 one behaviour suite runs against both. ``epoch`` grows on every transition so
 an outcome reported for a permit of an earlier state is ignored (a slow call
 started while closed cannot close a breaker that reopened meanwhile).
+
+The rate rule (``min_calls`` and ``failure_rate``, resilience4j's) counts calls and
+failures in one-second buckets over ``window_s``, so a busy service is judged by its
+share of failures, not by a handful of them.
 
 Ops can also ``force_open`` (held open until reset), ``force_closed`` (held
 closed, failures not counted, until reset) and ``reset`` (closed, window empty).
@@ -70,6 +75,9 @@ class BreakerRecord:
     probes_issued: int = 0
     probes_ok: int = 0
     forced: bool = False
+    # rate rule: calls and failures per whole second, within window_s (closed state only)
+    calls: dict[int, int] = field(default_factory=dict)
+    failed_calls: dict[int, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +107,35 @@ def _open(record: BreakerRecord, reason: str, now: float, changes: list[Change])
     _move(record, BreakerState.OPEN, reason, changes)
     record.opened_at = now
     record.failures.clear()
+    _clear_rate(record)
+
+
+def _clear_rate(record: BreakerRecord) -> None:
+    record.calls.clear()
+    record.failed_calls.clear()
+
+
+def rate_reason(policy: BreakerPolicy, calls: int, failed: int) -> str | None:
+    """Why the rate rule opens the breaker now, or None (the Lua store says the same)."""
+    if policy.min_calls is None or policy.failure_rate is None or calls < policy.min_calls:
+        return None
+    if failed * 100 < policy.failure_rate * calls:
+        return None
+    return f"{failed * 100 // calls}% of {calls} calls failed within {policy.window_s:g}s"
+
+
+def _count_call(record: BreakerRecord, policy: BreakerPolicy, failed: bool, now: float, changes: list[Change]) -> None:
+    second = int(now)
+    horizon = second - policy.window_s
+    for counts in (record.calls, record.failed_calls):
+        for old in [s for s in counts if s <= horizon]:
+            del counts[old]
+    record.calls[second] = record.calls.get(second, 0) + 1
+    if failed:
+        record.failed_calls[second] = record.failed_calls.get(second, 0) + 1
+    reason = rate_reason(policy, sum(record.calls.values()), sum(record.failed_calls.values()))
+    if reason is not None:
+        _open(record, reason, now, changes)
 
 
 def acquire(record: BreakerRecord, policy: BreakerPolicy, now: float) -> tuple[Permit, list[Change]]:
@@ -119,6 +156,8 @@ def record_outcome(
     changes: list[Change] = []
     if permit.epoch != record.epoch or record.forced:
         return changes
+    if record.state is BreakerState.CLOSED and policy.rate_based:
+        _count_call(record, policy, failed, now, changes)
     if record.state is BreakerState.CLOSED and failed:
         horizon = now - policy.window_s
         record.failures = [at for at in record.failures if at > horizon]
@@ -134,6 +173,7 @@ def record_outcome(
             if record.probes_ok >= policy.half_open_probes:
                 _move(record, BreakerState.CLOSED, f"{record.probes_ok} probes succeeded", changes)
                 record.failures.clear()
+                _clear_rate(record)
     return changes
 
 
@@ -151,6 +191,7 @@ def administer(record: BreakerRecord, action: AdminAction, now: float) -> list[C
         reason = "forced closed" if action == "force_closed" else "reset"
         _move(record, BreakerState.CLOSED, reason, changes)
         record.failures.clear()
+        _clear_rate(record)
     record.forced = action != "reset"
     return changes
 

@@ -1,13 +1,15 @@
 """The breaker rules of ``breaker.py``, again in Lua, one atomic script per change.
 
 Every script loads the record (hash ``KEYS[1]``, failure times in sorted set
-``KEYS[2]``), applies one rule, saves what changed and replies
+``KEYS[2]``, the rate rule's calls and failures per second in hash ``KEYS[3]`` as
+``c<second>`` and ``f<second>``), applies one rule, saves what changed and replies
 ``{allowed, probe, epoch, state, opened_at, forced, from, to, reason, ...}``
 so the caller learns the new state (and any transitions) in the same round
 trip. Time comes in as an argument, so a fake clock drives Redis too.
 
 ARGV: now, failure_threshold, window_s, open_s, half_open_probes,
-window label, open label, then per script: epoch, probe, failed | action.
+window label, open label, min_calls (0: no rate rule), failure_rate, successes not
+yet sent (``second:count,...``), then per script: epoch, probe, failed | action.
 """
 
 from __future__ import annotations
@@ -27,8 +29,36 @@ local function move(to, reason)
   table.insert(changes, st.state); table.insert(changes, to); table.insert(changes, reason)
   st.state = to; st.epoch = st.epoch + 1; st.issued = 0; st.ok = 0; dirty = true
 end
+local min_calls, rate = tonumber(ARGV[8]), tonumber(ARGV[9])
 local function open(reason)
-  move('open', reason); st.opened_at = now; redis.call('DEL', KEYS[2])
+  move('open', reason); st.opened_at = now; redis.call('DEL', KEYS[2], KEYS[3])
+end
+local function rate_count(second, calls, failed)
+  redis.call('HINCRBY', KEYS[3], 'c' .. second, calls)
+  if failed > 0 then redis.call('HINCRBY', KEYS[3], 'f' .. second, failed) end
+  redis.call('PEXPIRE', KEYS[3], math.ceil(window * 1000) + 2000)
+end
+local function rate_check()
+  if min_calls <= 0 or st.state ~= 'closed' or st.forced then return end
+  local all = redis.call('HGETALL', KEYS[3])
+  local horizon = math.floor(now) - window
+  local calls, failed = 0, 0
+  for i = 1, #all, 2 do
+    if tonumber(string.sub(all[i], 2)) <= horizon then
+      redis.call('HDEL', KEYS[3], all[i])
+    elseif string.sub(all[i], 1, 1) == 'c' then
+      calls = calls + tonumber(all[i + 1])
+    else
+      failed = failed + tonumber(all[i + 1])
+    end
+  end
+  if calls >= min_calls and failed * 100 >= rate * calls then
+    open(math.floor(failed * 100 / calls) .. '% of ' .. calls .. ' calls failed within ' .. ARGV[6])
+  end
+end
+if min_calls > 0 and st.state == 'closed' and not st.forced and ARGV[10] ~= '' then
+  for second, count in string.gmatch(ARGV[10], '(%d+):(%d+)') do rate_count(second, tonumber(count), 0) end
+  rate_check()
 end
 local function reply(allowed, probe)
   if dirty then
@@ -60,8 +90,12 @@ return reply(0, 0)
 RECORD = (
     _PRELUDE
     + """
-local epoch, probe, failed = tonumber(ARGV[8]), ARGV[9] == '1', ARGV[10] == '1'
+local epoch, probe, failed = tonumber(ARGV[11]), ARGV[12] == '1', ARGV[13] == '1'
 if epoch ~= st.epoch or st.forced then return reply(0, 0) end
+if st.state == 'closed' and min_calls > 0 then
+  rate_count(math.floor(now), 1, failed and 1 or 0)
+  rate_check()
+end
 if st.state == 'closed' and failed then
   local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
   dirty = true
@@ -76,7 +110,7 @@ elseif st.state == 'half_open' and probe then
   else
     st.ok = st.ok + 1; dirty = true
     if st.ok >= probes then
-      move('closed', st.ok .. ' probes succeeded'); redis.call('DEL', KEYS[2])
+      move('closed', st.ok .. ' probes succeeded'); redis.call('DEL', KEYS[2], KEYS[3])
     end
   end
 end
@@ -87,7 +121,7 @@ return reply(0, 0)
 RELEASE = (
     _PRELUDE
     + """
-if tonumber(ARGV[8]) == st.epoch and st.state == 'half_open' and st.issued > 0 then
+if tonumber(ARGV[11]) == st.epoch and st.state == 'half_open' and st.issued > 0 then
   st.issued = st.issued - 1; dirty = true
 end
 return reply(0, 0)
@@ -97,11 +131,11 @@ return reply(0, 0)
 ADMINISTER = (
     _PRELUDE
     + """
-local action = ARGV[8]
+local action = ARGV[11]
 if action == 'force_open' then
   open('forced open')
 else
-  move('closed', action == 'force_closed' and 'forced closed' or 'reset'); redis.call('DEL', KEYS[2])
+  move('closed', action == 'force_closed' and 'forced closed' or 'reset'); redis.call('DEL', KEYS[2], KEYS[3])
 end
 st.forced = action ~= 'reset'
 return reply(0, 0)

@@ -68,6 +68,7 @@ class RedisBreakerStore:
             for name in ("ACQUIRE", "RECORD", "RELEASE", "ADMINISTER", "READ")
         }
         self._local: dict[str, _Local] = {}
+        self._successes: dict[str, dict[int, int]] = {}  # rate rule: closed-state successes not yet sent
         self._fallback = InProcessBreakerStore()
         self._down_until: float | None = None
         self.fallback_count = 0
@@ -89,6 +90,9 @@ class RedisBreakerStore:
         if permit.fallback:
             return self._fallback.record(service, policy, permit, failed, now)
         if not failed and not permit.probe:
+            if policy.rate_based:  # counted locally, sent with this process's next script
+                pending = self._successes.setdefault(service, {})
+                pending[int(now)] = pending.get(int(now), 0) + 1
             return []
         args = [permit.epoch, int(permit.probe), int(failed)]
         reply = self._run("RECORD", service, policy, now, args)
@@ -126,6 +130,9 @@ class RedisBreakerStore:
             policy.half_open_probes,
             f"{policy.window_s:g}s",
             f"{policy.open_s:g}s",
+            policy.min_calls if policy.rate_based else 0,
+            repr(float(policy.failure_rate or 0)),
+            self._pending_successes(service) if policy.rate_based else "",
             *extra,
         ]
         try:
@@ -137,6 +144,10 @@ class RedisBreakerStore:
         reply = _parse(raw, now)
         self._local[service] = reply.local
         return reply
+
+    def _pending_successes(self, service: str) -> str:
+        pending = self._successes.pop(service, None)
+        return ",".join(f"{second}:{count}" for second, count in pending.items()) if pending else ""
 
     def _went_down(self, error: RedisError, now: float) -> None:
         if self._down_until is None:
@@ -152,7 +163,7 @@ class RedisBreakerStore:
 
     def _keys(self, service: str) -> list[str]:
         base = f"{self._prefix}breaker:{{{service}}}"
-        return [base, f"{base}:failures"]
+        return [base, f"{base}:failures", f"{base}:rate"]
 
 
 def _text(item: Any) -> str:

@@ -26,6 +26,11 @@ _FIELDS = {
     **{f"retry.{key}": f"retry_{key}" for key in ("max_retries", "backoff", "base_ms", "jitter")},
     "retry.retry_on": "retry_on",
     **{f"bulkhead.{key}": f"bulkhead_{key}" for key in ("max_concurrent", "max_wait_ms")},
+    "breaker.min_calls": "breaker_min_calls",
+    "breaker.failure_rate": "breaker_failure_rate",
+    "retry.budget_percent": "retry_budget_percent",
+    "retry.budget_min_per_s": "retry_budget_min_per_s",
+    "deadline_header": "deadline_header",
 }
 
 
@@ -69,6 +74,18 @@ class ServiceAdmin(ConfigVersionBumpMixin, admin.ModelAdmin[models.Service]):
         ),
         ("Retry", {"fields": ["retry_max_retries", "retry_backoff", "retry_base_ms", "retry_jitter", "retry_on"]}),
         ("Bulkhead", {"fields": ["bulkhead_max_concurrent", "bulkhead_max_wait_ms"]}),
+        (
+            "Resilience beyond the basics (optional)",
+            {
+                "fields": [
+                    "deadline_header",
+                    "breaker_min_calls",
+                    "breaker_failure_rate",
+                    "retry_budget_percent",
+                    "retry_budget_min_per_s",
+                ]
+            },
+        ),
     ]
 
     @admin.display(description="Breaker")

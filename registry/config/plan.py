@@ -75,6 +75,8 @@ def _service(name: str, service: Mapping[str, Any]) -> plan.Service:
             window_s=float(breaker["window_s"]),
             open_s=float(breaker["open_s"]),
             half_open_probes=breaker["half_open_probes"],
+            min_calls=breaker.get("min_calls"),
+            failure_rate=breaker.get("failure_rate"),
         ),
         retry=plan.RetryPolicy(
             max_retries=retry["max_retries"],
@@ -82,8 +84,11 @@ def _service(name: str, service: Mapping[str, Any]) -> plan.Service:
             base_ms=retry["base_ms"],
             jitter=retry["jitter"],
             retry_on=frozenset(retry["retry_on"]),
+            budget_percent=retry.get("budget_percent"),
+            budget_min_per_s=retry.get("budget_min_per_s"),
         ),
         bulkhead=plan.BulkheadPolicy(**bulkhead),
+        deadline_header=service.get("deadline_header"),
     )
 
 

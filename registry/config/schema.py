@@ -130,6 +130,8 @@ SERVICE = Field(
                 window_s=Field("int", minimum=1, default=60),
                 open_s=Field("int", minimum=1, default=30),
                 half_open_probes=Field("int", minimum=1, default=3),
+                min_calls=Field("int", minimum=1, nullable=True),
+                failure_rate=Field("number", minimum=1, maximum=100, nullable=True),
             ),
         ),
         retry=Field(
@@ -141,6 +143,8 @@ SERVICE = Field(
                 base_ms=Field("int", minimum=0, default=100),
                 jitter=Field("bool", default=False),
                 retry_on=Field("list", items=Field("str", choices=tuple(RetryOn.values)), default=_default_retry_on),
+                budget_percent=Field("number", minimum=0, maximum=100, nullable=True),
+                budget_min_per_s=Field("number", minimum=0, nullable=True),
             ),
         ),
         bulkhead=Field(
@@ -151,6 +155,7 @@ SERVICE = Field(
                 max_wait_ms=Field("int", minimum=0, default=0),
             ),
         ),
+        deadline_header=Field("str"),
     ),
 )
 

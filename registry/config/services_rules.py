@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from registry.config.problems import Problem, key_location, quoted
+from registry.config.resilience_rules import check_resilience
 from registry.config.secrets import check_env_names, check_file_paths, check_url_credentials
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
@@ -94,6 +95,7 @@ def check_service(name: Any, service: Any, location: str, out: list[Problem]) ->
         check_base_url(service["base_url"], key_location(location, "base_url"), out)
     if isinstance(service.get("auth"), Mapping):
         _check_service_auth(service["auth"], key_location(location, "auth"), out)
+    check_resilience(service, location, out)
 
 
 def _check_service_auth(auth: Mapping[str, Any], location: str, out: list[Problem]) -> None:

@@ -13,9 +13,10 @@ import httpx
 from orchestration.clock import FakeClock
 from orchestration.downstream import DownstreamPool
 from orchestration.executor import Executor
-from orchestration.observer import AttemptObservation, BreakerTransition, NullObserver
+from orchestration.observer import AttemptObservation, BreakerTransition, NullObserver, ResilienceDecision
 from orchestration.plan import Call, Endpoint, Layer, Plan, Service
 from orchestration.resilience.breaker_store import BreakerStore
+from orchestration.resilience.retry_budget import RetryBudgetStore
 from orchestration.spawn import Spawner, ThreadSpawner
 from orchestration.templates import compile_path_template, compile_template
 
@@ -124,6 +125,7 @@ class Recorder(NullObserver):
         self.attempts: list[AttemptObservation] = []
         self.transitions: list[BreakerTransition] = []
         self.store_errors: list[tuple[str, Exception]] = []
+        self.decisions: list[ResilienceDecision] = []
 
     def on_attempt(self, observation: AttemptObservation) -> None:
         self.attempts.append(observation)
@@ -133,6 +135,9 @@ class Recorder(NullObserver):
 
     def on_store_error(self, store: str, error: Exception) -> None:
         self.store_errors.append((store, error))
+
+    def on_decision(self, decision: ResilienceDecision) -> None:
+        self.decisions.append(decision)
 
 
 class Gateway:
@@ -146,6 +151,7 @@ class Gateway:
         *,
         spawner: Spawner | None = None,
         store: BreakerStore | None = None,
+        budgets: RetryBudgetStore | None = None,
         random_unit: Callable[[], float] | None = None,
     ) -> None:
         self.recorder = Recorder()
@@ -154,6 +160,7 @@ class Gateway:
             self.plan.services,
             downstream.transport_for,
             breaker_store=store,
+            retry_budget_store=budgets,
             observer=self.recorder,
             clock=clock,
             environ={},

@@ -227,3 +227,65 @@ def test_redis_store_costs_at_most_one_round_trip_per_attempt(clock):
     finally:
         for key in client.scan_iter(f"{prefix}*"):
             client.delete(key)
+
+
+# The rate rule (min_calls, failure_rate), against both stores too.
+RATE = BreakerPolicy(failure_threshold=1000, window_s=10, open_s=30, half_open_probes=2, min_calls=10, failure_rate=50)
+
+
+@pytest.fixture
+def rate_breaker(stores: StoreFactory, clock: FakeClock, recorder: Recorder) -> CircuitBreaker:
+    return CircuitBreaker("inventory", RATE, stores(), clock=clock, observer=recorder)
+
+
+def _succeed_times(breaker: CircuitBreaker, times: int) -> None:
+    for _ in range(times):
+        assert _succeed(breaker).allowed
+
+
+def test_rate_rule_opens_at_failure_rate_once_min_calls_were_made(rate_breaker, recorder):
+    _succeed_times(rate_breaker, 5)
+    _fail(rate_breaker, 4)
+    assert rate_breaker.acquire().allowed  # 9 calls: below min_calls
+    _fail(rate_breaker)
+    assert not rate_breaker.acquire().allowed
+    assert _sequence(recorder) == [("closed", "open", "50% of 10 calls failed within 10s")]
+
+
+def test_rate_rule_a_handful_of_failures_among_many_calls_keeps_it_closed(rate_breaker, recorder):
+    for _ in range(20):
+        _succeed_times(rate_breaker, 4)
+        _fail(rate_breaker)  # 20 % failures, 20 failures in all
+    assert rate_breaker.acquire().allowed
+    assert recorder.transitions == []
+
+
+def test_rate_rule_forgets_calls_outside_the_window(rate_breaker, recorder, clock):
+    _fail(rate_breaker, 9)
+    clock.advance(11)
+    _succeed_times(rate_breaker, 8)
+    _fail(rate_breaker, 2)  # 10 calls in the window, 20 % failed
+    assert rate_breaker.acquire().allowed
+    assert recorder.transitions == []
+
+
+def test_rate_rule_counts_the_calls_of_every_process(stores, clock, recorder):
+    first = CircuitBreaker("inventory", RATE, stores(), clock=clock, observer=recorder)
+    second = CircuitBreaker("inventory", RATE, stores(), clock=clock, observer=recorder)
+    _succeed_times(first, 5)
+    _fail(first)  # sends the first process's successes with it
+    _fail(second, 3)
+    assert second.acquire().allowed
+    _fail(second)
+    assert _sequence(recorder) == [("closed", "open", "50% of 10 calls failed within 10s")]
+    clock.advance(0.3)
+    assert not first.acquire().allowed
+
+
+def test_rate_rule_starts_afresh_after_the_breaker_closes(rate_breaker, recorder, clock):
+    _fail(rate_breaker, 10)
+    clock.advance(30)
+    _succeed_times(rate_breaker, 2)  # both probes: closed
+    _fail(rate_breaker, 5)  # 5 calls since closing: below min_calls
+    assert rate_breaker.acquire().allowed
+    assert [t[1] for t in _sequence(recorder)] == ["open", "half_open", "closed"]

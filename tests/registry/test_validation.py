@@ -44,7 +44,8 @@ def test_unknown_keys(document):
         found[0] == "layer.colour: unknown key (expected one of: name, owner, base_path, transport, auth, rate_limits)"
     )
     assert found[1] == (
-        "services.cart.retry.retries: unknown key (expected one of: max_retries, backoff, base_ms, jitter, retry_on)"
+        "services.cart.retry.retries: unknown key (expected one of: max_retries, backoff, base_ms, jitter, retry_on, "
+        "budget_percent, budget_min_per_s)"
     )
     assert found[2].startswith("endpoints[0].calls[2].cache: unknown key (expected one of: id, service, stage,")
     assert len(found) == 3

@@ -1,0 +1,130 @@
+"""Contract section 7 through gunicorn (two gevent workers sharing Redis), against fake
+services on loopback: the deadline header, Retry-After of a 503, the rate-based breaker
+and the retry budget under load (issue 14)."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.e2e.conftest import GatewayServer, isolated_targets
+from tests.support.fake_downstream import FakeDownstream
+
+pytestmark = pytest.mark.e2e
+
+LOAD = 120  # requests per endpoint in the budget test
+NEVER_OPENS = {"failure_threshold": 100000, "window_s": 60, "open_s": 30, "half_open_probes": 1}
+
+
+def _service(url: str, **fields: Any) -> dict[str, Any]:
+    return {"base_url": url, "timeout_ms": 1000, "auth": {"type": "none"}, "breaker": NEVER_OPENS, **fields}
+
+
+def _endpoint(name: str, service: str, *, required: bool = True) -> dict[str, Any]:
+    call = {"id": "it", "service": service, "stage": 1, "method": "GET", "path": "/it", "required": required}
+    if not required:
+        call["fallback"] = {"fallback": True}
+    return {
+        "name": name,
+        "method": "GET",
+        "path": f"/{name}",
+        "timeout_ms": 3000,
+        "calls": [call],
+        "response": {"it": "{{ it }}"},
+    }
+
+
+@pytest.fixture(scope="module")
+def fakes(module_fake_downstream: Callable[..., FakeDownstream]) -> dict[str, FakeDownstream]:
+    busy_answers = itertools.cycle([(503, {"busy": True}, {"Retry-After": "1"}), (200, {"ok": True})])
+    return {
+        "deadline": module_fake_downstream({"*": (200, {"ok": True})}),
+        "busy": module_fake_downstream({"*": lambda handler: next(busy_answers)}),
+        "flaky": module_fake_downstream({"*": (500, {"down": True})}),
+        "budgeted": module_fake_downstream({"*": (503, {"down": True})}),
+        "unbudgeted": module_fake_downstream({"*": (503, {"down": True})}),
+    }
+
+
+@pytest.fixture(scope="module")
+def server(module_gateway_server: Callable[..., GatewayServer], fakes: dict[str, FakeDownstream]) -> GatewayServer:
+    retry = {"max_retries": 2, "backoff": "none", "retry_on": ["5xx"]}
+    document = {
+        "version": 1,
+        "layer": {"name": "Resilience", "base_path": "/v1", "auth": {"type": "none"}},
+        "services": {
+            "deadline": _service(fakes["deadline"].url, timeout_ms=400, deadline_header="X-Request-Deadline-Ms"),
+            "busy": _service(fakes["busy"].url, retry={"max_retries": 1, "base_ms": 10, "retry_on": ["5xx"]}),
+            "flaky": _service(
+                fakes["flaky"].url,
+                breaker={**NEVER_OPENS, "open_s": 300, "min_calls": 10, "failure_rate": 50},
+            ),
+            "budgeted": _service(fakes["budgeted"].url, retry={**retry, "budget_percent": 20, "budget_min_per_s": 1}),
+            "unbudgeted": _service(fakes["unbudgeted"].url, retry=retry),
+        },
+        "endpoints": [
+            _endpoint("deadline", "deadline"),
+            _endpoint("busy", "busy"),
+            _endpoint("flaky", "flaky", required=False),
+            _endpoint("budgeted", "budgeted", required=False),
+            _endpoint("unbudgeted", "unbudgeted", required=False),
+        ],
+    }
+    database, redis_db = isolated_targets("resil", 6)
+    return module_gateway_server(yaml.safe_dump(document), workers=2, database=database, redis_db=redis_db)
+
+
+def _metric(server: GatewayServer, decision: str, service: str) -> float:
+    status, _, text = server.get("/metrics")
+    assert status == 200
+    total = 0.0
+    for line in text.decode().splitlines():
+        labels = (f'decision="{decision}"', f'service="{service}"')
+        if line.startswith("gateway_resilience_decisions_total{") and all(label in line for label in labels):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def test_each_attempt_says_how_many_ms_it_has_left(server: GatewayServer, fakes) -> None:
+    status, _, _ = server.get("/v1/deadline")
+    assert status == 200
+    sent = int(fakes["deadline"].headers["/it"][-1]["x-request-deadline-ms"])
+    assert 0 < sent <= 400  # the call's own timeout bounds it
+
+
+def test_a_503_retry_after_is_honoured_and_counted(server: GatewayServer, fakes) -> None:
+    status, _, body = server.get("/v1/busy")
+    assert (status, yaml.safe_load(body)) == (200, {"it": {"ok": True}})
+    assert fakes["busy"].hits["/it"] == 2
+    assert _metric(server, "retry_after_waited", "busy") == 1
+
+
+def test_the_rate_breaker_opens_for_every_worker(server: GatewayServer, fakes) -> None:
+    for _ in range(10):
+        status, _, body = server.get("/v1/flaky")
+        assert status == 200 and b'"partialData":true' in body.replace(b" ", b"")
+    assert fakes["flaky"].hits["/it"] == 10  # 10 calls, all failed: 100 % >= 50 % of min_calls
+    time.sleep(0.6)  # the contract gives every process 0.5 s to learn of an opening
+    for _ in range(10):
+        assert server.get("/v1/flaky")[0] == 200
+    assert fakes["flaky"].hits["/it"] == 10  # open: no further call reached it, from either worker
+
+
+def test_the_retry_budget_holds_a_failing_service_under_load(server: GatewayServer, fakes) -> None:
+    def load(name: str) -> None:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            statuses = list(pool.map(lambda _: server.get(f"/v1/{name}")[0], range(LOAD)))
+        assert statuses == [200] * LOAD
+
+    load("unbudgeted")
+    load("budgeted")
+    assert fakes["unbudgeted"].hits["/it"] == 3 * LOAD  # (1 + max_retries) x
+    retries = fakes["budgeted"].hits["/it"] - LOAD
+    assert 0 < retries <= 0.2 * LOAD + 10  # (1 + 20 %) x, plus the minimum of 1/s over 10 s
+    assert _metric(server, "retry_over_budget", "budgeted") >= LOAD - retries
