@@ -25,6 +25,7 @@ from typing import Any
 
 import httpx
 
+from orchestration import fast_json
 from orchestration.clock import Clock, Deadline
 from orchestration.downstream import content_encoding
 from orchestration.downstream.auth import MissingCredential, auth_headers
@@ -233,7 +234,7 @@ def _request(
     tail: list[tuple[str, str]] = []
     body = b""
     if json_body is not None:
-        body = json.dumps(json_body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+        body = fast_json.dumps(json_body)
         if "content-length" not in present:
             tail.append(("Content-Length", str(len(body))))
         if "content-type" not in present:
@@ -251,11 +252,14 @@ def _parsed(status: int, raw: bytes) -> Outcome:
     if not raw.strip():
         return Outcome(OutcomeKind.OK, status=status, body=None)
     try:
-        # json.loads(raw, parse_constant=...) without building a decoder per body
-        text = raw.decode(json.detect_encoding(raw), "surrogatepass")
-        return Outcome(OutcomeKind.OK, status=status, body=_DECODER.decode(text))
+        return Outcome(OutcomeKind.OK, status=status, body=fast_json.loads_or(raw, _parsed_by_json))
     except ValueError as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         return Outcome(OutcomeKind.BAD_BODY, status=status, detail=f"not JSON: {error}")
+
+
+def _parsed_by_json(raw: bytes) -> Any:
+    # json.loads(raw, parse_constant=...) without building a decoder per body
+    return _DECODER.decode(raw.decode(json.detect_encoding(raw), "surrogatepass"))
 
 
 def _reject_constant(name: str) -> Any:

@@ -10,7 +10,6 @@ No database query happens here: the runtime holds a compiled plan.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -19,6 +18,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from orchestration import fast_json
 from orchestration.context import RequestContext
 from orchestration.edge.client_auth import Identity
 from orchestration.errors import (
@@ -52,7 +52,7 @@ def install_runtime_source(source: _RuntimeSource) -> None:
 
 
 def json_response(body: Any, *, status: int, request_id: str, headers: dict[str, str] | None = None) -> HttpResponse:
-    payload = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+    payload = fast_json.dumps(body)
     response = HttpResponse(payload, status=status, content_type="application/json")
     for name, value in (headers or {}).items():
         response[name] = value

@@ -16,6 +16,7 @@ from django.conf import settings
 from django.core.exceptions import TooManyFieldsSent
 from django.http import HttpRequest
 
+from orchestration import fast_json
 from orchestration.errors import BadRequest
 from orchestration.json_values import encodes_as_utf8
 
@@ -55,7 +56,7 @@ def json_body(raw: bytes, *, max_depth: int) -> Any:
         return None
     try:
         # UTF-8 only (RFC 8259 8.1), strictly: no encoded surrogates. NaN and Infinity are not JSON.
-        body = json.loads(raw.decode("utf-8-sig"), parse_constant=_not_json)
+        body = fast_json.loads_or(raw, _parsed_by_json)
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise BadRequest("Request body is not valid JSON") from None
     if _depth(body) > max_depth:
@@ -63,6 +64,10 @@ def json_body(raw: bytes, *, max_depth: int) -> Any:
     if _SURROGATE_ESCAPE.search(raw) and not encodes_as_utf8(body):
         raise BadRequest("Request body is not valid JSON (a \\u escape is an unpaired surrogate)")
     return body
+
+
+def _parsed_by_json(raw: bytes) -> Any:
+    return json.loads(raw.decode("utf-8-sig"), parse_constant=_not_json)
 
 
 def _not_json(constant: str) -> Any:
