@@ -69,6 +69,7 @@ def service_document(service: models.Service) -> dict[str, Any]:
     raw["retry"] = _prefixed(service, "retry_", ("max_retries", "backoff", "base_ms", "jitter"))
     raw["retry"]["retry_on"] = list(service.retry_on)
     raw["bulkhead"] = _prefixed(service, "bulkhead_", ("max_concurrent", "max_wait_ms"))
+    raw["dedupe"] = service.dedupe
     return dict(normalize(raw, schema.SERVICE))
 
 
@@ -91,6 +92,9 @@ def call_document(call: models.Call, service_name: str) -> dict[str, Any]:
     if call.has_body:
         raw["body"] = call.body
     raw |= _present(timeout_ms=call.timeout_ms, fallback=call.fallback)
+    raw |= _present(when=call.when, for_each=call.for_each, max_parallel=call.max_parallel)
+    if call.cache_ttl_s is not None:
+        raw["cache"] = {"ttl_s": call.cache_ttl_s, "tags": list(call.cache_tags or [])}
     return dict(normalize(raw, schema.CALL))
 
 

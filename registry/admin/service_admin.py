@@ -26,6 +26,7 @@ _FIELDS = {
     **{f"retry.{key}": f"retry_{key}" for key in ("max_retries", "backoff", "base_ms", "jitter")},
     "retry.retry_on": "retry_on",
     **{f"bulkhead.{key}": f"bulkhead_{key}" for key in ("max_concurrent", "max_wait_ms")},
+    "dedupe": "dedupe",
 }
 
 
@@ -69,6 +70,7 @@ class ServiceAdmin(ConfigVersionBumpMixin, admin.ModelAdmin[models.Service]):
         ),
         ("Retry", {"fields": ["retry_max_retries", "retry_backoff", "retry_base_ms", "retry_jitter", "retry_on"]}),
         ("Bulkhead", {"fields": ["bulkhead_max_concurrent", "bulkhead_max_wait_ms"]}),
+        ("In-flight dedupe", {"fields": ["dedupe"]}),
     ]
 
     @admin.display(description="Breaker")

@@ -151,6 +151,7 @@ SERVICE = Field(
                 max_wait_ms=Field("int", minimum=0, default=0),
             ),
         ),
+        dedupe=Field("bool", default=False),
     ),
 )
 
@@ -169,6 +170,17 @@ CALL = Field(
         timeout_ms=Field("int", minimum=1, nullable=True),
         idempotent=Field("bool", default=False),
         fallback=Field("json", nullable=True),
+        # Composition (contract section 10): registry/config/composition_rules.py checks them.
+        when=Field("str"),
+        for_each=Field("str"),
+        max_parallel=Field("int", minimum=1),
+        cache=Field(
+            "mapping",
+            fields=_fields(
+                ttl_s=Field("int", required=True, minimum=1),
+                tags=Field("list", items=Field("str"), default=list, omit_empty=True),
+            ),
+        ),
     ),
 )
 

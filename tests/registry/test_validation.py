@@ -174,7 +174,7 @@ def test_reserved_and_duplicate_call_ids(document):
     calls[3]["id"] = "user"
     calls[4]["id"] = "cart"
     found = problems(document)
-    assert "endpoints[0].calls[3].id: 'user' is reserved; call ids must not be request, user or event" in found
+    assert "endpoints[0].calls[3].id: 'user' is reserved; call ids must not be request, user, event, item or index" in found
     assert "endpoints[0].calls[4].id: duplicate call id 'cart' (also calls[0])" in found
 
 
