@@ -123,7 +123,8 @@ def test_a_call_cache_needs_a_safe_method_and_a_positive_ttl(composed):
     products["cache"]["ttl_s"] = 0
     assert problems(composed) == [
         "endpoints[2].calls[2].cache.ttl_s: must be at least 1, got 0",
-        "endpoints[2].calls[2].cache: only answers to GET calls (or calls marked idempotent) are cached, this one is POST",
+        "endpoints[2].calls[2].cache: only answers to GET calls (or calls marked idempotent) are cached, "
+        "this one is POST",
     ]
     products["idempotent"] = True
     products["cache"]["ttl_s"] = 5
