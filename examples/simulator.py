@@ -94,6 +94,14 @@ def get_cart(request: web.Request, _body: Json) -> Reply:
     return 200, {"id": cart_id, "userId": cart["userId"], "currency": "USD", "items": items}
 
 
+def get_product(request: web.Request, _body: Json) -> Reply:
+    sku = request.match_info["sku"]
+    product = CATALOG.get(sku)
+    if product is None:
+        return 404, {"error": "product not found", "sku": sku}
+    return 200, {"sku": sku, "name": product["name"], "unitPrice": product["price"], "stock": product["stock"]}
+
+
 def check_availability(_request: web.Request, body: Json) -> Reply:
     items = _items(body)
     if items is None:
@@ -182,7 +190,12 @@ class ServiceSpec:
 
 SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec("cart", 9101, 45, (("GET", "/carts/{id}", get_cart),)),
-    ServiceSpec("inventory", 9102, 80, (("POST", "/check-availability", check_availability),)),
+    ServiceSpec(
+        "inventory",
+        9102,
+        80,
+        (("POST", "/check-availability", check_availability), ("GET", "/products/{sku}", get_product)),
+    ),
     ServiceSpec("pricing", 9103, 35, (("POST", "/calculate", calculate_price),)),
     ServiceSpec(
         "payment", 9104, 250, (("GET", "/methods", list_payment_methods), ("POST", "/authorize", authorize_payment))

@@ -188,6 +188,8 @@ GATEWAY = {
     "ADMISSION_WAIT_MS": env.int("GATEWAY_ADMISSION_WAIT_MS", default=10000),
     "METRICS": METRICS_ENABLED,
     "ACCESS_LOG": ACCESS_LOG_ENABLED,
+    # The most elements one for_each call may fan out to; over it the call fails (orchestration/fanout.py).
+    "MAX_FAN_OUT": env.int("GATEWAY_MAX_FAN_OUT", default=100),
 }
 DATA_UPLOAD_MAX_MEMORY_SIZE = GATEWAY["MAX_BODY_BYTES"] + 1
 

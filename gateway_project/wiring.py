@@ -91,8 +91,37 @@ def _build_runtime(config: LoadedConfig) -> GatewayRuntime:
         observer=observer,
         max_body_bytes=settings.GATEWAY["MAX_DOWNSTREAM_BODY_BYTES"],
     )
-    executor = Executor(config.plan, pool, observer=observer)
+    executor = Executor(
+        config.plan, pool, observer=observer, call_cache=call_cache(), max_fan_out=settings.GATEWAY["MAX_FAN_OUT"]
+    )
     return GatewayRuntime(plan=config.plan, router=router, authenticator=authenticator, executor=executor, pool=pool)
+
+
+@functools.cache
+def redis_boundary() -> Any:
+    """One outage latch for the edge's Redis stores."""
+    from orchestration.edge.redis_boundary import RedisBoundary
+
+    return RedisBoundary()
+
+
+@functools.cache
+def cache_store() -> Any:
+    """Cached responses and per-call answers, in one store so one tag purge reaches both."""
+    from orchestration.edge.cache_store import InProcessCacheStore
+    from orchestration.edge.redis_cache_store import RedisCacheStore
+
+    client = redis_client()
+    return InProcessCacheStore() if client is None else RedisCacheStore(client, redis_boundary())
+
+
+@functools.cache
+def call_cache() -> Any:
+    """The per-call cache (contract section 10), outliving plan rebuilds."""
+    from gateway_project.observability import telemetry_observer
+    from orchestration.call_cache import CallCache
+
+    return CallCache(cache_store(), on_store_error=telemetry_observer().on_store_error)
 
 
 @functools.cache
@@ -107,23 +136,19 @@ def edge() -> Any:
     """Rate limiter, response cache and client-IP rules; Redis-backed when configured."""
     from gateway_project.observability import telemetry_observer
     from orchestration.edge.cache import ResponseCache
-    from orchestration.edge.cache_store import InProcessCacheStore
     from orchestration.edge.client_ip import ClientIpResolver
     from orchestration.edge.edge_metrics import PrometheusEdgeMetrics
     from orchestration.edge.rate_store import InProcessRateStore
     from orchestration.edge.ratelimit import RateLimiter
-    from orchestration.edge.redis_boundary import RedisBoundary
-    from orchestration.edge.redis_cache_store import RedisCacheStore
     from orchestration.edge.redis_rate_store import RedisRateStore
     from orchestration.web.edge import Edge
 
     metrics = PrometheusEdgeMetrics(on_store_error=telemetry_observer().on_store_error)
-    client, boundary = redis_client(), RedisBoundary()
+    client, boundary = redis_client(), redis_boundary()
     rate_store = InProcessRateStore() if client is None else RedisRateStore(client, boundary)
-    cache_store = InProcessCacheStore() if client is None else RedisCacheStore(client, boundary)
     return Edge(
         limiter=RateLimiter(rate_store, metrics=metrics),
-        cache=ResponseCache(cache_store, metrics=metrics),
+        cache=ResponseCache(cache_store(), metrics=metrics),
         client_ips=ClientIpResolver(settings.GATEWAY["TRUSTED_PROXIES"]),
         plan=lambda: runtime_holder().current().plan,
     )

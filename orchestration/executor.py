@@ -28,13 +28,26 @@ from functools import partial
 from typing import Any
 
 from orchestration.assembly import assemble
+from orchestration.call_cache import CallCache
+from orchestration.call_sender import CallSender
 from orchestration.clock import Clock, Deadline, SystemClock
 from orchestration.context import RequestContext
 from orchestration.downstream.pool import DownstreamPool
-from orchestration.downstream.request import RequestSpec, build_request
+from orchestration.downstream.request import RequestSpec
 from orchestration.errors import Failure, RequiredFailure
+from orchestration.fanout import (
+    DEFAULT_MAX_FAN_OUT,
+    FanOut,
+    FanOutcome,
+    Prepared,
+    Refused,
+    Skipped,
+    prepare_call,
+    refused_outcome,
+    run_fan_out,
+)
 from orchestration.observer import AttemptObservation, NullObserver, Observer, ResilienceDecision
-from orchestration.outcome import Outcome, failure_kind, retry_after_whole_s
+from orchestration.outcome import Outcome, OutcomeKind, failure_kind, retry_after_whole_s
 from orchestration.plan import Call, Endpoint, Plan
 from orchestration.resilience.retry import DEADLINE_PASSED, Random, Sleeper, run_with_retry
 from orchestration.spawn import Running, Spawner, default_spawner
@@ -64,9 +77,10 @@ class _Run:
         return tuple(dict.fromkeys(names))
 
 
-def _stage_requests(run: _Run, stage: tuple[Call, ...]) -> tuple[RequestSpec, ...]:
-    """The requests of a stage, all rendered before the first is sent (raises ``BadRequest``)."""
-    return tuple(build_request(call, run.context, run.request) for call in stage)
+def _stage_requests(run: _Run, stage: tuple[Call, ...], max_fan_out: int) -> tuple[Prepared, ...]:
+    """The requests of a stage, all rendered before the first is sent (raises ``BadRequest``);
+    ``when`` and ``for_each`` decide how many each call makes (``orchestration.fanout``)."""
+    return tuple(prepare_call(call, run.context, run.request, max_fan_out=max_fan_out) for call in stage)
 
 
 class _Cancel:
@@ -90,6 +104,8 @@ class Executor:
         spawner: Spawner | None = None,
         sleep: Sleeper | None = None,
         random_unit: Random | None = None,
+        call_cache: CallCache | None = None,
+        max_fan_out: int = DEFAULT_MAX_FAN_OUT,
     ) -> None:
         self.plan = plan
         self._pool = pool
@@ -98,19 +114,21 @@ class Executor:
         self._spawner = spawner or default_spawner()
         self._sleep = sleep or self._clock.sleep
         self._random = random_unit or random.random
+        self._sender = CallSender(call_cache or CallCache())
+        self._max_fan_out = max_fan_out
 
     def run(self, endpoint: Endpoint, request: RequestContext) -> Success | Failure:
         deadline = Deadline.after(self._clock, endpoint.timeout_ms / 1000)
         run = _Run(endpoint, request, deadline, request.template_context())
         for stage in endpoint.stages:
-            specs = _stage_requests(run, stage)
+            specs = _stage_requests(run, stage, self._max_fan_out)
             required_failures = self._absorb(run, stage, self._run_stage(run, stage, specs))
             if required_failures:
                 return Failure(tuple(required_failures), run.failed_services())
         failed = run.failed_services()
         return Success(assemble(endpoint, run.context, failed_services=failed), bool(failed), failed)
 
-    def _run_stage(self, run: _Run, stage: tuple[Call, ...], specs: tuple[RequestSpec, ...]) -> dict[str, Outcome]:
+    def _run_stage(self, run: _Run, stage: tuple[Call, ...], specs: tuple[Prepared, ...]) -> dict[str, Outcome]:
         if run.deadline.expired:
             return {call.id: DEADLINE_PASSED for call in stage}
         cancel = _Cancel()
@@ -149,7 +167,29 @@ class Executor:
         while len(outcomes) < len(stage) and (done := running.next_done(0.0)) is not None:
             self._take(done, stage, outcomes)
 
-    def _call(self, run: _Run, call: Call, spec: RequestSpec, cancelled: Callable[[], bool]) -> Outcome:
+    def _call(self, run: _Run, call: Call, prepared: Prepared, cancelled: Callable[[], bool]) -> Outcome:
+        if isinstance(prepared, RequestSpec):
+            return self._send(run, call, prepared, run.context, cancelled)
+        if isinstance(prepared, Skipped):  # no request; neither success nor failure
+            return FanOutcome(OutcomeKind.OK, body=copy.deepcopy(call.fallback))
+        if isinstance(prepared, Refused):
+            return refused_outcome(call, prepared)
+        return self._fan_out(run, call, prepared, cancelled)
+
+    def _fan_out(self, run: _Run, call: Call, fan: FanOut, cancelled: Callable[[], bool]) -> Outcome:
+        send = partial(self._send, run, call)
+        return run_fan_out(
+            fan, send, required=call.required, spawner=self._spawner, deadline=run.deadline, cancelled=cancelled
+        )
+
+    def _send(
+        self, run: _Run, call: Call, spec: RequestSpec, context: Mapping[str, Any], cancelled: Callable[[], bool]
+    ) -> Outcome:
+        service = self.plan.services[call.service]
+        fetch = partial(self._attempts, run, call, spec, cancelled)
+        return self._sender.send(service, call, spec, context, run.deadline, fetch)
+
+    def _attempts(self, run: _Run, call: Call, spec: RequestSpec, cancelled: Callable[[], bool]) -> Outcome:
         service = self.plan.services[call.service]
         client = self._pool.client(call.service)
         timeout_ms = call.timeout_ms if call.timeout_ms is not None else service.timeout_ms
@@ -185,6 +225,8 @@ class Executor:
                 continue  # cancelled after a required failure
             if outcome.ok:
                 run.context[call.id] = outcome.body
+                if isinstance(outcome, FanOutcome) and outcome.failed_elements:
+                    run.failed_calls.add(call.id)  # optional for_each: failed elements are null
                 continue
             run.failed_calls.add(call.id)
             run.context[call.id] = copy.deepcopy(call.fallback)

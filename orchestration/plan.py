@@ -88,6 +88,15 @@ class Service:
     retry: RetryPolicy = RetryPolicy()
     bulkhead: BulkheadPolicy = BulkheadPolicy()
     deadline_header: str | None = None  # each attempt sends the whole ms it has left
+    dedupe: bool = False  # identical in-flight GET/idempotent requests share one (orchestration.downstream.dedupe)
+
+
+@dataclass(frozen=True, slots=True)
+class CallCachePolicy:
+    """A per-call cache of one downstream answer (orchestration.call_cache)."""
+
+    ttl_s: int
+    tags: tuple[Template, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +115,11 @@ class Call:
     timeout_ms: int | None = None  # None: the service's timeout_ms
     idempotent: bool = False
     fallback: Any = None  # JSON value; treat as read-only
+    # Composition (contract section 10; orchestration.fanout): a condition, a fan-out, a cache.
+    when: Template | None = None
+    for_each: Template | None = None
+    max_parallel: int | None = None  # None: every element at once (at most the fan-out limit)
+    cache: CallCachePolicy | None = None
 
     @property
     def retryable_method(self) -> bool:

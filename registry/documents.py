@@ -73,6 +73,7 @@ def service_document(service: models.Service) -> dict[str, Any]:
     raw["retry"] |= _present(budget_percent=service.retry_budget_percent)
     raw["retry"] |= _present(budget_min_per_s=service.retry_budget_min_per_s)
     raw |= _present(deadline_header=service.deadline_header)
+    raw["dedupe"] = service.dedupe
     return dict(normalize(raw, schema.SERVICE))
 
 
@@ -95,6 +96,9 @@ def call_document(call: models.Call, service_name: str) -> dict[str, Any]:
     if call.has_body:
         raw["body"] = call.body
     raw |= _present(timeout_ms=call.timeout_ms, fallback=call.fallback)
+    raw |= _present(when=call.when, for_each=call.for_each, max_parallel=call.max_parallel)
+    if call.cache_ttl_s is not None:
+        raw["cache"] = {"ttl_s": call.cache_ttl_s, "tags": list(call.cache_tags or [])}
     return dict(normalize(raw, schema.CALL))
 
 

@@ -63,6 +63,7 @@ def _service_create(name: str, service: Mapping[str, Any]) -> models.Service:
         sla=service.get("sla"),
         timeout_ms=service["timeout_ms"],
         deadline_header=service.get("deadline_header", ""),
+        dedupe=service["dedupe"],
         **fields,
     )
 
@@ -103,4 +104,9 @@ def _call_build(endpoint: models.Endpoint, call: Mapping[str, Any], position: in
         idempotent=call["idempotent"],
         fallback=call.get("fallback"),
         position=position,
+        when=call.get("when", ""),
+        for_each=call.get("for_each", ""),
+        max_parallel=call.get("max_parallel"),
+        cache_ttl_s=call["cache"]["ttl_s"] if "cache" in call else None,
+        cache_tags=call["cache"]["tags"] if "cache" in call else [],
     )

@@ -115,6 +115,9 @@ class Service(models.Model):
     deadline_header = models.CharField(
         max_length=100, blank=True, help_text="Each attempt sends the whole milliseconds it has left in this header."
     )
+    dedupe = models.BooleanField(
+        default=False, help_text="Identical GET/idempotent requests in flight at once in one process are sent once."
+    )
 
     class Meta:
         ordering = ["name"]
@@ -179,13 +182,21 @@ class Call(models.Model):
     idempotent = models.BooleanField(default=False)
     fallback = JsonTextField(null=True, blank=True)
     position = models.PositiveIntegerField(default=0)
+    # Composition (contract section 10): empty text / null means the field is absent.
+    when = models.CharField(max_length=1000, blank=True, help_text="{{ expr }}: not truthy, the call is skipped.")
+    for_each = models.CharField(max_length=1000, blank=True, help_text="{{ expr }}: one request per element.")
+    max_parallel = models.PositiveIntegerField(null=True, blank=True, validators=[MinValueValidator(1)])
+    cache_ttl_s = models.PositiveIntegerField("cache TTL (s)", null=True, blank=True, validators=[MinValueValidator(1)])
+    cache_tags = models.JSONField(default=_empty_list, blank=True)
 
     class Meta:
         ordering = ["stage", "position", "id"]
         constraints = [
             models.UniqueConstraint(fields=["endpoint", "call_id"], name="call_id_unique_in_endpoint"),
             models.CheckConstraint(condition=Q(stage__gte=1), name="call_stage_positive"),
-            models.CheckConstraint(condition=~Q(call_id__in=["request", "user", "event"]), name="call_id_not_reserved"),
+            models.CheckConstraint(
+                condition=~Q(call_id__in=["request", "user", "event", "item", "index"]), name="call_id_not_reserved"
+            ),
             models.CheckConstraint(condition=Q(method__in=CallMethod.values), name="call_method_valid"),
         ]
 

@@ -23,6 +23,8 @@ _CALL_FIELDS = (
     {"id": "call_id"}
     | {key: key for key in ("service", "stage", "method", "path", "query", "headers", "body", "required", "timeout_ms")}
     | {"idempotent": "idempotent", "fallback": "fallback"}
+    | {key: key for key in ("when", "for_each", "max_parallel")}
+    | {"cache.ttl_s": "cache_ttl_s", "cache.tags": "cache_tags", "cache": "cache_ttl_s"}
 )
 _SMALL = {"rows": 2, "cols": 28, "style": "font-family: monospace"}
 
@@ -51,7 +53,13 @@ class CallForm(forms.ModelForm[models.Call]):
     class Meta:
         model = models.Call
         exclude = ["position"]
-        widgets = {key: forms.Textarea(attrs=_SMALL) for key in ("path", "query", "headers", "body", "fallback")}
+        widgets = {
+            key: forms.Textarea(attrs=_SMALL)
+            for key in ("path", "query", "headers", "body", "fallback", "when", "for_each", "cache_tags")
+        }
+
+    def clean_cache_tags(self) -> list[Any]:
+        return self.cleaned_data.get("cache_tags") or []
 
     def clean_query(self) -> dict[str, Any]:
         return self.cleaned_data.get("query") or {}

@@ -31,6 +31,7 @@ _FIELDS = {
     "retry.budget_percent": "retry_budget_percent",
     "retry.budget_min_per_s": "retry_budget_min_per_s",
     "deadline_header": "deadline_header",
+    "dedupe": "dedupe",
 }
 
 
@@ -86,6 +87,7 @@ class ServiceAdmin(ConfigVersionBumpMixin, admin.ModelAdmin[models.Service]):
                 ]
             },
         ),
+        ("In-flight dedupe", {"fields": ["dedupe"]}),
     ]
 
     @admin.display(description="Breaker")

@@ -6,13 +6,14 @@ import re
 from collections.abc import Collection, Mapping
 from typing import Any
 
+from registry.config.composition_rules import check_composition
 from registry.config.problems import Problem, index_location, key_location, quoted
 from registry.config.references import call_resolver, check_template, event_resolver, response_resolver
 from registry.config.secrets import check_literal_credentials
 from registry.config.services_rules import SLUG
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-RESERVED_IDS = frozenset({"request", "user", "event"})
+RESERVED_IDS = frozenset({"request", "user", "event", "item", "index"})
 _PARAM = re.compile(r"\{([^{}]*)\}")
 
 
@@ -71,7 +72,8 @@ def _check_call_ids(calls: list[Any], location: str, out: list[Problem]) -> dict
             continue
         where = key_location(index_location(location, index), "id")
         if call_id in RESERVED_IDS:
-            out.append(Problem(where, f"{quoted(call_id)} is reserved; call ids must not be request, user or event"))
+            reserved = "call ids must not be request, user, event, item or index"
+            out.append(Problem(where, f"{quoted(call_id)} is reserved; {reserved}"))
         elif not IDENTIFIER.match(call_id):
             out.append(Problem(where, f"{quoted(call_id)} must be an identifier (letters, digits, '_')"))
         if call_id in first:
@@ -109,10 +111,11 @@ def _check_call(
         out.append(Problem(key_location(location, "fallback"), "only used by optional calls (required: false)"))
     check_literal_credentials(call.get("headers"), key_location(location, "headers"), headers=True, out=out)
     check_literal_credentials(call.get("query"), key_location(location, "query"), headers=False, out=out)
-    resolver = call_resolver(stages, call.get("stage")) if references else None
+    resolver = call_resolver(stages, call.get("stage"), fan_out="for_each" in call) if references else None
     for key in ("path", "query", "headers", "body"):
         if key in call:
             check_template(call[key], key_location(location, key), resolver, out)
+    check_composition(call, location, stages, out, references=references)
 
 
 def _check_cache(endpoint: Mapping[str, Any], location: str, resolver: Any, out: list[Problem]) -> None:

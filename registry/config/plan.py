@@ -89,6 +89,7 @@ def _service(name: str, service: Mapping[str, Any]) -> plan.Service:
         ),
         bulkhead=plan.BulkheadPolicy(**bulkhead),
         deadline_header=service.get("deadline_header"),
+        dedupe=service["dedupe"],
     )
 
 
@@ -129,7 +130,16 @@ def _call(call: Mapping[str, Any], location: str) -> plan.Call:
         timeout_ms=call.get("timeout_ms"),
         idempotent=call["idempotent"],
         fallback=call.get("fallback"),
+        when=compile_template(call["when"], f"{location}.when") if "when" in call else None,
+        for_each=compile_template(call["for_each"], f"{location}.for_each") if "for_each" in call else None,
+        max_parallel=call.get("max_parallel"),
+        cache=_call_cache(call["cache"], f"{location}.cache") if "cache" in call else None,
     )
+
+
+def _call_cache(cache: Mapping[str, Any], location: str) -> plan.CallCachePolicy:
+    tags = tuple(compile_template(tag, f"{location}.tags[{i}]") for i, tag in enumerate(cache["tags"]))
+    return plan.CallCachePolicy(ttl_s=cache["ttl_s"], tags=tags)
 
 
 def _pairs(section: Mapping[str, Any], location: str) -> tuple[tuple[str, Any], ...]:

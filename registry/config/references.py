@@ -13,6 +13,8 @@ from orchestration.templates import TemplateError, compile_template
 from registry.config.problems import Problem, index_location, key_location
 
 ALWAYS_AVAILABLE = frozenset({"request", "user"})
+FAN_OUT_NAMES = frozenset({"item", "index"})  # a for_each call's element and its position
+_FAN_OUT_ONLY = "'{}' is only available in the templates of a call with for_each"
 # What a root a template reads is, or None when it is fine, given where the template is.
 Resolver = Callable[[str], str | None]
 
@@ -50,12 +52,15 @@ def check_template(source: Any, location: str, resolve: Resolver | None, out: li
                 out.append(Problem(where, message))
 
 
-def call_resolver(stages: Mapping[str, int], stage: Any) -> Resolver:
-    """A call may read the request, the user and calls of earlier stages."""
+def call_resolver(stages: Mapping[str, int], stage: Any, *, fan_out: bool = False) -> Resolver:
+    """A call may read the request, the user and calls of earlier stages (and, with
+    ``for_each``, ``item`` and ``index``)."""
 
     def resolve(root: str) -> str | None:
         if root in ALWAYS_AVAILABLE:
             return None
+        if root in FAN_OUT_NAMES:
+            return None if fan_out else _FAN_OUT_ONLY.format(root)
         if root == "event":
             return "'event' is only available in cache.invalidate_on tags"
         if root not in stages:
@@ -74,6 +79,8 @@ def response_resolver(stages: Mapping[str, int]) -> Resolver:
     def resolve(root: str) -> str | None:
         if root in ALWAYS_AVAILABLE or root in stages:
             return None
+        if root in FAN_OUT_NAMES:
+            return _FAN_OUT_ONLY.format(root)
         if root == "event":
             return "'event' is only available in cache.invalidate_on tags"
         return f"unknown call '{root}'"

@@ -156,6 +156,7 @@ SERVICE = Field(
             ),
         ),
         deadline_header=Field("str"),
+        dedupe=Field("bool", default=False),
     ),
 )
 
@@ -174,6 +175,17 @@ CALL = Field(
         timeout_ms=Field("int", minimum=1, nullable=True),
         idempotent=Field("bool", default=False),
         fallback=Field("json", nullable=True),
+        # Composition (contract section 10): registry/config/composition_rules.py checks them.
+        when=Field("str"),
+        for_each=Field("str"),
+        max_parallel=Field("int", minimum=1),
+        cache=Field(
+            "mapping",
+            fields=_fields(
+                ttl_s=Field("int", required=True, minimum=1),
+                tags=Field("list", items=Field("str"), default=list, omit_empty=True),
+            ),
+        ),
     ),
 )
 

@@ -566,6 +566,7 @@ def test_openapi_lists_the_endpoints_with_their_path_parameters(gateway: Gateway
     assert set(paths) == {
         f"{BASE}/summary",
         f"{BASE}/dashboard/{{user_id}}",
+        f"{BASE}/cart/{{cart_id}}",
         f"{BASE}/probe/breaker",
         f"{BASE}/probe/bulkhead",
         f"{BASE}/probe/version",

@@ -38,7 +38,7 @@ def test_wrong_types(document):
 def test_unknown_keys(document):
     document["layer"]["colour"] = "blue"
     document["services"]["cart"]["retry"]["retries"] = 3
-    document["endpoints"][0]["calls"][2]["cache"] = {}
+    document["endpoints"][0]["calls"][2]["colour"] = {}
     found = problems(document)
     assert (
         found[0] == "layer.colour: unknown key (expected one of: name, owner, base_path, transport, auth, rate_limits)"
@@ -47,7 +47,7 @@ def test_unknown_keys(document):
         "services.cart.retry.retries: unknown key (expected one of: max_retries, backoff, base_ms, jitter, retry_on, "
         "budget_percent, budget_min_per_s)"
     )
-    assert found[2].startswith("endpoints[0].calls[2].cache: unknown key (expected one of: id, service, stage,")
+    assert found[2].startswith("endpoints[0].calls[2].colour: unknown key (expected one of: id, service, stage,")
     assert len(found) == 3
 
 
@@ -175,7 +175,8 @@ def test_reserved_and_duplicate_call_ids(document):
     calls[3]["id"] = "user"
     calls[4]["id"] = "cart"
     found = problems(document)
-    assert "endpoints[0].calls[3].id: 'user' is reserved; call ids must not be request, user or event" in found
+    reserved = "call ids must not be request, user, event, item or index"
+    assert f"endpoints[0].calls[3].id: 'user' is reserved; {reserved}" in found
     assert "endpoints[0].calls[4].id: duplicate call id 'cart' (also calls[0])" in found
 
 
