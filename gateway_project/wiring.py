@@ -65,7 +65,6 @@ def _build_runtime(config: LoadedConfig) -> GatewayRuntime:
     from orchestration.downstream.auth import transport_for
     from orchestration.downstream.pool import DownstreamPool
     from orchestration.executor import Executor
-
     from orchestration.explain import ExplainObserver
 
     router, authenticator = build_runtime_parts(config)

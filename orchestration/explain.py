@@ -130,7 +130,9 @@ class CallTiming:
 _NO_NETWORK = frozenset({OutcomeKind.CIRCUIT_OPEN, OutcomeKind.BULKHEAD_FULL, OutcomeKind.MISCONFIGURED})
 
 
-def call_timings(endpoint: Endpoint, recorder: ExplainRecorder, *, failed: bool, cached: bool) -> tuple[CallTiming, ...]:
+def call_timings(
+    endpoint: Endpoint, recorder: ExplainRecorder, *, failed: bool, cached: bool
+) -> tuple[CallTiming, ...]:
     """The calls that ran (or fell back), in the endpoint's order.
 
     ``failed``: the run ended in a required failure (calls not reached are left out);
@@ -141,13 +143,21 @@ def call_timings(endpoint: Endpoint, recorder: ExplainRecorder, *, failed: bool,
         for call in stage:
             attempts = tuple(recorder.attempts.get(call.id, ()))
             if cached:
-                timings.append(CallTiming(call.id, call.service, stage_number, call.required, 0.0, 0.0, "200", (), False, False, True))
+                timings.append(
+                    CallTiming(
+                        call.id, call.service, stage_number, call.required, 0.0, 0.0, "200", (), False, False, True
+                    )
+                )
                 continue
             if not attempts:
                 if failed or call.required:
                     continue  # never started: an earlier required call failed
                 # The deadline passed before it could finish: it fell back.
-                timings.append(CallTiming(call.id, call.service, stage_number, call.required, 0.0, 0.0, "timeout", (), True, False, False))
+                timings.append(
+                    CallTiming(
+                        call.id, call.service, stage_number, call.required, 0.0, 0.0, "timeout", (), True, False, False
+                    )
+                )
                 continue
             first, last = attempts[0], attempts[-1]
             start_s = max(0.0, first.ended_s - first.duration_s)
@@ -176,7 +186,11 @@ def server_timing(total_ms: float, timings: tuple[CallTiming, ...]) -> str:
     for timing in timings:
         flags = "".join(
             f" {flag}"
-            for flag, on in (("fallback", timing.fallback), ("breaker-open", timing.breaker_open), ("cache", timing.cache))
+            for flag, on in (
+                ("fallback", timing.fallback),
+                ("breaker-open", timing.breaker_open),
+                ("cache", timing.cache),
+            )
             if on
         )
         desc = f"{timing.service} {timing.outcome} attempts={timing.network_attempts}{flags}"

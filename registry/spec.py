@@ -93,7 +93,7 @@ def _path_hole(expression: str, previous_segment: str) -> str:
     names = _FIELD.findall(expression.split("|")[0])
     if not names or not re.fullmatch(r"\s*[A-Za-z_][\w.-]*\s*", expression):
         return "{" + expression.strip() + "}"
-    name = names[-1]
+    name = str(names[-1])
     singular = previous_segment[:-1] if previous_segment.endswith("s") else previous_segment
     squashed = name.lower().replace("_", "").replace("-", "")
     if singular and squashed == singular.lower().replace("-", "").replace("_", "") + "id":
@@ -290,10 +290,22 @@ def _endpoint(plan: Plan, number: int, endpoint: Endpoint) -> EndpointSpec:
 
 _ERROR_HANDLING = (
     ("All downstream calls succeed", "200", "Return assembled response"),
-    ("Required service fails", "502", "Envelope DOWNSTREAM_FAILURE (CIRCUIT_OPEN when its breaker is open) naming failedServices"),
-    ("Optional service fails", "200", "Partial response: the call's fallback in place, partialData: true, failedServices"),
+    (
+        "Required service fails",
+        "502",
+        "Envelope DOWNSTREAM_FAILURE (CIRCUIT_OPEN when its breaker is open) naming failedServices",
+    ),
+    (
+        "Optional service fails",
+        "200",
+        "Partial response: the call's fallback in place, partialData: true, failedServices",
+    ),
     ("Required call timed out, or the total deadline passed", "504", "Envelope GATEWAY_TIMEOUT"),
-    ("Authentication failure on downstream (401/403)", "401 / 403", "Propagate to client: DOWNSTREAM_UNAUTHORIZED / DOWNSTREAM_FORBIDDEN"),
+    (
+        "Authentication failure on downstream (401/403)",
+        "401 / 403",
+        "Propagate to client: DOWNSTREAM_UNAUTHORIZED / DOWNSTREAM_FORBIDDEN",
+    ),
     ("Rate limited by downstream", "429", "Envelope RATE_LIMITED with Retry-After"),
     ("Other 4xx from a required call", "the same status", "Envelope DOWNSTREAM_CLIENT_ERROR"),
     ("Client not authenticated to the gateway", "401", "Envelope UNAUTHENTICATED"),
@@ -349,7 +361,11 @@ def _resilience_checklist(plan: Plan) -> tuple[tuple[bool, str], ...]:
     return (
         (bool(services), "Circuit breakers configured for each downstream service"),
         (bool(services), "Retry policies defined per service (not global)"),
-        (bool(services), f"Bulkhead isolation prevents one slow service from consuming all connection pool threads (max concurrent calls: {bulkheads})"),
+        (
+            bool(services),
+            "Bulkhead isolation prevents one slow service from consuming all connection pool threads"
+            f" (max concurrent calls: {bulkheads})",
+        ),
         (True, f"Fallback responses defined for non-critical services ({len(optional)} optional calls)"),
         (True, "Health check endpoint exposes downstream service status (/health/downstream)"),
     )
@@ -389,7 +405,8 @@ def _caching(plan: Plan) -> Table:
             uncached.append(f"{endpoint.method} {base}{endpoint.path}")
             continue
         events = "; ".join(
-            f"event {rule.event} → tags {', '.join(str(tag.source) for tag in rule.tags)}" for rule in policy.invalidate_on
+            f"event {rule.event} → tags {', '.join(str(tag.source) for tag in rule.tags)}"
+            for rule in policy.invalidate_on
         )
         tags = ", ".join(str(tag.source) for tag in policy.tags)
         invalidation = events or "TTL only"
@@ -414,7 +431,11 @@ _MONITORING = (
 _ALERTS = Table(
     ("Metric", "Alert Threshold", "Channel"),
     (
-        ("Total endpoint latency P99", "> its target, gateway_endpoint_latency_target_seconds (GatewayEndpointLatencyP99High)", "Slack"),
+        (
+            "Total endpoint latency P99",
+            "> its target, gateway_endpoint_latency_target_seconds (GatewayEndpointLatencyP99High)",
+            "Slack",
+        ),
         ("Downstream error rate", "> 5% over 5 min (GatewayDownstreamErrorRateHigh)", "PagerDuty"),
         ("Circuit breaker open", "Any service (GatewayCircuitBreakerOpen)", "Slack"),
     ),
@@ -474,7 +495,11 @@ def spec_markdown(spec: Spec) -> str:
         out += [*table_markdown(endpoint.call_sequence), ""]
         out += ["Response schema.", "", "```json", endpoint.response_schema, "```", ""]
         rows = tuple(
-            (f"`{f.path}`", ", ".join(f.calls) or "the request only", ", ".join(service_label(s) for s in f.services) or "—")
+            (
+                f"`{f.path}`",
+                ", ".join(f.calls) or "the request only",
+                ", ".join(service_label(s) for s in f.services) or "—",
+            )
             for f in endpoint.fields
         )
         out += ["Response fields and their sources.", ""]

@@ -34,8 +34,8 @@ from orchestration.observability.access_log import note_endpoint, note_result
 from orchestration.routing import Match, NoRoute
 from orchestration.web import edge
 from orchestration.web.admission import AdmissionGate
-from orchestration.web.explain_header import EXPLAIN_META, explained
 from orchestration.web.client_request import json_body, lower_headers, query_params, request_id_of
+from orchestration.web.explain_header import EXPLAIN_META, explained
 from orchestration.web.ops_access import observed
 from orchestration.web.request_body import ReceivedBody, receive_body
 from orchestration.web.runtime import GatewayRuntime

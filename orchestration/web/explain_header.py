@@ -15,7 +15,7 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 
-from orchestration.explain import ExplainRecorder, call_timings, recording, server_timing
+from orchestration.explain import CallTiming, ExplainRecorder, call_timings, recording, server_timing
 from orchestration.observability.access_log import current_record
 from orchestration.plan import Endpoint
 
@@ -55,7 +55,7 @@ def explained(
         response = serve()
     total_ms = (time.perf_counter() - started) * 1000
     endpoint = _endpoint(runtime_source, record.endpoint or recorder.endpoint)
-    timings = ()
+    timings: tuple[CallTiming, ...] = ()
     if endpoint is not None:
         cached = response.get("X-Cache") == "HIT"
         timings = call_timings(endpoint, recorder, failed=response.status_code >= 400, cached=cached)

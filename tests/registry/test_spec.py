@@ -57,7 +57,10 @@ def test_spec_reproduces_the_templates_filled_checkout_tables(checkout_imported)
         "| 3 | Tax: POST /calculate | Yes | 300ms | Fail request |",
     ):
         assert row in out
-    assert "| Cart Service | http://127.0.0.1:9101 | Bearer token (the client's, forwarded) | 45ms | 99.95% | Cart Team |" in out
+    assert (
+        "| Cart Service | http://127.0.0.1:9101 | Bearer token (the client's, forwarded) | 45ms | 99.95% | Cart Team |"
+        in out
+    )
     for title in (
         "## Orchestration Layer Overview",
         "## Downstream Service Registry",
@@ -86,12 +89,15 @@ def test_spec_follows_a_change_of_the_configuration(checkout_imported, tmp_path)
 
 def test_spec_of_one_endpoint_to_a_file(checkout_imported, tmp_path):
     target = tmp_path / "dashboard.md"
-    code, out, err = run("spec", "-o", str(target), "--endpoint", "dashboard")
+    code, out, _ = run("spec", "-o", str(target), "--endpoint", "dashboard")
     assert (code, out) == (0, "")
     text = target.read_text(encoding="utf-8")
     assert "### Endpoint 2: dashboard" in text and "checkout-summary" not in text
     assert "| 1 (parallel) | Users: GET /users/{id} | Yes | 500ms | Fail request |" in text
-    assert '| 1 (parallel) | Preferences: GET /preferences/{user_id} | No | 300ms | Return {"theme": "light", "notifications": true} |' in text
+    assert (
+        "| 1 (parallel) | Preferences: GET /preferences/{user_id} | No | 300ms | "
+        'Return {"theme": "light", "notifications": true} |' in text
+    )
 
 
 def test_spec_of_an_unknown_endpoint_is_a_located_error(checkout_imported):

@@ -113,7 +113,12 @@ def test_with_the_token_every_call_is_timed(downstreams):
 
 
 def test_without_the_token_nothing_is_revealed(downstreams):
-    for headers in ({}, {"HTTP_X_GATEWAY_EXPLAIN": "wrong"}, {"HTTP_X_GATEWAY_EXPLAIN": ""}, {"HTTP_X_GATEWAY_EXPLAIN": TOKEN + "x"}):
+    for headers in (
+        {},
+        {"HTTP_X_GATEWAY_EXPLAIN": "wrong"},
+        {"HTTP_X_GATEWAY_EXPLAIN": ""},
+        {"HTTP_X_GATEWAY_EXPLAIN": TOKEN + "x"},
+    ):
         response = summary(**headers)
         assert response.status_code == 200
         assert not response.has_header("Server-Timing"), headers

@@ -24,7 +24,9 @@ class Command(BaseCommand):
         actions.add_parser("import", help="Check FILE, then replace the configuration with it.").add_argument("file")
         export = actions.add_parser("export", help="Write the configuration as YAML (stdout without FILE).")
         export.add_argument("file", nargs="?")
-        spec = actions.add_parser("spec", help="Write the orchestration specification as Markdown (contract section 6).")
+        spec = actions.add_parser(
+            "spec", help="Write the orchestration specification as Markdown (contract section 6)."
+        )
         spec.add_argument("-o", "--output", help="write to this file instead of stdout")
         spec.add_argument("--endpoint", help="only this endpoint (its name)")
 
