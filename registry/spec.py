@@ -319,7 +319,7 @@ def _breakers(plan: Plan) -> Table:
             _service_title(s.name),
             f"{s.breaker.failure_threshold} failures in {_seconds(s.breaker.window_s)}",
             _seconds(s.breaker.open_s),
-            f"{s.breaker.half_open_probes} requests",
+            f"{s.breaker.half_open_probes} request{'' if s.breaker.half_open_probes == 1 else 's'}",
         )
         for s in plan.services.values()
     )
