@@ -26,7 +26,10 @@ class BreakerAuditEntry(models.Model):
         ordering = ["-created_at", "-id"]
         verbose_name = "breaker audit entry"
         verbose_name_plural = "breaker audit entries"
-        permissions = [("operate_breakers", "Can reset or force circuit breakers")]
+        permissions = [
+            ("operate_breakers", "Can reset or force circuit breakers"),
+            ("explain_requests", "Can run explain requests through the engine from the console"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.username} {self.action} {self.service}"

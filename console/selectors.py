@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 
@@ -9,6 +10,8 @@ from console.choices import STATE_BADGES, STATUS_BADGES, ActionOutcome
 from console.models import BreakerAuditEntry
 from orchestration.observability.recent_stats import TransitionEntry
 from orchestration.observability.service_health import ServiceHealth
+from orchestration.plan import Plan
+from registry.blast_radius import Dependent, impact_sentence, service_dependents
 
 HISTORY_LIMIT = 20
 
@@ -33,6 +36,7 @@ class ServiceRow:
     measured_success: str
     last_success: dt.datetime | None
     last_failure: dt.datetime | None
+    impact: str = ""  # while its breaker is not closed: the endpoints it fails or degrades
 
     @property
     def name(self) -> str:
@@ -61,6 +65,7 @@ class ServicePage:
     row: ServiceRow
     history: tuple[HistoryEntry, ...]
     at: dt.datetime
+    dependents: tuple[Dependent, ...] = ()  # blast radius: the calls to this service
 
 
 def _when(epoch_s: float | None) -> dt.datetime | None:
@@ -97,7 +102,15 @@ def breaker_board_get() -> Board:
 
     view = downstream_view()
     label, tone = STATUS_BADGES[view.status]
-    return Board(view.status, label, tone, tuple(_row(h) for h in view.services), _when(view.at) or dt.datetime.now())
+    rows = tuple(_with_impact(view.plan, _row(h)) for h in view.services)
+    return Board(view.status, label, tone, rows, _when(view.at) or dt.datetime.now())
+
+
+def _with_impact(plan: Plan, row: ServiceRow) -> ServiceRow:
+    """An open (or half-open, or forced) breaker names the endpoints it is failing or degrading."""
+    if row.health.breaker_state == "closed":
+        return row
+    return dataclasses.replace(row, impact=impact_sentence(plan, row.name))
 
 
 def service_page_get(*, name: str) -> ServicePage | None:
@@ -114,7 +127,17 @@ def service_page_get(*, name: str) -> ServicePage | None:
         key=lambda entry: entry.at,
         reverse=True,
     )
-    return ServicePage(_row(health), tuple(history[:HISTORY_LIMIT]), _when(view.at) or dt.datetime.now())
+    row = _with_impact(view.plan, _row(health))
+    at = _when(view.at) or dt.datetime.now()
+    return ServicePage(row, tuple(history[:HISTORY_LIMIT]), at, service_dependents(view.plan, name))
+
+
+def service_dependents_get(*, name: str) -> tuple[Dependent, ...] | None:
+    """Blast radius of a service of the served plan (None: no such service); for the admin API."""
+    from gateway_project.observability import current_runtime
+
+    plan = current_runtime().plan
+    return service_dependents(plan, name) if name in plan.services else None
 
 
 def _transition_entry(entry: TransitionEntry) -> HistoryEntry:

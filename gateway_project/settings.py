@@ -180,6 +180,8 @@ GATEWAY = {
     "TRUSTED_PROXIES": env.list("GATEWAY_TRUSTED_PROXIES", default=[]),
     "HEALTH_TOKEN": env.str("GATEWAY_HEALTH_TOKEN", default=""),
     "WEBHOOK_SECRET": env.str("GATEWAY_WEBHOOK_SECRET", default=""),
+    # X-Gateway-Explain equal to it: Server-Timing per call (contract section 6); empty: never.
+    "EXPLAIN_TOKEN": env.str("GATEWAY_EXPLAIN_TOKEN", default=""),
     "CONFIG_POLL_S": env.float("GATEWAY_CONFIG_POLL_S", default=1.0),
     # Aggregate requests run at once per worker process: "auto" (adapts to CPU pressure), a
     # number (fixed) or 0 (no limit); the next wait up to GATEWAY_ADMISSION_WAIT_MS, then get

@@ -80,9 +80,10 @@ def _build_runtime(config: LoadedConfig) -> GatewayRuntime:
     from orchestration.downstream.auth import transport_for
     from orchestration.downstream.pool import DownstreamPool
     from orchestration.executor import Executor
+    from orchestration.explain import ExplainObserver
 
     router, authenticator = build_runtime_parts(config)
-    observer = telemetry_observer()
+    observer = ExplainObserver(telemetry_observer())  # explained requests also record their attempts
     pool = DownstreamPool(
         config.plan.services,
         lambda service: traced_transport(transport_for(service)),
@@ -169,6 +170,9 @@ def install() -> None:
     if adaptive is not None:
         adaptive.start()
     install_edge(edge())
+    from orchestration.web.explain_header import install_explain_token
+
+    install_explain_token(settings.GATEWAY["EXPLAIN_TOKEN"])
     # /readyz pings Redis over this process's client, and checks at most once a second.
     health.install_readiness(health.readiness_probe(redis_client=redis_client()))
 

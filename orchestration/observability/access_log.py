@@ -115,5 +115,6 @@ def write_access_line(*, method: str, path: str, status: int, duration_s: float,
             "partial": record.partial,
             "request_id": _request_id.get(),
             "trace_id": _trace_id.get() or current_trace_id(),
+            **({"explain": True} if record.extra.get("explain") else {}),  # an explain run (token holder)
         },
     )

@@ -42,6 +42,7 @@ class ServiceStats:
     p95_s: float | None
     last_success_at: float | None
     last_failure_at: float | None
+    p50_s: float | None = None  # the median, for the living specification (console /spec/)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,10 +73,14 @@ def bucket_of(now: float) -> int:
 
 def p95_from_buckets(counts: list[int]) -> float | None:
     """The 95th percentile by linear interpolation inside a bucket, as histogram_quantile does."""
+    return quantile_from_buckets(0.95, counts)
+
+
+def quantile_from_buckets(quantile: float, counts: list[int]) -> float | None:
     total = sum(counts)
     if total == 0:
         return None
-    rank, seen, lower = 0.95 * total, 0, 0.0
+    rank, seen, lower = quantile * total, 0, 0.0
     bounds = (*DOWNSTREAM_BUCKETS_S, DOWNSTREAM_BUCKETS_S[-1])  # overflow bucket reads as the last bound
     for count, upper in zip(counts, bounds, strict=True):
         if count and seen + count >= rank:
@@ -108,6 +113,7 @@ def summarize(fields: Iterable[dict[str, int]], last: dict[str, float]) -> Servi
         p95_s=p95_from_buckets(counts),
         last_success_at=last.get("ok"),
         last_failure_at=last.get("fail"),
+        p50_s=quantile_from_buckets(0.5, counts),
     )
 
 

@@ -35,6 +35,7 @@ from orchestration.routing import Match, NoRoute
 from orchestration.web import edge
 from orchestration.web.admission import AdmissionGate
 from orchestration.web.client_request import json_body, lower_headers, query_params, request_id_of
+from orchestration.web.explain_header import EXPLAIN_META, explained
 from orchestration.web.ops_access import observed
 from orchestration.web.request_body import ReceivedBody, receive_body
 from orchestration.web.runtime import GatewayRuntime
@@ -150,6 +151,8 @@ def _answer(request: HttpRequest, request_id: str) -> HttpResponse:
     if not gate.enter():
         return error_response(Overloaded(retry_after_s=1), request_id=request_id)
     try:
+        if EXPLAIN_META in request.META:  # Server-Timing for the explain token's holder only
+            return explained(request, _runtime_source, lambda: _answer_admitted(request, request_id, received))
         return _answer_admitted(request, request_id, received)
     finally:
         gate.leave()

@@ -24,10 +24,18 @@ class Command(BaseCommand):
         actions.add_parser("import", help="Check FILE, then replace the configuration with it.").add_argument("file")
         export = actions.add_parser("export", help="Write the configuration as YAML (stdout without FILE).")
         export.add_argument("file", nargs="?")
+        spec = actions.add_parser(
+            "spec", help="Write the orchestration specification as Markdown (contract section 6)."
+        )
+        spec.add_argument("-o", "--output", help="write to this file instead of stdout")
+        spec.add_argument("--endpoint", help="only this endpoint (its name)")
 
     def handle(self, *args: Any, action: str, file: str | None = None, **options: Any) -> None:
         if action == "export":
             self._export(file)
+            return
+        if action == "spec":
+            self._spec(options.get("output"), options.get("endpoint"))
             return
         assert file is not None
         document = self._load(file)
@@ -72,6 +80,25 @@ class Command(BaseCommand):
         else:
             Path(file).write_text(text, encoding="utf-8")
             self.stderr.write(f"{file}: exported")
+
+    def _spec(self, output: str | None, endpoint: str | None) -> None:
+        import datetime as dt
+
+        from registry.compiler import compile_plan
+        from registry.spec import spec_build, spec_markdown
+
+        plan = compile_plan()
+        try:
+            spec = spec_build(plan, date=dt.date.today().isoformat(), endpoint=endpoint)
+        except KeyError:
+            names = ", ".join(e.name for e in plan.endpoints) or "none"
+            self._fail([f"--endpoint: no endpoint named {endpoint!r} (endpoints: {names})"])
+        text = spec_markdown(spec)
+        if output is None:
+            self.stdout.write(text, ending="")
+        else:
+            Path(output).write_text(text, encoding="utf-8")
+            self.stderr.write(f"{output}: specification written")
 
 
 def _summary(document: dict[str, Any]) -> str:

@@ -1,0 +1,516 @@
+"""The living specification: the mission's template, filled from a compiled Plan.
+
+``spec_build`` turns a plan into sections of tables (the template's titles and
+column names, CONTRACT.md section 6); ``spec_markdown`` writes them as Markdown
+(``manage.py gateway spec``) and the console renders the same objects as HTML,
+adding what only a live system knows. Nothing here is hand-kept: the response
+fields' sources come from the compiled templates' reads.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from orchestration.plan import Call, Endpoint, Plan, RateLimitRule, RetryPolicy, Service
+from orchestration.templates import compile_template
+
+_HOLE = re.compile(r"\{\{(.*?)\}\}", re.S)
+_FIELD = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    headers: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseField:
+    """One leaf of the response template and the calls whose results it reads."""
+
+    path: str  # e.g. "pricing.subtotal"
+    expression: str
+    calls: tuple[str, ...]  # call ids, in the endpoint's order
+    services: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointSpec:
+    number: int
+    endpoint: Endpoint
+    title: str  # "POST /v1/checkout/summary"
+    settings: Table
+    call_sequence: Table
+    response_schema: str  # JSON text of the response template
+    fields: tuple[ResponseField, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Spec:
+    layer_name: str
+    version: str
+    overview: Table
+    registry: Table
+    endpoints: tuple[EndpointSpec, ...]
+    error_handling: Table
+    breakers: Table
+    retries: Table
+    resilience_checklist: tuple[tuple[bool, str], ...]
+    rate_limits: Table
+    caching: Table
+    monitoring_checklist: tuple[tuple[bool, str], ...]
+    alerts: Table
+    notes: tuple[str, ...] = field(default=())
+
+
+# --- words ---------------------------------------------------------------------------
+
+
+def service_label(name: str) -> str:
+    """``cart`` -> ``Cart``; ``user-profile`` -> ``User Profile`` (the template's words)."""
+    return " ".join(part.capitalize() for part in re.split(r"[-_\s]+", name) if part) or name
+
+
+def _service_title(name: str) -> str:
+    label = service_label(name)
+    return label if label.lower().endswith("service") else f"{label} Service"
+
+
+def _ms(value: float | None) -> str:
+    return "—" if value is None else f"{value:g}ms"
+
+
+def _seconds(value: float) -> str:
+    return f"{value:g}s"
+
+
+def _path_hole(expression: str, previous_segment: str) -> str:
+    """``{{ request.body.cartId }}`` after ``carts`` reads as ``{id}``, as the template writes it."""
+    names = _FIELD.findall(expression.split("|")[0])
+    if not names or not re.fullmatch(r"\s*[A-Za-z_][\w.-]*\s*", expression):
+        return "{" + expression.strip() + "}"
+    name = str(names[-1])
+    singular = previous_segment[:-1] if previous_segment.endswith("s") else previous_segment
+    squashed = name.lower().replace("_", "").replace("-", "")
+    if singular and squashed == singular.lower().replace("-", "").replace("_", "") + "id":
+        return "{id}"
+    return "{" + name + "}"
+
+
+def readable_path(source: str) -> str:
+    """A call's path template the way people write it: holes as ``{name}``."""
+    out: list[str] = []
+    position = 0
+    for hole in _HOLE.finditer(source):
+        out.append(source[position : hole.start()])
+        before = "".join(out).rstrip("/").rsplit("/", 1)[-1]
+        out.append(_path_hole(hole.group(1), before))
+        position = hole.end()
+    out.append(source[position:])
+    return "".join(out)
+
+
+def service_call(call: Call) -> str:
+    """``Cart: GET /carts/{id}``."""
+    path = readable_path(str(call.path.source))
+    if call.query:
+        path += "?" + "&".join(f"{name}={readable_path(str(value.source))}" for name, value in call.query)
+    return f"{service_label(call.service)}: {call.method} {path}"
+
+
+def fallback_words(call: Call) -> str:
+    if call.required:
+        return "Fail request"
+    value = call.fallback
+    if value is None:
+        return "Return null"
+    if value == []:
+        return "Return empty array"
+    if value == {}:
+        return "Return empty object"
+    return "Return " + json.dumps(value, separators=(", ", ": "))
+
+
+def stage_order(endpoint: Endpoint, call: Call) -> str:
+    """``1`` alone in its stage, ``2 (parallel)`` beside others; numbered 1.. in run order."""
+    for number, stage in enumerate(endpoint.stages, start=1):
+        if call in stage:
+            return f"{number} (parallel)" if len(stage) > 1 else str(number)
+    return "?"
+
+
+def call_timeout_ms(plan: Plan, call: Call) -> int:
+    return call.timeout_ms if call.timeout_ms is not None else plan.services[call.service].timeout_ms
+
+
+def _auth_method(service: Service) -> str:
+    auth = service.auth
+    return {
+        "none": "None",
+        "bearer_forward": "Bearer token (the client's, forwarded)",
+        "bearer": f"Bearer token (env {auth.token_env})",
+        "api_key": f"API key ({auth.header} header)",
+        "mtls": "mTLS",
+    }.get(auth.type, auth.type)
+
+
+def _client_auth(plan: Plan) -> str:
+    auth = plan.layer.auth
+    if auth.type == "jwt" and auth.jwt is not None:
+        detail = ", ".join(auth.jwt.algorithms)
+        if auth.jwt.issuer:
+            detail += f", issued by {auth.jwt.issuer}"
+        return f"JWT ({detail}; user claim {auth.jwt.user_claim})"
+    if auth.type == "api_key":
+        return f"API key ({auth.api_key_header} header)"
+    return "None"
+
+
+def _transport(value: str) -> str:
+    return {"rest": "REST (JSON)", "graphql": "GraphQL", "grpc": "gRPC"}.get(value, value)
+
+
+def _rate(rule: RateLimitRule) -> str:
+    unit = "min" if rule.window_s == 60 else ("s" if rule.window_s == 1 else f"{rule.window_s:g}s")
+    if rule.window_s == 3600:
+        unit = "hour"
+    return f"{rule.limit:,} req/{unit}"
+
+
+# --- the sections ----------------------------------------------------------------------
+
+
+def _overview(plan: Plan, date: str) -> Table:
+    layer = plan.layer
+    rows = (
+        ("Layer Name", layer.name),
+        ("Owner", layer.owner or "—"),
+        ("Base URL", layer.base_path),
+        ("Transport", _transport(layer.transport)),
+        ("Authentication", _client_auth(plan)),
+        ("Date", date),
+        ("Configuration version", plan.version),
+    )
+    return Table(("Field", "Details"), rows)
+
+
+def _registry(plan: Plan) -> Table:
+    rows = tuple(
+        (
+            _service_title(s.name),
+            s.base_url,
+            _auth_method(s),
+            _ms(s.avg_latency_ms),
+            "—" if s.sla is None else f"{s.sla:g}%",
+            s.owner or "—",
+        )
+        for s in plan.services.values()
+    )
+    return Table(("Service", "Base URL", "Auth Method", "Avg Latency", "SLA", "Owner"), rows)
+
+
+def _parallelism(endpoint: Endpoint) -> str:
+    parts: list[str] = []
+    for number, stage in enumerate(endpoint.stages, start=1):
+        ids = ", ".join(call.id for call in stage)
+        after = "" if number == 1 else f" after stage {number - 1}"
+        if len(stage) > 1:
+            parts.append(f"stage {number}: {ids} in parallel{after}")
+        else:
+            parts.append(f"stage {number}: {ids}{after}")
+    return "; ".join(parts).capitalize() if parts else "No calls"
+
+
+def _cache_ttl(endpoint: Endpoint) -> str:
+    if not endpoint.cache.enabled or endpoint.method != "GET":
+        return "No cache"
+    return f"{endpoint.cache.ttl_s}s ({'per user' if endpoint.cache.scope == 'user' else 'shared'})"
+
+
+def response_fields(endpoint: Endpoint) -> tuple[ResponseField, ...]:
+    """Every leaf of the response template with the calls it reads (from the compiled reads)."""
+    call_ids = [call.id for call in endpoint.calls]
+    service_of = {call.id: call.service for call in endpoint.calls}
+    found: list[ResponseField] = []
+
+    def walk(source: Any, path: str) -> None:
+        if isinstance(source, Mapping):
+            for key, value in source.items():
+                walk(value, f"{path}.{key}" if path else str(key))
+            return
+        if isinstance(source, list):
+            for index, value in enumerate(source):
+                walk(value, f"{path}[{index}]")
+            return
+        if not isinstance(source, str) or "{{" not in source:
+            return
+        references = compile_template(source, path).references
+        calls = tuple(call_id for call_id in call_ids if call_id in references)
+        services = tuple(dict.fromkeys(service_of[c] for c in calls))
+        found.append(ResponseField(path or "(whole response)", source, calls, services))
+
+    walk(endpoint.response.source, "")
+    return tuple(found)
+
+
+def _endpoint(plan: Plan, number: int, endpoint: Endpoint) -> EndpointSpec:
+    title = f"{endpoint.method} {plan.layer.base_path.rstrip('/')}{endpoint.path}"
+    settings = Table(
+        ("Setting", "Value"),
+        (
+            ("Path", title),
+            ("Purpose", endpoint.purpose or "—"),
+            ("Downstream Calls", "; ".join(service_call(call) for stage in endpoint.stages for call in stage)),
+            ("Parallel vs Sequential", _parallelism(endpoint)),
+            ("Timeout (total)", _ms(endpoint.timeout_ms)),
+            ("Cache TTL", _cache_ttl(endpoint)),
+        ),
+    )
+    sequence = Table(
+        ("Order", "Service Call", "Required?", "Timeout", "Fallback"),
+        tuple(
+            (
+                stage_order(endpoint, call),
+                service_call(call),
+                "Yes" if call.required else "No",
+                _ms(call_timeout_ms(plan, call)),
+                fallback_words(call),
+            )
+            for stage in endpoint.stages
+            for call in stage
+        ),
+    )
+    schema = json.dumps(endpoint.response.source, indent=2, ensure_ascii=False)
+    return EndpointSpec(number, endpoint, title, settings, sequence, schema, response_fields(endpoint))
+
+
+_ERROR_HANDLING = (
+    ("All downstream calls succeed", "200", "Return assembled response"),
+    (
+        "Required service fails",
+        "502",
+        "Envelope DOWNSTREAM_FAILURE (CIRCUIT_OPEN when its breaker is open) naming failedServices",
+    ),
+    (
+        "Optional service fails",
+        "200",
+        "Partial response: the call's fallback in place, partialData: true, failedServices",
+    ),
+    ("Required call timed out, or the total deadline passed", "504", "Envelope GATEWAY_TIMEOUT"),
+    (
+        "Authentication failure on downstream (401/403)",
+        "401 / 403",
+        "Propagate to client: DOWNSTREAM_UNAUTHORIZED / DOWNSTREAM_FORBIDDEN",
+    ),
+    ("Rate limited by downstream", "429", "Envelope RATE_LIMITED with Retry-After"),
+    ("Other 4xx from a required call", "the same status", "Envelope DOWNSTREAM_CLIENT_ERROR"),
+    ("Client not authenticated to the gateway", "401", "Envelope UNAUTHENTICATED"),
+    ("Bad client input (invalid JSON, body too large)", "400 / 413", "Envelope BAD_REQUEST / PAYLOAD_TOO_LARGE"),
+)
+
+
+def _breakers(plan: Plan) -> Table:
+    rows = tuple(
+        (
+            _service_title(s.name),
+            f"{s.breaker.failure_threshold} failures in {_seconds(s.breaker.window_s)}",
+            _seconds(s.breaker.open_s),
+            f"{s.breaker.half_open_probes} request{'' if s.breaker.half_open_probes == 1 else 's'}",
+        )
+        for s in plan.services.values()
+    )
+    return Table(("Service", "Failure Threshold", "Open Duration", "Half-Open Probes"), rows)
+
+
+def _backoff(policy: RetryPolicy) -> str:
+    if policy.max_retries == 0 or policy.backoff == "none":
+        return "None"
+    jitter = " + jitter" if policy.jitter else ""
+    if policy.backoff == "fixed":
+        return f"Fixed: {policy.base_ms}ms{jitter}"
+    delays = ", ".join(f"{policy.base_ms * 2**n}ms" for n in range(policy.max_retries))
+    return f"Exponential: {delays}{jitter}"
+
+
+_RETRY_ON_ORDER = ("5xx", "timeout", "connect_error", "429")
+
+
+def _retry_on(policy: RetryPolicy) -> str:
+    if policy.max_retries == 0 or not policy.retry_on:
+        return "Never"
+    kinds = [kind for kind in _RETRY_ON_ORDER if kind in policy.retry_on]
+    return "5xx only" if kinds == ["5xx"] else ", ".join(kinds)
+
+
+def _retries(plan: Plan) -> Table:
+    rows = tuple(
+        (_service_title(s.name), str(s.retry.max_retries), _backoff(s.retry), _retry_on(s.retry))
+        for s in plan.services.values()
+    )
+    return Table(("Service", "Max Retries", "Backoff", "Retry On"), rows)
+
+
+def _resilience_checklist(plan: Plan) -> tuple[tuple[bool, str], ...]:
+    services = list(plan.services.values())
+    optional = [call for endpoint in plan.endpoints for call in endpoint.calls if not call.required]
+    bulkheads = ", ".join(f"{s.name} {s.bulkhead.max_concurrent}" for s in services)
+    return (
+        (bool(services), "Circuit breakers configured for each downstream service"),
+        (bool(services), "Retry policies defined per service (not global)"),
+        (
+            bool(services),
+            "Bulkhead isolation prevents one slow service from consuming all connection pool threads"
+            f" (max concurrent calls: {bulkheads})",
+        ),
+        (True, f"Fallback responses defined for non-critical services ({len(optional)} optional calls)"),
+        (True, "Health check endpoint exposes downstream service status (/health/downstream)"),
+    )
+
+
+_SCOPES = {
+    "user": ("Per-user", "User ID from {claim}"),
+    "ip": ("Per-IP", "Client IP"),
+    "endpoint": ("Per-endpoint", "Path + User"),
+    "global": ("Global", "Entire gateway"),
+}
+
+
+def _rate_limits(plan: Plan) -> Table:
+    claim = plan.layer.auth.jwt.user_claim if plan.layer.auth.jwt is not None else "the API key"
+    source = f"JWT ({claim})" if plan.layer.auth.type == "jwt" else "the API key"
+
+    def row(rule: RateLimitRule, where: str) -> tuple[str, ...]:
+        kind, scope = _SCOPES[rule.scope]
+        scope = scope.format(claim=source)
+        response = "503" if rule.scope == "global" else "429 + Retry-After"
+        return (kind + where, _rate(rule), scope, response)
+
+    rows = [row(rule, "") for rule in plan.layer.rate_limits]
+    for endpoint in plan.endpoints:
+        rows.extend(row(rule, f" ({endpoint.name})") for rule in endpoint.rate_limits)
+    return Table(("Limit Type", "Value", "Scope", "Response"), tuple(rows) or (("None", "—", "—", "—"),))
+
+
+def _caching(plan: Plan) -> Table:
+    rows: list[tuple[str, ...]] = []
+    uncached: list[str] = []
+    base = plan.layer.base_path.rstrip("/")
+    for endpoint in plan.endpoints:
+        policy = endpoint.cache
+        if endpoint.method != "GET" or not policy.enabled:
+            uncached.append(f"{endpoint.method} {base}{endpoint.path}")
+            continue
+        events = "; ".join(
+            f"event {rule.event} → tags {', '.join(str(tag.source) for tag in rule.tags)}"
+            for rule in policy.invalidate_on
+        )
+        tags = ", ".join(str(tag.source) for tag in policy.tags)
+        invalidation = events or "TTL only"
+        if tags:
+            invalidation += f" (entry tags: {tags})"
+        layer = "Gateway response cache, Redis-shared (" + ("per user" if policy.scope == "user" else "shared") + ")"
+        rows.append((f"GET {base}{endpoint.path}", layer, f"{policy.ttl_s}s", invalidation))
+    if uncached:
+        rows.append((", ".join(uncached), "No cache", "N/A", "N/A"))
+    return Table(("Endpoint", "Cache Layer", "TTL", "Invalidation"), tuple(rows))
+
+
+_MONITORING = (
+    (True, "Request duration tracked per orchestrated endpoint (P50, P95, P99): gateway_request_duration_seconds"),
+    (True, "Downstream call duration tracked per service (separate from total): gateway_downstream_duration_seconds"),
+    (True, "Error rate dashboards per downstream service (deploy/grafana/gateway-dashboard.json)"),
+    (True, "Circuit breaker state changes trigger alerts (GatewayCircuitBreakerOpen)"),
+    (True, "Distributed tracing (trace ID propagated to all downstream calls: W3C traceparent)"),
+    (True, "Log correlation: single request ID in gateway logs and all downstream logs (X-Request-ID)"),
+)
+
+_ALERTS = Table(
+    ("Metric", "Alert Threshold", "Channel"),
+    (
+        (
+            "Total endpoint latency P99",
+            "> its target, gateway_endpoint_latency_target_seconds (GatewayEndpointLatencyP99High)",
+            "Slack",
+        ),
+        ("Downstream error rate", "> 5% over 5 min (GatewayDownstreamErrorRateHigh)", "PagerDuty"),
+        ("Circuit breaker open", "Any service (GatewayCircuitBreakerOpen)", "Slack"),
+    ),
+)
+
+
+def spec_build(plan: Plan, *, date: str, endpoint: str | None = None) -> Spec:
+    """The whole specification, or one endpoint's (``endpoint`` is its name; KeyError if unknown)."""
+    endpoints = list(enumerate(plan.endpoints, start=1))
+    if endpoint is not None:
+        endpoints = [(n, e) for n, e in endpoints if e.name == endpoint]
+        if not endpoints:
+            raise KeyError(endpoint)
+    return Spec(
+        layer_name=plan.layer.name,
+        version=plan.version,
+        overview=_overview(plan, date),
+        registry=_registry(plan),
+        endpoints=tuple(_endpoint(plan, n, e) for n, e in endpoints),
+        error_handling=Table(("Scenario", "Response Code", "Behavior"), _ERROR_HANDLING),
+        breakers=_breakers(plan),
+        retries=_retries(plan),
+        resilience_checklist=_resilience_checklist(plan),
+        rate_limits=_rate_limits(plan),
+        caching=_caching(plan),
+        monitoring_checklist=_MONITORING,
+        alerts=_ALERTS,
+    )
+
+
+# --- Markdown ----------------------------------------------------------------------------
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def table_markdown(table: Table) -> list[str]:
+    lines = ["| " + " | ".join(table.headers) + " |", "|" + "---|" * len(table.headers)]
+    lines.extend("| " + " | ".join(_cell(c) for c in row) + " |" for row in table.rows)
+    return lines
+
+
+def _checklist(items: Iterable[tuple[bool, str]]) -> list[str]:
+    return [f"- {'☑' if done else '☐'} {text}" for done, text in items]
+
+
+def spec_markdown(spec: Spec) -> str:
+    out: list[str] = [f"# {spec.layer_name}: orchestration specification", ""]
+    out += ["## Orchestration Layer Overview", "", *table_markdown(spec.overview), ""]
+    out += ["## Downstream Service Registry", "", *table_markdown(spec.registry), ""]
+    out += ["## Orchestrated Endpoints", ""]
+    for endpoint in spec.endpoints:
+        out += [f"### Endpoint {endpoint.number}: {endpoint.endpoint.name}", ""]
+        out += [*table_markdown(endpoint.settings), ""]
+        out += [f"Call sequence (total timeout: {endpoint.endpoint.timeout_ms}ms).", ""]
+        out += [*table_markdown(endpoint.call_sequence), ""]
+        out += ["Response schema.", "", "```json", endpoint.response_schema, "```", ""]
+        rows = tuple(
+            (
+                f"`{f.path}`",
+                ", ".join(f.calls) or "the request only",
+                ", ".join(service_label(s) for s in f.services) or "—",
+            )
+            for f in endpoint.fields
+        )
+        out += ["Response fields and their sources.", ""]
+        out += [*table_markdown(Table(("Field", "Calls", "Services"), rows)), ""]
+    out += ["## Error Handling Strategy", "", *table_markdown(spec.error_handling), ""]
+    out += ["## Resilience Patterns", ""]
+    out += ["### Circuit Breaker Configuration", "", *table_markdown(spec.breakers), ""]
+    out += ["### Retry Policy", "", *table_markdown(spec.retries), ""]
+    out += [*_checklist(spec.resilience_checklist), ""]
+    out += ["## Rate Limiting", "", *table_markdown(spec.rate_limits), ""]
+    out += ["## Caching Strategy", "", *table_markdown(spec.caching), ""]
+    out += ["## Monitoring and Observability", "", *_checklist(spec.monitoring_checklist), ""]
+    out += [*table_markdown(spec.alerts), ""]
+    return "\n".join(out)
