@@ -23,13 +23,9 @@ _FILE_KEYS = ("public_key_file", "cert_file", "key_file", "ca_file")
 
 def serving_problems(document: Any, *, environ: Mapping[str, str] | None = None) -> list[Problem]:
     """``config_check``'s problems, then what this process could not serve."""
-    problems = config_check(document)
+    problems = compile_problems(document)
     if problems:
         return problems
-    try:
-        plan_from_document(document, version="check")
-    except TemplateError as exc:
-        return [Problem(exc.location, str(exc))]
     env = os.environ if environ is None else environ
     out: list[Problem] = []
     layer_auth = document["layer"].get("auth") or {}
@@ -37,6 +33,18 @@ def serving_problems(document: Any, *, environ: Mapping[str, str] | None = None)
     for name, service in document["services"].items():
         _references(service.get("auth") or {}, f"{key_location('services', name)}.auth", env, out)
     return out
+
+
+def compile_problems(document: Any) -> list[Problem]:
+    """``config_check``'s problems, or the template the compiler refuses."""
+    problems = config_check(document)
+    if problems:
+        return problems
+    try:
+        plan_from_document(document, version="check")
+    except TemplateError as exc:
+        return [Problem(exc.location, exc.message)]
+    return []
 
 
 def _references(section: Mapping[str, Any], location: str, env: Mapping[str, str], out: list[Problem]) -> None:
