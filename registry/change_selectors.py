@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from registry import models
-from registry.config.changes import unified_diff
+from registry.config.changes import canonical, unified_diff
 from registry.selectors import config_document_get
 
 
@@ -24,7 +24,7 @@ def version_diff(revision: models.ConfigRevision) -> str:
 
 def config_diff(document: Any, *, current_version: int, label: str = "proposed") -> str:
     """What replacing the configuration with ``document`` would change ('' if nothing)."""
-    return unified_diff(config_document_get(), document, labels=(f"version {current_version}", label))
+    return unified_diff(config_document_get(), canonical(document), labels=(f"version {current_version}", label))
 
 
 def service_dependents(*, name: str) -> list[dict[str, Any]] | None:

@@ -14,9 +14,17 @@ from collections.abc import Mapping
 from typing import Any
 
 from registry.config.dumping import config_dump
+from registry.config.schema import DOCUMENT
+from registry.config.structure import normalize
 
 SUMMARY_MAX_CHARS = 480
 _MISSING = object()
+
+
+def canonical(document: Mapping[str, Any]) -> dict[str, Any]:
+    """A checked document in the form export writes (defaults filled in), so a diff shows
+    only what an import would really change."""
+    return dict(normalize(document, DOCUMENT))
 
 
 def unified_diff(before: Mapping[str, Any] | None, after: Mapping[str, Any], *, labels: tuple[str, str]) -> str:
@@ -54,8 +62,8 @@ def _keyed(kind: str, old: dict[str, Any], new: dict[str, Any], lines: list[str]
             lines.append(f"{kind} {name} added")
         else:
             _entity(f"{kind} {name}", old[name], new[name], lines)
-    if [n for n in old if n in new] != [n for n in new if n in old]:
-        lines.append(f"{kind}s reordered")
+    if kind == "endpoint" and [n for n in old if n in new] != [n for n in new if n in old]:
+        lines.append("endpoints reordered")  # services are kept by name; endpoints in file order
 
 
 def _entity(label: str, old: Any, new: Any, lines: list[str]) -> None:

@@ -8,7 +8,7 @@ from typing import Any, NoReturn
 
 from django.core.management.base import BaseCommand
 
-from registry.config.changes import unified_diff
+from registry.config.changes import canonical, unified_diff
 from registry.config.loading import ConfigSyntaxError, config_read
 from registry.config.problems import ConfigInvalid
 from registry.config.validation import config_check
@@ -36,7 +36,7 @@ def _current_diff(document: dict[str, Any], label: str) -> str:
     from registry.selectors import config_document_get
     from registry.versioning import version_current
 
-    return unified_diff(config_document_get(), document, labels=(f"version {version_current()}", label))
+    return unified_diff(config_document_get(), canonical(document), labels=(f"version {version_current()}", label))
 
 
 def _diff(command: BaseCommand, file: str) -> None:
