@@ -39,7 +39,7 @@ def imported(document, monkeypatch, tmp_path) -> dict[str, Any]:
     """The Checkout BFF imported, with the secrets it references present (a rollback checks)."""
     for name in ("GATEWAY_JWT_SECRET", "PRICING_API_KEY", "CART_TOKEN", "TAX_TOKEN", "INVENTORY_TOKEN"):
         monkeypatch.setenv(name, "s3cret")
-    for key, value in document["services"]["payment"]["auth"].items():
+    for key in list(document["services"]["payment"]["auth"]):
         if key.endswith("_file"):
             (tmp_path / key).write_text("pem")
             document["services"]["payment"]["auth"][key] = str(tmp_path / key)
