@@ -259,7 +259,9 @@ class ConfigRevision(models.Model):
     source = models.CharField(max_length=10, choices=VersionSource.choices)
     comment = models.TextField(blank=True)
     summary = models.CharField(max_length=500)
-    document = models.JSONField(help_text="The whole configuration after this change.")
+    # Text, not jsonb: PostgreSQL's jsonb reorders keys, and a response template's key order
+    # is part of the configuration a rollback must restore exactly.
+    document = JsonTextField(help_text="The whole configuration after this change.")
 
     class Meta:
         ordering = ["-number"]

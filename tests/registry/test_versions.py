@@ -132,6 +132,7 @@ def test_import_dry_run_expect_version_and_comment(files):
 @pytest.mark.django_db
 def test_history_rollback_and_export_version(files):
     run("import", str(files["v1"]))
+    exported_v1 = run("export")[1]
     run("import", str(files["faster"]), "--comment", "ship faster")
     code, out, _ = run("history")
     lines = out.splitlines()
@@ -141,7 +142,8 @@ def test_history_rollback_and_export_version(files):
     assert len(run("history", "--limit", "1")[1].splitlines()) == 1
     code, out, _ = run("rollback", "1", "--comment", "too tight")
     assert code == 0 and "configuration version 3" in out
-    assert models.Call.objects.get(call_id="shipping").timeout_ms == 500
+    assert run("export")[1] == exported_v1  # byte for byte: key order of templates included
+    assert run("export", "--version", "1")[1] == exported_v1
     third = ConfigRevision.objects.get(number=3)
     assert (third.source, third.comment) == ("rollback", "too tight")
     code, out, _ = run("export", "--version", "2")
