@@ -1,7 +1,7 @@
 """The admin REST API under ``/api/admin/v1/`` (contract section 5): the registry's
 views, the console's breaker views and the OpenAPI schema of exactly these routes."""
 
-from django.urls import include, path
+from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView
 
 from console.api import BreakerView
@@ -9,7 +9,7 @@ from registry.api.base import AdminApiView
 
 PREFIX = "api/admin/v1/"
 
-api_patterns = [
+api_patterns: list[URLPattern | URLResolver] = [
     path("", include("registry.api.urls")),
     path("services/<slug:name>/breaker", BreakerView.as_view(), name="admin-api-breaker"),
 ]

@@ -3,7 +3,7 @@ a proposed one, and the endpoints that depend on a service."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from registry import models
 from registry.config.changes import canonical, unified_diff
@@ -18,8 +18,9 @@ def version_diff(revision: models.ConfigRevision) -> str:
         .values_list("number", "document")
         .first()
     )
-    before, label = (previous[1], f"version {previous[0]}") if previous else (None, "nothing")
-    return unified_diff(before, revision.document, labels=(label, f"version {revision.number}"))
+    before: Any = previous[1] if previous else None
+    label = f"version {previous[0]}" if previous else "nothing"
+    return unified_diff(before, cast(Any, revision.document), labels=(label, f"version {revision.number}"))
 
 
 def config_diff(document: Any, *, current_version: int, label: str = "proposed") -> str:

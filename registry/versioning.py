@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from django.db import transaction
 
@@ -76,8 +76,8 @@ def version_record(*, author: Author, summary: str | None = None) -> models.Conf
             who=author.who,
             source=author.source,
             comment=author.comment[:5000],
-            summary=summary if summary is not None else change_summary(previous, document),
-            document=document,
+            summary=summary if summary is not None else change_summary(cast(Any, previous), document),
+            document=cast(Any, document),
         )
         token = uuid.uuid4().hex
         models.ConfigVersion.objects.filter(pk=1).update(counter=number, token=token)

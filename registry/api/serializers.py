@@ -79,5 +79,5 @@ class DependentSerializer(serializers.Serializer[Any]):
     path = serializers.CharField()
     call = serializers.CharField()
     stage = serializers.IntegerField()
-    required = serializers.BooleanField()
+    required = serializers.BooleanField()  # type: ignore[assignment]  # a field named like Field.required
     fallback = serializers.JSONField(allow_null=True)

@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 
 from django.core.management.base import BaseCommand
 
@@ -108,4 +108,4 @@ def version_document(command: BaseCommand, number: int) -> dict[str, Any]:
     document = ConfigRevision.objects.filter(number=number).values_list("document", flat=True).first()
     if document is None:
         _fail(command, [f"there is no version {number}"], EXIT_PROBLEM)
-    return dict(document)
+    return dict(cast(Any, document))
