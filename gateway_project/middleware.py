@@ -21,7 +21,7 @@ from django.contrib.messages.middleware import MessageMiddleware
 from django.contrib.sessions.middleware import SessionMiddleware
 from django.http import HttpRequest
 
-SITE_PATH_PREFIXES = ("/admin/", "/console/", "/health/")
+SITE_PATH_PREFIXES = ("/admin/", "/console/", "/health/", "/api/admin/")
 
 
 def is_site_path(path: str) -> bool:

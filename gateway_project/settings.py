@@ -35,6 +35,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "rest_framework.authtoken",  # the admin API's `Authorization: Token <key>` (drf_create_token USER)
+    "drf_spectacular",
     "django_prometheus",
     "registry",
     "orchestration.apps.OrchestrationConfig",
@@ -166,6 +168,18 @@ REST_FRAMEWORK: dict[str, object] = {
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": [],
     "UNAUTHENTICATED_USER": None,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Gateway admin API",
+    "DESCRIPTION": "Configuration versions, diff, rollback and breakers (contract section 5).",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+# The admin API's DRF throttles, per user: a runaway pipeline cannot hammer the database.
+GATEWAY_ADMIN_API = {
+    "READ_RATE": env.str("GATEWAY_ADMIN_API_READ_RATE", default="600/min"),
+    "WRITE_RATE": env.str("GATEWAY_ADMIN_API_WRITE_RATE", default="60/min"),
 }
 
 # The gateway's own knobs (contract section 3). Secrets stay in the environment:

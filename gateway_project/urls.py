@@ -20,6 +20,7 @@ urlpatterns = [
     path("health/downstream", health_downstream.health_downstream, name="health-downstream"),
     path("metrics", ops_metrics.metrics_view, name="metrics"),
     path("console/", include("console.urls")),
+    path("", include("gateway_project.admin_api_urls")),  # /api/admin/v1/ (contract section 5)
     path("openapi.json", aggregate.openapi, name="openapi"),
     path("webhooks/invalidate", webhooks.invalidate, name="webhooks-invalidate"),
     re_path(r"^(?P<path>[\s\S]*)$", aggregate.aggregate, name="aggregate"),  # any path, newlines too: a 404 envelope

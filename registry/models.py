@@ -8,9 +8,13 @@ are JSON kept as text (see ``registry.fields``) and compiled by
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from registry.choices import (
     Backoff,
@@ -257,7 +261,56 @@ class ConfigVersion(models.Model):
 
     class Meta:
         constraints = [models.CheckConstraint(condition=Q(id=1), name="config_version_single_row")]
+        permissions = [("rollback_configversion", "Can roll the configuration back to an earlier version")]
 
     @property
     def value(self) -> str:
         return f"{self.counter}-{self.token}"
+
+
+class VersionSource(models.TextChoices):
+    IMPORT = "import", "import"
+    ADMIN = "admin", "admin"
+    API = "api", "API"
+    ROLLBACK = "rollback", "rollback"
+
+
+class ConfigRevision(models.Model):
+    """One immutable version of the configuration (contract section 5): written in the
+    same transaction as the change it records, numbered by ``ConfigVersion.counter``
+    (whose row lock serialises changes), never updated or deleted."""
+
+    number = models.PositiveBigIntegerField(unique=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    who = models.CharField(max_length=150, help_text="The username, or 'import'; kept when the account goes.")
+    source = models.CharField(max_length=10, choices=VersionSource.choices)
+    comment = models.TextField(blank=True)
+    summary = models.CharField(max_length=500)
+    # Text, not jsonb: PostgreSQL's jsonb reorders keys, and a response template's key order
+    # is part of the configuration a rollback must restore exactly.
+    document = JsonTextField(help_text="The whole configuration after this change.")
+
+    class Meta:
+        ordering = ["-number"]
+        verbose_name = "configuration version"
+        constraints = [
+            models.CheckConstraint(condition=Q(source__in=VersionSource.values), name="revision_source_valid")
+        ]
+
+    def __str__(self) -> str:
+        return f"version {self.number}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise ImmutableVersion(f"version {self.number} is immutable")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> Any:
+        raise ImmutableVersion(f"version {self.number} is immutable")
+
+
+class ImmutableVersion(Exception):
+    """A recorded version was about to be changed or deleted."""

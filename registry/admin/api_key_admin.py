@@ -16,7 +16,8 @@ from django.template.response import TemplateResponse
 from django.utils.cache import add_never_cache_headers
 
 from registry import models
-from registry.services import api_key_create, api_key_delete, api_key_revoke
+from registry.admin.versioning import VersionLockMixin, admin_author
+from registry.services import api_key_create, api_key_delete, api_key_revoke, config_version_bump
 
 # The plaintext of a key created by a request, from ``save_model`` to ``response_add``
 # of that same request; gone with the request.
@@ -24,7 +25,7 @@ _created: weakref.WeakKeyDictionary[HttpRequest, str] = weakref.WeakKeyDictionar
 
 
 @admin.register(models.ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin[models.ApiKey]):
+class ApiKeyAdmin(VersionLockMixin, admin.ModelAdmin[models.ApiKey]):
     list_display = ["name", "prefix", "subject", "created_at", "revoked_at"]
     list_filter = [("revoked_at", admin.EmptyFieldListFilter)]
     search_fields = ["name", "prefix", "subject"]
@@ -39,9 +40,10 @@ class ApiKeyAdmin(admin.ModelAdmin[models.ApiKey]):
 
     def save_model(self, request: HttpRequest, obj: models.ApiKey, form: Any, change: bool) -> None:
         if change:
-            obj.save(update_fields=["name"])
+            obj.save(update_fields=["name"])  # inside the admin's transaction, under the version lock
+            config_version_bump(author=admin_author(request), summary=f"api key {obj.prefix}… renamed {obj.name!r}")
             return
-        key, plaintext = api_key_create(name=obj.name, subject=obj.subject)
+        key, plaintext = api_key_create(name=obj.name, subject=obj.subject, author=admin_author(request))
         obj.pk, obj.prefix, obj.key_hash, obj.created_at = key.pk, key.prefix, key.key_hash, key.created_at
         _created[request] = plaintext
 
@@ -64,14 +66,14 @@ class ApiKeyAdmin(admin.ModelAdmin[models.ApiKey]):
         return response
 
     def delete_model(self, request: HttpRequest, obj: models.ApiKey) -> None:
-        api_key_delete(keys=models.ApiKey.objects.filter(pk=obj.pk))
+        api_key_delete(keys=models.ApiKey.objects.filter(pk=obj.pk), author=admin_author(request))
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[models.ApiKey]) -> None:
-        api_key_delete(keys=queryset)  # the "delete selected" action
+        api_key_delete(keys=queryset, author=admin_author(request))  # the "delete selected" action
 
     @admin.action(description="Revoke selected API keys")
     def revoke(self, request: HttpRequest, queryset: QuerySet[models.ApiKey]) -> None:
         keys = list(queryset.filter(revoked_at__isnull=True))
         for key in keys:
-            api_key_revoke(api_key=key)
+            api_key_revoke(api_key=key, author=admin_author(request))
         self.message_user(request, f"Revoked {len(keys)} API key(s).", messages.SUCCESS)
