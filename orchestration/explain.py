@@ -17,9 +17,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
 
-from orchestration.observer import AttemptObservation, BreakerTransition, NullObserver, Observer
+from orchestration.observer import AttemptObservation, BreakerTransition, Observer, ResilienceDecision
 from orchestration.outcome import OutcomeKind
 from orchestration.plan import Endpoint
 
@@ -84,7 +83,7 @@ def explaining() -> bool:
     return _current.get() is not None
 
 
-class ExplainObserver(NullObserver):
+class ExplainObserver:
     """Passes everything to ``inner``; attempts of an explained request also go to its recorder."""
 
     def __init__(self, inner: Observer) -> None:
@@ -102,8 +101,8 @@ class ExplainObserver(NullObserver):
     def on_store_error(self, store: str, error: Exception) -> None:
         self._inner.on_store_error(store, error)
 
-    def __getattr__(self, name: str) -> Any:  # hooks added to the protocol later reach the inner observer
-        return getattr(self._inner, name)
+    def on_decision(self, decision: ResilienceDecision) -> None:
+        self._inner.on_decision(decision)
 
 
 @dataclass(frozen=True, slots=True)
