@@ -213,7 +213,11 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
-        "json": {"()": "pythonjsonlogger.json.JsonFormatter", "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        # "process": which gunicorn worker wrote the line (each holds its own plan, breakers, caches).
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s",
+        },
     },
     "filters": {"request_context": {"()": "orchestration.observability.access_log.RequestContextFilter"}},
     "handlers": {

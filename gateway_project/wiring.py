@@ -173,8 +173,9 @@ def install() -> None:
     from orchestration.web.explain_header import install_explain_token
 
     install_explain_token(settings.GATEWAY["EXPLAIN_TOKEN"])
-    # /readyz pings Redis over this process's client, and checks at most once a second.
-    health.install_readiness(health.readiness_probe(redis_client=redis_client()))
+    # /readyz checks at most once a second, over a database connection of its own (kept
+    # open between checks) and this process's Redis client.
+    health.install_readiness(health.readiness_probe(database=health.database_check(), redis_client=redis_client()))
 
 
 def _look_at_the_version_now(**_: Any) -> None:

@@ -20,3 +20,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         report.outcome = "failed"
         report.longrepr = f"skipped in CI, which must provide what this test needs: {reason}"
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup: None) -> Iterator[None]:
+    """pytest-django's, plus: /readyz keeps a database connection of its own
+    (orchestration/web/health.py), which must be closed before the test database is dropped."""
+    yield
+    from orchestration.web import health
+
+    health.readiness_close()

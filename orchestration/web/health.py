@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Callable
 from typing import Any
 
-from django.db import connection
+from django.db import connections
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.http import HttpRequest, JsonResponse
 
 from orchestration.clock import Clock, SystemClock
@@ -19,14 +22,63 @@ def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok"})
 
 
-def database_ok() -> bool:
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-        return True
-    except Exception:
-        logger.warning("readiness: database unreachable", exc_info=True)
-        return False
+class DatabaseCheck:
+    """``SELECT 1`` over one connection of its own, kept open between checks.
+
+    Not a request's connection: under gevent each greenlet has its own, closed when
+    its request ends (CONN_MAX_AGE=0), so a check on it opened a new database
+    connection per refresh. This one is made by ``connect`` (a database wrapper
+    outside Django's per-thread handler, so nothing else closes it), used by one
+    caller at a time (its lock; the probe's lock already serialises refreshes), and
+    replaced when it fails: a connection the server dropped (a restart, an idle
+    timeout) is retried once on a new one before the database counts as unreachable.
+    """
+
+    def __init__(self, connect: Callable[[], BaseDatabaseWrapper]) -> None:
+        self._connect = connect
+        self._connection: BaseDatabaseWrapper | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> bool:
+        with self._lock:
+            reused = self._connection is not None
+            failure = self._select_one()
+            if failure is not None and reused:  # the kept one may have died (a restart): once on a new one
+                failure = self._select_one()
+        if failure is not None:
+            logger.warning("readiness: database unreachable", exc_info=failure)
+        return failure is None
+
+    def _select_one(self) -> Exception | None:
+        """None when ``SELECT 1`` answered; else the failure, and the connection is dropped."""
+        try:
+            if self._connection is None:
+                self._connection = self._connect()
+                self._connection.inc_thread_sharing()  # refreshes run on whichever greenlet asks
+            with self._connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+            return None
+        except Exception as failure:  # noqa: BLE001 - any failure means this connection is not usable
+            self._discard()
+            return failure
+
+    def close(self) -> None:
+        """Close the connection now (the next check opens a new one)."""
+        with self._lock:
+            self._discard()
+
+    def _discard(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            try:
+                connection.close()
+            except Exception:  # already broken: dropping it is all that is left
+                logger.debug("readiness: closing a broken database connection failed", exc_info=True)
+
+
+def database_check(alias: str = "default") -> DatabaseCheck:
+    """The readiness check of database ``alias``, on a connection of its own."""
+    return DatabaseCheck(lambda: connections.create_connection(alias))
 
 
 def redis_check(client: Any) -> Check:
@@ -42,15 +94,15 @@ def redis_check(client: Any) -> Check:
     return redis_ok
 
 
-def readiness_probe(*, redis_client: Any, clock: Clock | None = None) -> ReadinessProbe:
+def readiness_probe(*, database: Check, redis_client: Any, clock: Clock | None = None) -> ReadinessProbe:
     """The database always; Redis when configured (None: the embedded default)."""
-    checks: dict[str, Check] = {"database": database_ok}
+    checks: dict[str, Check] = {"database": database}
     if redis_client is not None:
         checks["redis"] = redis_check(redis_client)
     return ReadinessProbe(checks, clock=SystemClock() if clock is None else clock)
 
 
-_probe = ReadinessProbe({"database": database_ok}, clock=SystemClock())
+_probe = ReadinessProbe({"database": database_check()}, clock=SystemClock())  # until install_readiness
 
 
 def install_readiness(probe: ReadinessProbe) -> ReadinessProbe:
@@ -58,6 +110,11 @@ def install_readiness(probe: ReadinessProbe) -> ReadinessProbe:
     global _probe
     previous, _probe = _probe, probe
     return previous
+
+
+def readiness_close() -> None:
+    """Close the served probe's database connection (before a test database is dropped)."""
+    _probe.close()
 
 
 def readyz(request: HttpRequest) -> JsonResponse:

@@ -7,7 +7,8 @@ enough for any orchestrator, whose probes run every few seconds), and one caller
 at a time refreshes it: concurrent hits during a check wait for its answer
 instead of starting their own (under gevent the lock is a cooperative one).
 The checks themselves are plain callables, so the caller decides how they reach
-the database and Redis (the process's shared Redis client, not a new one).
+the database and Redis: orchestration/web/health.py keeps one database connection
+for the probe alone and pings over the process's shared Redis client.
 """
 
 from __future__ import annotations
@@ -52,6 +53,14 @@ class ReadinessProbe:
                 answer = Readiness({name: "ok" if check() else "unreachable" for name, check in self._checks.items()})
                 self._answer, self._expires_at = answer, self._clock.monotonic() + self._ttl_s
         return answer
+
+    def close(self) -> None:
+        """Let go of what the checks hold (those with a ``close``: a database connection)."""
+        with self._lock:
+            for check in self._checks.values():
+                close = getattr(check, "close", None)
+                if close is not None:
+                    close()
 
     def _fresh(self) -> Readiness | None:
         return self._answer if self._answer is not None and self._clock.monotonic() < self._expires_at else None

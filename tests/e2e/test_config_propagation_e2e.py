@@ -3,14 +3,18 @@
 deployments: the embedded default (a SQLite file, no REDIS_URL) and PostgreSQL + Redis.
 
 Changes are made the way users make them: ``manage.py gateway import`` of a changed file,
-an endpoint saved in the admin (logged in over HTTP), API keys created and deleted in the
-admin. After each, batches of requests on fresh connections go out until one batch shows
-the change in every answer and was answered by both workers (per-worker counters from the
-Prometheus multiprocess files), so a worker that still serves the old plan cannot hide.
+an endpoint saved in the admin (logged in over HTTP), API keys created and deleted, an
+endpoint and a service deleted in the admin. After each, batches of requests on fresh
+connections go out until one batch shows the change in every answer and was answered by
+both workers (per-worker counters from the Prometheus multiprocess files), so a worker that
+still serves the old plan cannot hide. Each worker logs "serving configuration version"
+once per rebuild (with its pid): one change is exactly one such line per worker, and idle
+poll periods add none.
 """
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import re
@@ -49,6 +53,9 @@ ADMIN_PASSWORD = "config-e2e-admin-password"
 BATCH = 20  # requests per batch, each on a fresh connection
 DEADLINE_S = 10.0  # the contract says 2 s; generous here for a loaded CI machine
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+HEALTH_TOKEN = "config-e2e-health-token"  # /health/downstream names the served plan's services with it
+POLL_S = 1.0  # GATEWAY_CONFIG_POLL_S's default, which the deployments keep
+IDLE_POLLS = 3  # poll periods waited after a change is served everywhere, for a second rebuild to show
 
 
 def config_yaml(downstream_url: str, label: str) -> str:
@@ -60,7 +67,10 @@ def config_yaml(downstream_url: str, label: str) -> str:
             "base_path": BASE,
             "auth": {"type": "api_key", "header": "X-API-Key"},
         },
-        "services": {"probe": {"base_url": downstream_url, "owner": "Probe Team", "timeout_ms": 1000}},
+        "services": {
+            "probe": {"base_url": downstream_url, "owner": "Probe Team", "timeout_ms": 1000},
+            "retired": {"base_url": downstream_url, "owner": "Retired Team", "timeout_ms": 1000},
+        },
         "endpoints": [
             {
                 "name": "label",
@@ -70,7 +80,16 @@ def config_yaml(downstream_url: str, label: str) -> str:
                 "timeout_ms": 2000,
                 "calls": [{"id": "probe", "service": "probe", "stage": 1, "method": "GET", "path": "/probe"}],
                 "response": {"label": label, "value": "{{ probe.value }}"},
-            }
+            },
+            {  # deleted in the admin, then its service
+                "name": "retired-view",
+                "method": "GET",
+                "path": "/retired",
+                "purpose": "Served until it is deleted",
+                "timeout_ms": 2000,
+                "calls": [{"id": "old", "service": "retired", "stage": 1, "method": "GET", "path": "/retired"}],
+                "response": {"retired": "{{ old.value }}"},
+            },
         ],
     }
     return json.dumps(document, indent=2)  # JSON is YAML
@@ -118,7 +137,12 @@ def deployment_env(name: str, workdir: Path) -> dict[str, str]:
         _flush_redis(env["REDIS_URL"])
     multiproc = workdir / "prom"
     multiproc.mkdir()
-    return env | {"PORT": str(free_port()), "WEB_CONCURRENCY": "2", "PROMETHEUS_MULTIPROC_DIR": str(multiproc)}
+    return env | {
+        "PORT": str(free_port()),
+        "WEB_CONCURRENCY": "2",
+        "PROMETHEUS_MULTIPROC_DIR": str(multiproc),
+        "GATEWAY_HEALTH_TOKEN": HEALTH_TOKEN,
+    }
 
 
 @pytest.fixture(scope="module", params=["embedded", "postgres_redis"])
@@ -129,7 +153,7 @@ def deployment(
 ) -> Iterator[Deployment]:
     name: str = request.param
     workdir = tmp_path_factory.mktemp(f"config-{name}")
-    downstream = module_fake_downstream({"/probe": (200, {"value": 7})})
+    downstream = module_fake_downstream({"/probe": (200, {"value": 7}), "/retired": (200, {"value": 3})})
     env = deployment_env(name, workdir)
     config_file = workdir / "gateway.yaml"
     config_file.write_text(config_yaml(downstream.url, "v1"), encoding="utf-8")
@@ -162,12 +186,12 @@ def admin(deployment: Deployment) -> Iterator[AdminSession]:
 # ---------------------------------------------------------------------------
 
 
-def send(server: GatewayServer, api_key: str) -> HttpReply:
-    """GET the probe endpoint on a new connection."""
+def send(server: GatewayServer, path: str, headers: Mapping[str, str]) -> HttpReply:
+    """GET ``path`` on a new connection."""
     parts = urlsplit(server.base_url)
     connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=15)
     try:
-        connection.request("GET", f"{BASE}/label", headers={"X-API-Key": api_key})
+        connection.request("GET", path, headers=dict(headers))
         response = connection.getresponse()
         return HttpReply(response.status, {k.lower(): v for k, v in response.getheaders()}, response.read())
     finally:
@@ -180,15 +204,29 @@ def answered_per_worker(server: GatewayServer) -> dict[int, float]:
     return per_worker(server, "gateway_requests_total")
 
 
-def every_worker_shows(server: GatewayServer, api_key: str, expected: Callable[[HttpReply], bool]) -> float:
-    """Seconds until a whole batch of fresh-connection requests shows ``expected`` and both
-    workers answered some of it; fails after DEADLINE_S with what the last batch saw."""
+def health_answered_per_worker(server: GatewayServer) -> dict[int, float]:
+    """/health/downstream answers so far, per worker pid (django-prometheus's counter)."""
+    return per_worker(server, "django_http_responses_total_by_status_view_method_total", view="health-downstream")
+
+
+def every_worker_shows(
+    server: GatewayServer,
+    api_key: str,
+    expected: Callable[[HttpReply], bool],
+    *,
+    path: str = f"{BASE}/label",
+    answered: Callable[[GatewayServer], dict[int, float]] = answered_per_worker,
+) -> float:
+    """Seconds until a whole batch of fresh-connection GETs of ``path`` shows ``expected`` and
+    both workers answered some of it (``answered``: a counter per worker pid); fails after
+    DEADLINE_S with what the last batch saw."""
+    headers = {"X-API-Key": api_key, "X-Health-Token": HEALTH_TOKEN}
     started = time.monotonic()
     while True:
-        before = answered_per_worker(server)
+        before = answered(server)
         with ThreadPoolExecutor(max_workers=BATCH) as pool:
-            replies = list(pool.map(lambda _: send(server, api_key), range(BATCH)))
-        after = answered_per_worker(server)
+            replies = list(pool.map(lambda _: send(server, path, headers), range(BATCH)))
+        after = answered(server)
         workers = [pid for pid, count in after.items() if count > before.get(pid, 0.0)]
         took = time.monotonic() - started
         if len(workers) == 2 and all(expected(reply) for reply in replies):
@@ -204,6 +242,53 @@ def label_is(label: str) -> Callable[[HttpReply], bool]:
 
 def unauthenticated(reply: HttpReply) -> bool:
     return reply.status == 401 and reply.json()["error"]["code"] == "UNAUTHENTICATED"
+
+
+def not_found(reply: HttpReply) -> bool:
+    return reply.status == 404 and reply.json()["error"]["code"] == "NOT_FOUND"
+
+
+def services_are(*names: str) -> Callable[[HttpReply], bool]:
+    """/health/downstream names exactly these services (those of the plan the worker serves)."""
+    return lambda reply: reply.status == 200 and sorted(reply.json()["services"]) == sorted(names)
+
+
+# ---------------------------------------------------------------------------
+# Rebuilds, as each worker logs them
+# ---------------------------------------------------------------------------
+
+
+def rebuilds(server: GatewayServer) -> dict[int, list[str]]:
+    """The versions each worker pid logged "serving configuration version" for, in order."""
+    found: dict[int, list[str]] = {}
+    for line in server.log_lines():
+        if not line.startswith("{"):
+            continue  # gunicorn's own lines
+        entry = json.loads(line)
+        match = re.fullmatch(r"serving configuration version (\S+) \(\d+ endpoints\)", entry.get("message", ""))
+        if match is not None:
+            found.setdefault(entry["process"], []).append(match.group(1))
+    return found
+
+
+@contextlib.contextmanager
+def rebuilds_per_worker(deployment: Deployment, expected: int) -> Iterator[None]:
+    """The block makes one change (``expected=1``) or none (0) and waits until it is served:
+    then, after IDLE_POLLS more poll periods, each of the two workers has logged exactly
+    ``expected`` rebuilds, all to one new version."""
+    before = rebuilds(deployment.server)
+    assert len(before) == 2, before  # each worker logged its first build
+    yield
+    time.sleep(IDLE_POLLS * POLL_S)  # a second rebuild for the same change would come at a later poll
+    after = rebuilds(deployment.server)
+    assert after.keys() == before.keys(), (before, after)  # the same two workers
+    new = {pid: versions[len(before[pid]) :] for pid, versions in after.items()}
+    assert [len(versions) for versions in new.values()] == [expected, expected], new
+    if expected:
+        assert len({version for versions in new.values() for version in versions}) == 1, new
+        assert not {version for versions in new.values() for version in versions} & {
+            version for versions in before.values() for version in versions
+        }, (before, new)
 
 
 # ---------------------------------------------------------------------------
@@ -295,6 +380,10 @@ class AdminSession:
         assert match is not None, page[:2000]
         return match.group(0), self.change_id("apikey", name)
 
+    def delete(self, model: str, search: str) -> httpx.Response:
+        """The object's delete page, confirmed as a user does ("Yes, I'm sure")."""
+        return self.post_form(f"/admin/registry/{model}/{self.change_id(model, search)}/delete/", {"post": "yes"})
+
     def api_key_delete(self, key_id: str) -> None:
         answer = self.post_form(f"/admin/registry/apikey/{key_id}/delete/", {"post": "yes"})
         assert answer.status_code == 302, answer.text[:500]
@@ -321,14 +410,16 @@ def test_both_workers_serve_the_first_configuration(deployment: Deployment) -> N
 def test_an_import_reaches_every_worker(deployment: Deployment) -> None:
     changed = deployment.workdir / "changed.yaml"
     changed.write_text(config_yaml(deployment.downstream.url, "imported"), encoding="utf-8")
-    deployment.manage("gateway", "import", str(changed))
-    took = every_worker_shows(deployment.server, deployment.steady_key, label_is("imported"))
+    with rebuilds_per_worker(deployment, expected=1):
+        deployment.manage("gateway", "import", str(changed))
+        took = every_worker_shows(deployment.server, deployment.steady_key, label_is("imported"))
     report(deployment, "import", took)
 
 
 def test_an_admin_save_reaches_every_worker(deployment: Deployment, admin: AdminSession) -> None:
-    admin.endpoint_response_save("label", {"label": "saved in the admin", "value": "{{ probe.value }}"})
-    took = every_worker_shows(deployment.server, deployment.steady_key, label_is("saved in the admin"))
+    with rebuilds_per_worker(deployment, expected=1):
+        admin.endpoint_response_save("label", {"label": "saved in the admin", "value": "{{ probe.value }}"})
+        took = every_worker_shows(deployment.server, deployment.steady_key, label_is("saved in the admin"))
     report(deployment, "admin save", took)
 
 
@@ -351,6 +442,48 @@ def test_api_keys_created_and_deleted_in_the_admin_reach_every_worker(
     for plaintext, _ in (keys["old-a"], keys["old-b"]):
         every_worker_shows(server, plaintext, unauthenticated)
     every_worker_shows(server, deployment.steady_key, current)  # the others' keys still work
+
+
+def test_an_endpoint_deleted_in_the_admin_stops_on_every_worker(deployment: Deployment, admin: AdminSession) -> None:
+    server, key, path = deployment.server, deployment.steady_key, f"{BASE}/retired"
+    every_worker_shows(server, key, lambda reply: reply.status == 200 and reply.json() == {"retired": 3}, path=path)
+
+    with rebuilds_per_worker(deployment, expected=1):
+        answer = admin.delete("endpoint", "retired-view")
+        assert answer.status_code == 302, answer.text[:500]
+        took = every_worker_shows(server, key, not_found, path=path)
+    report(deployment, "endpoint delete", took)
+    every_worker_shows(server, key, label_is("saved in the admin"))  # the other endpoint serves on
+
+
+def test_a_service_deleted_in_the_admin_leaves_every_worker(deployment: Deployment, admin: AdminSession) -> None:
+    server, key = deployment.server, deployment.steady_key
+    every_worker_shows(
+        server, key, services_are("probe", "retired"), path="/health/downstream", answered=health_answered_per_worker
+    )
+
+    with rebuilds_per_worker(deployment, expected=1):
+        answer = admin.delete("service", "Retired Team")
+        assert answer.status_code == 302, answer.text[:500]
+        took = every_worker_shows(
+            server, key, services_are("probe"), path="/health/downstream", answered=health_answered_per_worker
+        )
+    report(deployment, "service delete", took)
+    every_worker_shows(server, key, label_is("saved in the admin"))
+
+
+def test_a_service_still_called_cannot_be_deleted_and_nothing_rebuilds(
+    deployment: Deployment, admin: AdminSession
+) -> None:
+    with rebuilds_per_worker(deployment, expected=0):
+        answer = admin.delete("service", "Probe Team")  # the label endpoint calls it
+        assert answer.status_code == 200 and "protected related objects" in answer.text, answer.text[:2000]
+        every_worker_shows(deployment.server, deployment.steady_key, label_is("saved in the admin"))
+
+
+def test_idle_poll_periods_rebuild_nothing(deployment: Deployment) -> None:
+    with rebuilds_per_worker(deployment, expected=0):
+        time.sleep(IDLE_POLLS * POLL_S)  # with the manager's own wait: six poll periods, no change
 
 
 def open_database_connections(deployment: Deployment) -> int:
