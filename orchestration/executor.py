@@ -6,6 +6,9 @@ sees the request, the user and the results of the calls of earlier stages.
 
 * An optional call that fails puts its ``fallback`` in place; the response is
   then partial (``partialData``/``failedServices``).
+* An optional call with ``stale_if_error_s`` that fails puts its last good result
+  for the same rendered request in place instead, when one is kept
+  (``resilience.stale``); the response lists it in ``staleServices``.
 * A required call that fails cancels the calls of its stage still running and
   no later stage starts; the run returns a ``Failure`` holding every required
   failure that had finished, which ``errors.failure_to_error`` ranks.
@@ -34,9 +37,10 @@ from orchestration.downstream.pool import DownstreamPool
 from orchestration.downstream.request import RequestSpec, build_request
 from orchestration.errors import Failure, RequiredFailure
 from orchestration.observer import AttemptObservation, NullObserver, Observer, ResilienceDecision
-from orchestration.outcome import Outcome, failure_kind, retry_after_whole_s
+from orchestration.outcome import Outcome, OutcomeKind, failure_kind, retry_after_whole_s
 from orchestration.plan import Call, Endpoint, Plan
 from orchestration.resilience.retry import DEADLINE_PASSED, Random, Sleeper, run_with_retry
+from orchestration.resilience.stale import StaleResults, stale_key
 from orchestration.spawn import Running, Spawner, default_spawner
 
 
@@ -47,6 +51,7 @@ class Success:
     body: Any
     partial: bool = False
     failed_services: tuple[str, ...] = ()
+    stale_services: tuple[str, ...] = ()  # optional calls answered by a kept result (resilience.stale)
 
 
 @dataclass(slots=True)
@@ -58,9 +63,14 @@ class _Run:
     deadline: Deadline
     context: dict[str, Any]
     failed_calls: set[str] = field(default_factory=set)
+    stale_calls: set[str] = field(default_factory=set)
 
     def failed_services(self) -> tuple[str, ...]:
         names = (call.service for call in self.endpoint.calls if call.id in self.failed_calls)
+        return tuple(dict.fromkeys(names))
+
+    def stale_services(self) -> tuple[str, ...]:
+        names = (call.service for call in self.endpoint.calls if call.id in self.stale_calls)
         return tuple(dict.fromkeys(names))
 
 
@@ -90,6 +100,7 @@ class Executor:
         spawner: Spawner | None = None,
         sleep: Sleeper | None = None,
         random_unit: Random | None = None,
+        stale_results: StaleResults | None = None,
     ) -> None:
         self.plan = plan
         self._pool = pool
@@ -98,17 +109,44 @@ class Executor:
         self._spawner = spawner or default_spawner()
         self._sleep = sleep or self._clock.sleep
         self._random = random_unit or random.random
+        self._stale = stale_results or StaleResults(wall=self._clock.wall)
 
     def run(self, endpoint: Endpoint, request: RequestContext) -> Success | Failure:
         deadline = Deadline.after(self._clock, endpoint.timeout_ms / 1000)
         run = _Run(endpoint, request, deadline, request.template_context())
         for stage in endpoint.stages:
             specs = _stage_requests(run, stage)
-            required_failures = self._absorb(run, stage, self._run_stage(run, stage, specs))
+            outcomes = self._run_stage(run, stage, specs)
+            self._keep_or_recall_stale(run, stage, specs, outcomes)
+            required_failures = self._absorb(run, stage, outcomes)
             if required_failures:
                 return Failure(tuple(required_failures), run.failed_services())
-        failed = run.failed_services()
-        return Success(assemble(endpoint, run.context, failed_services=failed), bool(failed), failed)
+        failed, stale = run.failed_services(), run.stale_services()
+        body = assemble(endpoint, run.context, failed_services=failed, stale_services=stale)
+        return Success(body, bool(failed), failed, stale)
+
+    def _keep_or_recall_stale(
+        self, run: _Run, stage: tuple[Call, ...], specs: tuple[RequestSpec, ...], outcomes: dict[str, Outcome]
+    ) -> None:
+        """Optional calls with ``stale_if_error_s``: keep a good result, or put the last
+        kept one for the same rendered request in place of a failure (not a fallback)."""
+        for call, spec in zip(stage, specs, strict=True):
+            max_age_s = call.stale_if_error_s
+            outcome = outcomes.get(call.id)
+            if max_age_s is None or call.required or outcome is None:
+                continue
+            forwards = self.plan.services[call.service].auth.type == "bearer_forward"
+            key = stale_key(run.endpoint.name, call.id, spec, forwards_authorization=forwards)
+            if outcome.ok:
+                self._stale.keep(key, outcome.body, max_age_s=max_age_s)
+                continue
+            kept = self._stale.recall(key, max_age_s=max_age_s)
+            if kept is None:
+                continue
+            outcomes[call.id] = Outcome(OutcomeKind.OK, status=outcome.status, body=kept.body)
+            run.stale_calls.add(call.id)
+            detail = f"{call.service} failed ({outcome.kind}); its result of {kept.age_s:.0f}s ago served"
+            self._decide(run.endpoint.name, call, "stale_served", detail)
 
     def _run_stage(self, run: _Run, stage: tuple[Call, ...], specs: tuple[RequestSpec, ...]) -> dict[str, Outcome]:
         if run.deadline.expired:

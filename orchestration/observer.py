@@ -52,8 +52,20 @@ class ResilienceDecision:
 
 # retry_after_waited: a 429/503's Retry-After set the wait before the next attempt;
 # retry_after_past_deadline: it would have passed the deadline, so no retry was made;
-# retry_over_budget: the service's retry budget was spent, so no retry was made.
-DECISIONS = ("retry_after_waited", "retry_after_past_deadline", "retry_over_budget")
+# retry_over_budget: the service's retry budget was spent, so no retry was made;
+# stale_served: an optional call failed and its last good result stood in (stale_if_error_s);
+# hedge_fired: a second attempt was sent because the first had not answered after hedge.after_ms;
+# hedge_won: that second attempt answered first (the first was cancelled);
+# hedge_over_budget: the hedge was not sent, the service's retry budget being spent.
+DECISIONS = (
+    "retry_after_waited",
+    "retry_after_past_deadline",
+    "retry_over_budget",
+    "stale_served",
+    "hedge_fired",
+    "hedge_won",
+    "hedge_over_budget",
+)
 
 
 class Observer(Protocol):

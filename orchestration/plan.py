@@ -106,6 +106,9 @@ class Call:
     timeout_ms: int | None = None  # None: the service's timeout_ms
     idempotent: bool = False
     fallback: Any = None  # JSON value; treat as read-only
+    # optional calls: when the call fails, its last good result for the same rendered
+    # request, at most this old, stands in for the fallback (resilience.stale)
+    stale_if_error_s: int | None = None
 
     @property
     def retryable_method(self) -> bool:

@@ -95,6 +95,7 @@ def call_document(call: models.Call, service_name: str) -> dict[str, Any]:
     if call.has_body:
         raw["body"] = call.body
     raw |= _present(timeout_ms=call.timeout_ms, fallback=call.fallback)
+    raw |= _present(stale_if_error_s=call.stale_if_error_s)
     return dict(normalize(raw, schema.CALL))
 
 

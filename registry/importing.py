@@ -102,5 +102,6 @@ def _call_build(endpoint: models.Endpoint, call: Mapping[str, Any], position: in
         timeout_ms=call.get("timeout_ms"),
         idempotent=call["idempotent"],
         fallback=call.get("fallback"),
+        stale_if_error_s=call.get("stale_if_error_s"),
         position=position,
     )

@@ -178,6 +178,13 @@ class Call(models.Model):
     timeout_ms = models.PositiveIntegerField(null=True, blank=True, help_text="Empty: the service's timeout.")
     idempotent = models.BooleanField(default=False)
     fallback = JsonTextField(null=True, blank=True)
+    stale_if_error_s = models.PositiveIntegerField(
+        "stale if error (s)",
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="Optional calls: the last good result (this old at most) stands in for the fallback.",
+    )
     position = models.PositiveIntegerField(default=0)
 
     class Meta:

@@ -251,8 +251,8 @@ store_errors = Counter(
 )
 resilience_decisions = Counter(
     "gateway_resilience_decisions_total",
-    "Resilience decisions per service and endpoint (retry_after_waited, retry_after_past_deadline, "
-    "retry_over_budget): contract section 7.",
+    "Resilience decisions per service and endpoint (orchestration.observer.DECISIONS: retry_after_*, "
+    "retry_over_budget, stale_served, hedge_*): contract section 7.",
     ["service", "endpoint", "decision"],
 )
 

@@ -23,6 +23,7 @@ _CALL_FIELDS = (
     {"id": "call_id"}
     | {key: key for key in ("service", "stage", "method", "path", "query", "headers", "body", "required", "timeout_ms")}
     | {"idempotent": "idempotent", "fallback": "fallback"}
+    | {"stale_if_error_s": "stale_if_error_s"}
 )
 _SMALL = {"rows": 2, "cols": 28, "style": "font-family: monospace"}
 

@@ -107,6 +107,9 @@ def _check_call(
         out.append(Problem(key_location(location, "timeout_ms"), message))
     if call.get("required", True) is True and call.get("fallback") is not None:
         out.append(Problem(key_location(location, "fallback"), "only used by optional calls (required: false)"))
+    if call.get("required", True) is True and call.get("stale_if_error_s") is not None:
+        message = "only optional calls (required: false) may be answered by a stale result"
+        out.append(Problem(key_location(location, "stale_if_error_s"), message))
     check_literal_credentials(call.get("headers"), key_location(location, "headers"), headers=True, out=out)
     check_literal_credentials(call.get("query"), key_location(location, "query"), headers=False, out=out)
     resolver = call_resolver(stages, call.get("stage")) if references else None

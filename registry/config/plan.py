@@ -129,6 +129,7 @@ def _call(call: Mapping[str, Any], location: str) -> plan.Call:
         timeout_ms=call.get("timeout_ms"),
         idempotent=call["idempotent"],
         fallback=call.get("fallback"),
+        stale_if_error_s=call.get("stale_if_error_s"),
     )
 
 

@@ -174,6 +174,7 @@ CALL = Field(
         timeout_ms=Field("int", minimum=1, nullable=True),
         idempotent=Field("bool", default=False),
         fallback=Field("json", nullable=True),
+        stale_if_error_s=Field("int", minimum=1, nullable=True),
     ),
 )
 

@@ -17,6 +17,7 @@ from orchestration.observer import AttemptObservation, BreakerTransition, NullOb
 from orchestration.plan import Call, Endpoint, Layer, Plan, Service
 from orchestration.resilience.breaker_store import BreakerStore
 from orchestration.resilience.retry_budget import RetryBudgetStore
+from orchestration.resilience.stale import StaleResults
 from orchestration.spawn import Spawner, ThreadSpawner
 from orchestration.templates import compile_path_template, compile_template
 
@@ -153,6 +154,7 @@ class Gateway:
         store: BreakerStore | None = None,
         budgets: RetryBudgetStore | None = None,
         random_unit: Callable[[], float] | None = None,
+        stale: StaleResults | None = None,
     ) -> None:
         self.recorder = Recorder()
         self.plan = plan(services)
@@ -172,4 +174,5 @@ class Gateway:
             observer=self.recorder,
             spawner=spawner or ThreadSpawner(),
             random_unit=random_unit,
+            stale_results=stale,
         )
