@@ -5,10 +5,12 @@ and the retry budget under load (issue 14)."""
 from __future__ import annotations
 
 import itertools
+import json
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import yaml
@@ -40,6 +42,12 @@ def _endpoint(name: str, service: str, *, required: bool = True) -> dict[str, An
     }
 
 
+def _stale_endpoint() -> dict[str, Any]:
+    endpoint = _endpoint("stale", "stale", required=False)
+    endpoint["calls"][0] |= {"query": {"zip": "{{ request.query.zip }}"}, "stale_if_error_s": 300}
+    return endpoint
+
+
 @pytest.fixture(scope="module")
 def fakes(module_fake_downstream: Callable[..., FakeDownstream]) -> dict[str, FakeDownstream]:
     busy_answers = itertools.cycle([(503, {"busy": True}, {"Retry-After": "1"}), (200, {"ok": True})])
@@ -49,6 +57,7 @@ def fakes(module_fake_downstream: Callable[..., FakeDownstream]) -> dict[str, Fa
         "flaky": module_fake_downstream({"*": (500, {"down": True})}),
         "budgeted": module_fake_downstream({"*": (503, {"down": True})}),
         "unbudgeted": module_fake_downstream({"*": (503, {"down": True})}),
+        "stale": module_fake_downstream({"*": lambda handler: (200, {"zip": parse_qs(urlsplit(handler.path).query)})}),
     }
 
 
@@ -67,6 +76,7 @@ def server(module_gateway_server: Callable[..., GatewayServer], fakes: dict[str,
             ),
             "budgeted": _service(fakes["budgeted"].url, retry={**retry, "budget_percent": 20, "budget_min_per_s": 1}),
             "unbudgeted": _service(fakes["unbudgeted"].url, retry=retry),
+            "stale": _service(fakes["stale"].url),
         },
         "endpoints": [
             _endpoint("deadline", "deadline"),
@@ -74,6 +84,7 @@ def server(module_gateway_server: Callable[..., GatewayServer], fakes: dict[str,
             _endpoint("flaky", "flaky", required=False),
             _endpoint("budgeted", "budgeted", required=False),
             _endpoint("unbudgeted", "unbudgeted", required=False),
+            _stale_endpoint(),
         ],
     }
     database, redis_db = isolated_targets("resil", 6)
@@ -128,3 +139,17 @@ def test_the_retry_budget_holds_a_failing_service_under_load(server: GatewayServ
     retries = fakes["budgeted"].hits["/it"] - LOAD
     assert 0 < retries <= 0.2 * LOAD + 10  # (1 + 20 %) x, plus the minimum of 1/s over 10 s
     assert _metric(server, "retry_over_budget", "budgeted") >= LOAD - retries
+
+
+def test_stale_results_stand_in_when_the_service_dies(server: GatewayServer, fakes) -> None:
+    for _ in range(4):  # kept in Redis, whichever worker answered
+        status, _, body = server.get("/v1/stale?zip=75001")
+        assert (status, json.loads(body)) == (200, {"it": {"zip": {"zip": ["75001"]}}})
+    fakes["stale"].routes["*"] = (503, {"down": True})
+    for _ in range(6):  # served by both workers: every one finds the kept result
+        status, _, body = server.get("/v1/stale?zip=75001")
+        assert (status, json.loads(body)) == (200, {"it": {"zip": {"zip": ["75001"]}}, "staleServices": ["stale"]})
+    status, _, body = server.get("/v1/stale?zip=10115")  # never answered for this request: its fallback
+    assert (status, json.loads(body)) == (200, {"it": {"fallback": True}, "partialData": True, "failedServices": ["stale"]})
+    assert fakes["stale"].hits["/it"] == 11
+    assert _metric(server, "stale_served", "stale") == 6
