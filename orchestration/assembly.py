@@ -25,7 +25,11 @@ def assemble(
     failed_services: Sequence[str] = (),
     stale_services: Sequence[str] = (),
 ) -> Any:
-    body = endpoint.response.render(context)
+    return mark(endpoint.response.render(context), failed_services=failed_services, stale_services=stale_services)
+
+
+def mark(body: Any, *, failed_services: Sequence[str] = (), stale_services: Sequence[str] = ()) -> Any:
+    """The rendered response with the gateway's markers (partialData, failedServices, staleServices)."""
     if not failed_services and not stale_services:
         return body
     marked: dict[str, Any] = dict(body) if isinstance(body, dict) else {"data": body}

@@ -30,13 +30,13 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from orchestration.assembly import assemble
+from orchestration.assembly import mark
 from orchestration.clock import Clock, Deadline, SystemClock
 from orchestration.context import RequestContext
 from orchestration.downstream.pool import DownstreamPool
 from orchestration.downstream.request import RequestSpec, build_request
-from orchestration.errors import Failure, RequiredFailure
-from orchestration.observer import AttemptObservation, NullObserver, Observer, ResilienceDecision
+from orchestration.errors import ContractViolation, Failure, RequiredFailure
+from orchestration.observer import AttemptObservation, NullObserver, Observer, ResilienceDecision, SchemaViolation
 from orchestration.outcome import Outcome, OutcomeKind, failure_kind, retry_after_whole_s
 from orchestration.plan import Call, Endpoint, Plan
 from orchestration.resilience.retry import DEADLINE_PASSED, Random, Sleeper, run_with_retry
@@ -122,8 +122,22 @@ class Executor:
             if required_failures:
                 return Failure(tuple(required_failures), run.failed_services())
         failed, stale = run.failed_services(), run.stale_services()
-        body = assemble(endpoint, run.context, failed_services=failed, stale_services=stale)
+        rendered = endpoint.response.render(run.context)
+        self._hold_to_contract(endpoint, rendered)
+        body = mark(rendered, failed_services=failed, stale_services=stale)
         return Success(body, bool(failed), failed, stale)
+
+    def _hold_to_contract(self, endpoint: Endpoint, rendered: Any) -> None:
+        """The rendered ``response`` (before the gateway's markers) against ``response_schema``."""
+        if endpoint.response_contract is None:
+            return
+        violation = endpoint.response_contract.violation(rendered)
+        if violation is None:
+            return
+        fail = endpoint.on_schema_violation == "fail"
+        self._observer.on_schema_violation(SchemaViolation(endpoint.name, violation.field, violation.message, fail))
+        if fail:
+            raise ContractViolation()
 
     def _keep_or_recall_stale(
         self, run: _Run, stage: tuple[Call, ...], specs: tuple[RequestSpec, ...], outcomes: dict[str, Outcome]

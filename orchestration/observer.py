@@ -68,6 +68,16 @@ DECISIONS = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class SchemaViolation:
+    """An assembled response that broke its endpoint's ``response_schema``."""
+
+    endpoint: str
+    field: str  # a stable label (response_contract.Violation.field)
+    message: str
+    failed: bool  # on_schema_violation: fail (the client got 502 CONTRACT_VIOLATION)
+
+
 class Observer(Protocol):
     def on_attempt(self, observation: AttemptObservation) -> None: ...
 
@@ -76,6 +86,8 @@ class Observer(Protocol):
     def on_store_error(self, store: str, error: Exception) -> None: ...
 
     def on_decision(self, decision: ResilienceDecision) -> None: ...
+
+    def on_schema_violation(self, violation: SchemaViolation) -> None: ...
 
 
 class NullObserver:
@@ -91,4 +103,7 @@ class NullObserver:
         return None
 
     def on_decision(self, decision: ResilienceDecision) -> None:
+        return None
+
+    def on_schema_violation(self, violation: SchemaViolation) -> None:
         return None

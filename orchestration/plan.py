@@ -21,6 +21,7 @@ DownstreamAuthKind = Literal["none", "bearer_forward", "bearer", "api_key", "mtl
 ClientAuthKind = Literal["jwt", "api_key", "none"]
 RateLimitScope = Literal["user", "ip", "endpoint", "global"]
 CacheScope = Literal["user", "shared"]
+SchemaViolationAction = Literal["log", "fail"]
 
 RETRYABLE_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 
@@ -153,6 +154,10 @@ class Endpoint:
     timeout_ms: int = 3000
     cache: CachePolicy = CachePolicy()
     rate_limits: tuple[RateLimitRule, ...] = ()
+    # the response contract (orchestration.response_contract): None, or a compiled
+    # response_schema; a violation is logged and counted, and with "fail" answered 502
+    response_contract: Any = None
+    on_schema_violation: SchemaViolationAction = "log"
     stages: tuple[tuple[Call, ...], ...] = field(init=False)
 
     def __post_init__(self) -> None:

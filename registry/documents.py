@@ -118,4 +118,7 @@ def endpoint_document(
         "calls": list(calls),
         "response": endpoint.response,
     }
+    if endpoint.response_schema is not None:
+        raw["response_schema"] = endpoint.response_schema
+    raw |= _present(on_schema_violation=endpoint.on_schema_violation)
     return dict(normalize(raw, schema.ENDPOINT))

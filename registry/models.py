@@ -13,6 +13,7 @@ from django.db import models
 from django.db.models import Q
 
 from registry.choices import (
+    SchemaViolationAction,
     Backoff,
     CacheScope,
     CallMethod,
@@ -146,6 +147,16 @@ class Endpoint(models.Model):
     cache_tags = models.JSONField(default=_empty_list, blank=True)
     invalidate_on = models.JSONField(default=_empty_list, blank=True, help_text='[{"event": ..., "tags": [...]}]')
     position = models.PositiveIntegerField(default=0, help_text="Order in the exported file.")
+    response_schema = models.JSONField(
+        null=True, blank=True, help_text="JSON Schema of the assembled response. Empty: no contract check."
+    )
+    on_schema_violation = models.CharField(
+        max_length=4,
+        choices=SchemaViolationAction.choices,
+        blank=True,
+        default="",
+        help_text="Empty: log.",
+    )
 
     class Meta:
         ordering = ["position", "name"]

@@ -8,6 +8,7 @@ from typing import Any
 
 from registry.config.problems import Problem, index_location, key_location, quoted
 from registry.config.references import call_resolver, check_template, event_resolver, response_resolver
+from registry.config.response_schema_rules import check_response_schema
 from registry.config.secrets import check_literal_credentials
 from registry.config.services_rules import SLUG
 
@@ -55,6 +56,7 @@ def check_endpoint(
     for index, call in enumerate(calls):
         where = index_location(key_location(location, "calls"), index)
         _check_call(call, where, stages, services, total, out, references=references)
+    check_response_schema(endpoint, location, out)
     resolver = response_resolver(stages) if references else None
     if "response" in endpoint:
         check_template(endpoint["response"], key_location(location, "response"), resolver, out)

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from orchestration import plan
+from orchestration.response_contract import compile_contract
 from orchestration.templates import compile_path_template, compile_template
 from registry.config.schema import DOCUMENT
 from registry.config.structure import normalize
@@ -112,6 +113,8 @@ def _endpoint(endpoint: Mapping[str, Any], location: str) -> plan.Endpoint:
             ),
         ),
         rate_limits=_rate_limits(endpoint.get("rate_limits", [])),
+        response_contract=compile_contract(schema) if (schema := endpoint.get("response_schema")) is not None else None,
+        on_schema_violation=endpoint.get("on_schema_violation", "log"),
     )
 
 

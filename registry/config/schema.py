@@ -211,6 +211,8 @@ ENDPOINT = Field(
         rate_limits=Field("list", items=RATE_LIMIT, default=list, omit_empty=True),
         calls=Field("list", required=True, items=CALL),
         response=Field("json", required=True),
+        response_schema=Field("json", nullable=True),
+        on_schema_violation=Field("str", choices=("log", "fail")),
     ),
 )
 

@@ -48,6 +48,12 @@ def _stale_endpoint() -> dict[str, Any]:
     return endpoint
 
 
+def _contract_endpoint(action: str) -> dict[str, Any]:
+    schema = {"type": "object", "required": ["it"], "properties": {"it": {"type": "object", "required": ["total"]}}}
+    schema["properties"]["it"]["properties"] = {"total": {"type": "number"}}
+    return _endpoint(f"contract-{action}", "contract") | {"response_schema": schema, "on_schema_violation": action}
+
+
 @pytest.fixture(scope="module")
 def fakes(module_fake_downstream: Callable[..., FakeDownstream]) -> dict[str, FakeDownstream]:
     busy_answers = itertools.cycle([(503, {"busy": True}, {"Retry-After": "1"}), (200, {"ok": True})])
@@ -57,6 +63,7 @@ def fakes(module_fake_downstream: Callable[..., FakeDownstream]) -> dict[str, Fa
         "flaky": module_fake_downstream({"*": (500, {"down": True})}),
         "budgeted": module_fake_downstream({"*": (503, {"down": True})}),
         "unbudgeted": module_fake_downstream({"*": (503, {"down": True})}),
+        "contract": module_fake_downstream({"*": (200, {"total": "12.50"})}),
         "stale": module_fake_downstream({"*": lambda handler: (200, {"zip": parse_qs(urlsplit(handler.path).query)})}),
     }
 
@@ -77,6 +84,7 @@ def server(module_gateway_server: Callable[..., GatewayServer], fakes: dict[str,
             "budgeted": _service(fakes["budgeted"].url, retry={**retry, "budget_percent": 20, "budget_min_per_s": 1}),
             "unbudgeted": _service(fakes["unbudgeted"].url, retry=retry),
             "stale": _service(fakes["stale"].url),
+            "contract": _service(fakes["contract"].url),
         },
         "endpoints": [
             _endpoint("deadline", "deadline"),
@@ -85,6 +93,8 @@ def server(module_gateway_server: Callable[..., GatewayServer], fakes: dict[str,
             _endpoint("budgeted", "budgeted", required=False),
             _endpoint("unbudgeted", "unbudgeted", required=False),
             _stale_endpoint(),
+            _contract_endpoint("log"),
+            _contract_endpoint("fail"),
         ],
     }
     database, redis_db = isolated_targets("resil", 6)
@@ -153,3 +163,24 @@ def test_stale_results_stand_in_when_the_service_dies(server: GatewayServer, fak
     assert (status, json.loads(body)) == (200, {"it": {"fallback": True}, "partialData": True, "failedServices": ["stale"]})
     assert fakes["stale"].hits["/it"] == 11
     assert _metric(server, "stale_served", "stale") == 6
+
+
+def _violations(server: GatewayServer, endpoint: str, field: str, action: str) -> float:
+    labels = (f'endpoint="{endpoint}"', f'field="{field}"', f'action="{action}"')
+    lines = server.get("/metrics")[2].decode().splitlines()
+    found = [line for line in lines if line.startswith("gateway_response_schema_violations_total{")]
+    return sum(float(line.rsplit(" ", 1)[1]) for line in found if all(label in line for label in labels))
+
+
+def test_a_schema_violation_is_logged_or_failed_as_configured(server: GatewayServer, fakes) -> None:
+    status, _, body = server.get("/v1/contract-log")  # log: served as it is, counted
+    assert (status, json.loads(body)) == (200, {"it": {"total": "12.50"}})
+    status, headers, body = server.get("/v1/contract-fail")  # fail: the contract's envelope
+    error = json.loads(body)["error"]
+    assert (status, error["code"], json.loads(body)["data"]) == (502, "CONTRACT_VIOLATION", {})
+    assert error["requestId"] == headers["X-Request-ID"]
+    assert _violations(server, "contract-log", "it.total", "log") == 1
+    assert _violations(server, "contract-fail", "it.total", "fail") == 1
+    fakes["contract"].routes["*"] = (200, {"total": 12.5})  # the service is fixed: both conform
+    assert server.get("/v1/contract-fail")[0] == 200
+    assert _violations(server, "contract-fail", "it.total", "fail") == 1

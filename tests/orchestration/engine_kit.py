@@ -13,7 +13,13 @@ import httpx
 from orchestration.clock import FakeClock
 from orchestration.downstream import DownstreamPool
 from orchestration.executor import Executor
-from orchestration.observer import AttemptObservation, BreakerTransition, NullObserver, ResilienceDecision
+from orchestration.observer import (
+    AttemptObservation,
+    BreakerTransition,
+    NullObserver,
+    ResilienceDecision,
+    SchemaViolation,
+)
 from orchestration.plan import Call, Endpoint, Layer, Plan, Service
 from orchestration.resilience.breaker_store import BreakerStore
 from orchestration.resilience.retry_budget import RetryBudgetStore
@@ -127,6 +133,7 @@ class Recorder(NullObserver):
         self.transitions: list[BreakerTransition] = []
         self.store_errors: list[tuple[str, Exception]] = []
         self.decisions: list[ResilienceDecision] = []
+        self.schema_violations: list[SchemaViolation] = []
 
     def on_attempt(self, observation: AttemptObservation) -> None:
         self.attempts.append(observation)
@@ -139,6 +146,9 @@ class Recorder(NullObserver):
 
     def on_decision(self, decision: ResilienceDecision) -> None:
         self.decisions.append(decision)
+
+    def on_schema_violation(self, violation: SchemaViolation) -> None:
+        self.schema_violations.append(violation)
 
 
 class Gateway:

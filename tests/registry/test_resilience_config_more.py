@@ -105,3 +105,78 @@ def _endpoint_form(endpoint: models.Endpoint) -> dict[str, Any]:
     data |= {"rate_limits-TOTAL_FORMS": 0, "rate_limits-INITIAL_FORMS": 0}
     data |= {"rate_limits-MIN_NUM_FORMS": 0, "rate_limits-MAX_NUM_FORMS": 1000}
     return data
+
+
+CONTRACT = {"type": "object", "required": ["total"], "properties": {"total": {"type": "number"}}}
+
+
+def test_response_schema_checks_clean(document):
+    document["endpoints"][0] |= {"response_schema": CONTRACT, "on_schema_violation": "fail"}
+    assert problems(document) == []
+
+
+def test_a_bad_response_schema_is_refused_with_its_location(document):
+    document["endpoints"][0]["response_schema"] = {"properties": {"total": {"type": "numbr"}}}
+    document["endpoints"][0]["on_schema_violation"] = "shout"
+    document["endpoints"][1]["response_schema"] = {"items": [{"type": "string"}, {"minimum": "x"}]}
+    assert problems(document) == [
+        "endpoints[0].on_schema_violation: unknown value 'shout' (expected one of: log, fail)",
+        "endpoints[0].response_schema.properties.total: not a valid JSON Schema: Unknown type",
+        "endpoints[1].response_schema.items[1]: not a valid JSON Schema: minimum must be a number",
+    ]
+
+
+def test_remote_references_and_a_lone_action_are_refused(document):
+    document["endpoints"][0]["response_schema"] = {"$ref": "https://schemas.example/checkout.json"}
+    document["endpoints"][1]["on_schema_violation"] = "fail"
+    assert problems(document) == [
+        "endpoints[0].response_schema: not a valid JSON Schema: only local references ('#/...') are allowed, "
+        "got 'https://schemas.example/checkout.json'",
+        "endpoints[1].on_schema_violation: only used with 'response_schema'",
+    ]
+
+
+def test_gateway_check_command_prints_the_location(document, write_yaml, capsys):
+    from django.core.management import call_command
+
+    document["endpoints"][0]["response_schema"] = {"properties": {"total": {"minimum": "x"}}}
+    with pytest.raises(SystemExit):
+        call_command("gateway", "check", str(write_yaml(document)))
+    out = capsys.readouterr()
+    assert "endpoints[0].response_schema.properties.total: not a valid JSON Schema: minimum must be a number" in (
+        out.out + out.err
+    )
+
+
+@pytest.mark.django_db
+def test_response_schema_round_trips_and_compiles(document):
+    document["endpoints"][0] |= {"response_schema": CONTRACT, "on_schema_violation": "fail"}
+    config_import(document=document)
+    exported = config_document_get()
+    assert exported == normalize(document, DOCUMENT)
+    assert exported["endpoints"][0]["response_schema"] == CONTRACT
+    assert "response_schema" not in exported["endpoints"][1] and "on_schema_violation" not in exported["endpoints"][1]
+    config_import(document=exported)
+    assert config_document_get() == exported
+    first, second = compile_plan().endpoints[:2]
+    assert first.on_schema_violation == "fail" and first.response_contract.violation({"total": "x"}).field == "total"
+    assert second.response_contract is None and second.on_schema_violation == "log"
+
+
+@pytest.mark.django_db
+def test_admin_edits_the_response_contract_and_checks_it(admin_client, document):
+    config_import(document=document)
+    endpoint = models.Endpoint.objects.get(name=document["endpoints"][0]["name"])
+    url = reverse("admin:registry_endpoint_change", args=[endpoint.pk])
+    assert "Response contract" in unescape(admin_client.get(url).content.decode())
+    data = _endpoint_form(endpoint)
+    data |= {"response_schema": '{"type": "object", "required": ["total"]}', "on_schema_violation": "fail"}
+    response = admin_client.post(url, data)
+    assert response.status_code == 302, unescape(response.content.decode())[-3000:]
+    exported = config_document_get()["endpoints"][0]
+    assert exported["response_schema"] == {"type": "object", "required": ["total"]}
+    assert exported["on_schema_violation"] == "fail"
+    data["response_schema"] = '{"type": "objekt"}'
+    bad = unescape(admin_client.post(url, data).content.decode())
+    assert "not a valid JSON Schema: Unknown type" in bad
+    assert models.Endpoint.objects.get(pk=endpoint.pk).response_schema == {"type": "object", "required": ["total"]}
