@@ -39,6 +39,7 @@ from orchestration.errors import ContractViolation, Failure, RequiredFailure
 from orchestration.observer import AttemptObservation, NullObserver, Observer, ResilienceDecision, SchemaViolation
 from orchestration.outcome import Outcome, OutcomeKind, failure_kind, retry_after_whole_s
 from orchestration.plan import Call, Endpoint, Plan
+from orchestration.resilience.hedge import hedged
 from orchestration.resilience.retry import DEADLINE_PASSED, Random, Sleeper, run_with_retry
 from orchestration.resilience.stale import StaleResults, stale_key
 from orchestration.spawn import Running, Spawner, default_spawner
@@ -77,6 +78,11 @@ class _Run:
 def _stage_requests(run: _Run, stage: tuple[Call, ...]) -> tuple[RequestSpec, ...]:
     """The requests of a stage, all rendered before the first is sent (raises ``BadRequest``)."""
     return tuple(build_request(call, run.context, run.request) for call in stage)
+
+
+def _decisive(outcome: Outcome) -> bool:
+    """A hedge's winner: a success or a 4xx (the service's answer); failures wait for the other."""
+    return outcome.ok or (outcome.kind is OutcomeKind.BAD_STATUS and outcome.status is not None and outcome.status < 500)
 
 
 class _Cancel:
@@ -205,8 +211,20 @@ class Executor:
         service = self.plan.services[call.service]
         client = self._pool.client(call.service)
         timeout_ms = call.timeout_ms if call.timeout_ms is not None else service.timeout_ms
+        grant = client.retry_grant()
+        decide = partial(self._decide, run.endpoint.name, call)
+        attempt: Callable[[float], Outcome] = lambda timeout_s: client.attempt(spec, timeout_s)  # noqa: E731
+        if service.hedge is not None and call.retryable_method:
+            attempt = hedged(
+                lambda timeout_s, token: client.attempt(spec, timeout_s, token),
+                after_s=service.hedge.after_ms / 1000,
+                spawner=self._spawner,
+                decisive=_decisive,
+                grant=grant,
+                on_decision=decide,
+            )
         return run_with_retry(
-            lambda timeout_s: client.attempt(spec, timeout_s),
+            attempt,
             policy=service.retry,
             retryable_method=call.retryable_method,
             attempt_timeout_s=timeout_ms / 1000,
@@ -215,8 +233,8 @@ class Executor:
             random=self._random,
             cancelled=cancelled,
             listener=partial(self._observe, run.endpoint.name, call),
-            grant=client.retry_grant(),
-            on_decision=partial(self._decide, run.endpoint.name, call),
+            grant=grant,
+            on_decision=decide,
         )
 
     def _decide(self, endpoint: str, call: Call, decision: str, detail: str) -> None:

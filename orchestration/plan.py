@@ -56,6 +56,13 @@ class RetryPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class HedgePolicy:
+    """GET/idempotent calls: a second attempt when the first has not answered after after_ms."""
+
+    after_ms: int
+
+
+@dataclass(frozen=True, slots=True)
 class BulkheadPolicy:
     max_concurrent: int = 100
     max_wait_ms: int = 0
@@ -89,6 +96,7 @@ class Service:
     retry: RetryPolicy = RetryPolicy()
     bulkhead: BulkheadPolicy = BulkheadPolicy()
     deadline_header: str | None = None  # each attempt sends the whole ms it has left
+    hedge: HedgePolicy | None = None  # resilience.hedge
 
 
 @dataclass(frozen=True, slots=True)

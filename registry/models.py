@@ -116,6 +116,13 @@ class Service(models.Model):
     deadline_header = models.CharField(
         max_length=100, blank=True, help_text="Each attempt sends the whole milliseconds it has left in this header."
     )
+    hedge_after_ms = models.PositiveIntegerField(
+        "hedge after (ms)",
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="GET/idempotent calls: a second attempt when the first has not answered by then. Empty: no hedging.",
+    )
 
     class Meta:
         ordering = ["name"]

@@ -90,6 +90,7 @@ def _service(name: str, service: Mapping[str, Any]) -> plan.Service:
         ),
         bulkhead=plan.BulkheadPolicy(**bulkhead),
         deadline_header=service.get("deadline_header"),
+        hedge=plan.HedgePolicy(after_ms=hedge["after_ms"]) if (hedge := service.get("hedge")) else None,
     )
 
 

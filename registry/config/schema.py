@@ -156,6 +156,7 @@ SERVICE = Field(
             ),
         ),
         deadline_header=Field("str"),
+        hedge=Field("mapping", fields=_fields(after_ms=Field("int", required=True, minimum=1))),
     ),
 )
 

@@ -180,3 +180,61 @@ def test_admin_edits_the_response_contract_and_checks_it(admin_client, document)
     bad = unescape(admin_client.post(url, data).content.decode())
     assert "not a valid JSON Schema: Unknown type" in bad
     assert models.Endpoint.objects.get(pk=endpoint.pk).response_schema == {"type": "object", "required": ["total"]}
+
+
+def test_hedge_checks_clean_and_bad_values_are_located(document):
+    document["services"]["inventory"]["hedge"] = {"after_ms": 50}
+    assert problems(document) == []
+    timeout = document["services"]["cart"].get("timeout_ms", 1000)
+    document["services"]["cart"]["hedge"] = {"after_ms": timeout}
+    document["services"]["tax"]["hedge"] = {"after_ms": 0}
+    document["services"]["pricing"]["hedge"] = {}
+    assert problems(document) == [
+        f"services.cart.hedge.after_ms: must be below the service's timeout_ms ({timeout}), or no hedge is ever sent",
+        "services.pricing.hedge.after_ms: required key missing",
+        "services.tax.hedge.after_ms: must be at least 1, got 0",
+    ]
+
+
+@pytest.mark.django_db
+def test_hedge_round_trips_and_compiles(document):
+    document["services"]["inventory"]["hedge"] = {"after_ms": 50}
+    config_import(document=document)
+    exported = config_document_get()
+    assert exported == normalize(document, DOCUMENT)
+    assert exported["services"]["inventory"]["hedge"] == {"after_ms": 50}
+    assert "hedge" not in exported["services"]["cart"]
+    config_import(document=exported)
+    assert config_document_get() == exported
+    services = compile_plan().services
+    assert services["inventory"].hedge is not None and services["inventory"].hedge.after_ms == 50
+    assert services["cart"].hedge is None
+
+
+@pytest.mark.django_db
+def test_admin_edits_hedge_and_checks_it(admin_client, document):
+    config_import(document=document)
+    service = models.Service.objects.get(name="tax")
+    url = reverse("admin:registry_service_change", args=[service.pk])
+    assert "hedge_after_ms" in unescape(admin_client.get(url).content.decode())
+    from registry.admin.service_admin import ServiceAdmin
+    from django.contrib import admin as django_admin
+
+    form_class = ServiceAdmin(models.Service, django_admin.site).get_form(None, service)
+    form = form_class(instance=service)
+    data: dict[str, Any] = {}
+    for name, field in form.fields.items():
+        value = form.initial.get(name)
+        if isinstance(value, bool):
+            if value:
+                data[name] = "on"
+            continue
+        data[name] = field.prepare_value(value) if value is not None else ""
+    data["retry_on"] = list(service.retry_on)
+    data["hedge_after_ms"] = "40"
+    response = admin_client.post(url, data)
+    assert response.status_code == 302, unescape(response.content.decode())[-2000:]
+    assert config_document_get()["services"]["tax"]["hedge"] == {"after_ms": 40}
+    data["hedge_after_ms"] = str(service.timeout_ms + 1)
+    bad = unescape(admin_client.post(url, data).content.decode())
+    assert f"services.tax.hedge.after_ms: must be below the service's timeout_ms ({service.timeout_ms})" in bad
