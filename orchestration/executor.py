@@ -82,7 +82,9 @@ def _stage_requests(run: _Run, stage: tuple[Call, ...]) -> tuple[RequestSpec, ..
 
 def _decisive(outcome: Outcome) -> bool:
     """A hedge's winner: a success or a 4xx (the service's answer); failures wait for the other."""
-    return outcome.ok or (outcome.kind is OutcomeKind.BAD_STATUS and outcome.status is not None and outcome.status < 500)
+    return outcome.ok or (
+        outcome.kind is OutcomeKind.BAD_STATUS and outcome.status is not None and outcome.status < 500
+    )
 
 
 class _Cancel:

@@ -13,7 +13,6 @@ from django.db import models
 from django.db.models import Q
 
 from registry.choices import (
-    SchemaViolationAction,
     Backoff,
     CacheScope,
     CallMethod,
@@ -21,6 +20,7 @@ from registry.choices import (
     DownstreamAuthType,
     EndpointMethod,
     RateLimitScope,
+    SchemaViolationAction,
     Transport,
 )
 from registry.fields import JsonTextField

@@ -17,6 +17,7 @@ breaker and the bulkhead on its own. Decisions (``hedge_fired``, ``hedge_won``,
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from collections.abc import Callable
@@ -54,10 +55,8 @@ class AttemptCancel:
             self.cancelled = True
             sock, self._sock = self._sock, None
         if sock is not None:
-            try:
+            with contextlib.suppress(OSError):  # already closed: nothing left to stop
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass  # already closed: nothing left to stop
 
 
 CancellableAttempt = Callable[[float, AttemptCancel], Outcome]  # timeout_s, cancel token -> outcome

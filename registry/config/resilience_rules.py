@@ -29,10 +29,10 @@ def check_resilience(service: Mapping[str, Any], location: str, out: list[Proble
         _both_or_neither(breaker, ("min_calls", "failure_rate"), key_location(location, "breaker"), out)
     hedge = service.get("hedge")
     timeout = service.get("timeout_ms", 1000)
-    if isinstance(hedge, Mapping) and _is_int(hedge.get("after_ms")) and _is_int(timeout):
-        if hedge["after_ms"] >= timeout:
-            where = key_location(key_location(location, "hedge"), "after_ms")
-            out.append(Problem(where, f"must be below the service's timeout_ms ({timeout}), or no hedge is ever sent"))
+    after = hedge.get("after_ms") if isinstance(hedge, Mapping) else None
+    if _is_int(after) and _is_int(timeout) and after >= timeout:
+        where = key_location(key_location(location, "hedge"), "after_ms")
+        out.append(Problem(where, f"must be below the service's timeout_ms ({timeout}), or no hedge is ever sent"))
     retry = service.get("retry")
     if isinstance(retry, Mapping) and retry.get("budget_min_per_s") is not None and retry.get("budget_percent") is None:
         where = key_location(key_location(location, "retry"), "budget_min_per_s")

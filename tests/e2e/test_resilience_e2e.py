@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import itertools
 import json
+import select
+import socket
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -48,6 +51,35 @@ def _stale_endpoint() -> dict[str, Any]:
     return endpoint
 
 
+class _TwoReplicas:
+    """One replica of two is slow: odd requests take ``SLOW_S``, even ones answer at once.
+    A slow one notes whether the gateway hung up on it before it answered."""
+
+    SLOW_S = 0.8
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.hung_up = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, handler: Any) -> tuple[int, Any]:
+        with self._lock:
+            self.count += 1
+            slow = self.count % 2 == 1
+        if not slow:
+            return 200, {"replica": "fast"}
+        time.sleep(self.SLOW_S)
+        connection = handler.connection
+        readable, _, _ = select.select([connection], [], [], 0)
+        if readable and connection.recv(1, socket.MSG_PEEK) == b"":
+            with self._lock:
+                self.hung_up += 1
+        return 200, {"replica": "slow"}
+
+
+_REPLICAS = _TwoReplicas()
+
+
 def _contract_endpoint(action: str) -> dict[str, Any]:
     schema = {"type": "object", "required": ["it"], "properties": {"it": {"type": "object", "required": ["total"]}}}
     schema["properties"]["it"]["properties"] = {"total": {"type": "number"}}
@@ -63,6 +95,7 @@ def fakes(module_fake_downstream: Callable[..., FakeDownstream]) -> dict[str, Fa
         "flaky": module_fake_downstream({"*": (500, {"down": True})}),
         "budgeted": module_fake_downstream({"*": (503, {"down": True})}),
         "unbudgeted": module_fake_downstream({"*": (503, {"down": True})}),
+        "hedged": module_fake_downstream({"*": _REPLICAS}),
         "contract": module_fake_downstream({"*": (200, {"total": "12.50"})}),
         "stale": module_fake_downstream({"*": lambda handler: (200, {"zip": parse_qs(urlsplit(handler.path).query)})}),
     }
@@ -85,6 +118,7 @@ def server(module_gateway_server: Callable[..., GatewayServer], fakes: dict[str,
             "unbudgeted": _service(fakes["unbudgeted"].url, retry=retry),
             "stale": _service(fakes["stale"].url),
             "contract": _service(fakes["contract"].url),
+            "hedged": _service(fakes["hedged"].url, hedge={"after_ms": 50}),
         },
         "endpoints": [
             _endpoint("deadline", "deadline"),
@@ -93,6 +127,7 @@ def server(module_gateway_server: Callable[..., GatewayServer], fakes: dict[str,
             _endpoint("budgeted", "budgeted", required=False),
             _endpoint("unbudgeted", "unbudgeted", required=False),
             _stale_endpoint(),
+            _endpoint("hedged", "hedged"),
             _contract_endpoint("log"),
             _contract_endpoint("fail"),
         ],
@@ -160,7 +195,10 @@ def test_stale_results_stand_in_when_the_service_dies(server: GatewayServer, fak
         status, _, body = server.get("/v1/stale?zip=75001")
         assert (status, json.loads(body)) == (200, {"it": {"zip": {"zip": ["75001"]}}, "staleServices": ["stale"]})
     status, _, body = server.get("/v1/stale?zip=10115")  # never answered for this request: its fallback
-    assert (status, json.loads(body)) == (200, {"it": {"fallback": True}, "partialData": True, "failedServices": ["stale"]})
+    assert (status, json.loads(body)) == (
+        200,
+        {"it": {"fallback": True}, "partialData": True, "failedServices": ["stale"]},
+    )
     assert fakes["stale"].hits["/it"] == 11
     assert _metric(server, "stale_served", "stale") == 6
 
@@ -184,3 +222,14 @@ def test_a_schema_violation_is_logged_or_failed_as_configured(server: GatewaySer
     fakes["contract"].routes["*"] = (200, {"total": 12.5})  # the service is fixed: both conform
     assert server.get("/v1/contract-fail")[0] == 200
     assert _violations(server, "contract-fail", "it.total", "fail") == 1
+
+
+def test_a_slow_replica_is_hedged_and_the_loser_hung_up_on(server: GatewayServer, fakes) -> None:
+    for _ in range(6):  # each request's first attempt meets the slow replica, its hedge the fast one
+        status, _, body = server.get("/v1/hedged")
+        assert (status, json.loads(body)) == (200, {"it": {"replica": "fast"}})
+    assert fakes["hedged"].hits["/it"] == 12
+    time.sleep(_TwoReplicas.SLOW_S + 0.4)  # the slow replica finishes sleeping, then looks at its connection
+    assert _REPLICAS.hung_up == 6  # every loser's connection was closed by the gateway, none kept for reuse
+    assert _metric(server, "hedge_fired", "hedged") == 6
+    assert _metric(server, "hedge_won", "hedged") == 6

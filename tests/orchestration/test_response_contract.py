@@ -65,7 +65,12 @@ def test_the_gateways_markers_are_not_held_to_the_schema(clock, downstream, requ
     additionalProperties: false schema still passes a partial answer."""
     downstream.on("cart", reply(200, {"total": 3}))
     downstream.on("tips", reply(500))
-    strict = {"type": "object", "required": ["total"], "additionalProperties": False, "properties": SCHEMA["properties"]}
+    strict = {
+        "type": "object",
+        "required": ["total"],
+        "additionalProperties": False,
+        "properties": SCHEMA["properties"],
+    }
     plain = endpoint(call("cart"), call("tips", required=False), response={"total": "{{ cart.total }}"})
     checked = dataclasses.replace(plain, response_contract=compile_contract(strict), on_schema_violation="fail")
     gateway = Gateway([service("cart"), service("tips")], downstream, clock)

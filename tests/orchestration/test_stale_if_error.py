@@ -67,7 +67,9 @@ def stale_factory(request: pytest.FixtureRequest, clock) -> Iterator[StaleFactor
         pytest.skip("Redis not reachable at REDIS_URL")
     prefix = f"test-stale-{uuid.uuid4().hex[:8]}:"
     # each call: a store of another worker (its own client), over the same Redis keys
-    yield lambda: StaleResults(RedisCacheStore(client, RedisBoundary(), prefix=prefix, clock=clock.wall), wall=clock.wall)
+    yield lambda: StaleResults(
+        RedisCacheStore(client, RedisBoundary(), prefix=prefix, clock=clock.wall), wall=clock.wall
+    )
     for key in client.scan_iter(f"{prefix}*"):
         client.delete(key)
 

@@ -41,7 +41,8 @@ def test_stale_if_error_on_a_required_call_or_out_of_range_is_located(document):
     document["endpoints"][0]["calls"][0]["stale_if_error_s"] = 60
     document["endpoints"][0]["calls"][index]["stale_if_error_s"] = 0
     assert problems(document) == [
-        "endpoints[0].calls[0].stale_if_error_s: only optional calls (required: false) may be answered by a stale result",
+        "endpoints[0].calls[0].stale_if_error_s: "
+        "only optional calls (required: false) may be answered by a stale result",
         f"endpoints[0].calls[{index}].stale_if_error_s: must be at least 1, got 0",
     ]
 
@@ -217,8 +218,9 @@ def test_admin_edits_hedge_and_checks_it(admin_client, document):
     service = models.Service.objects.get(name="tax")
     url = reverse("admin:registry_service_change", args=[service.pk])
     assert "hedge_after_ms" in unescape(admin_client.get(url).content.decode())
-    from registry.admin.service_admin import ServiceAdmin
     from django.contrib import admin as django_admin
+
+    from registry.admin.service_admin import ServiceAdmin
 
     form_class = ServiceAdmin(models.Service, django_admin.site).get_form(None, service)
     form = form_class(instance=service)
