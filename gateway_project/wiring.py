@@ -75,6 +75,23 @@ def retry_budget_store() -> Any:
     return RedisRetryBudgetStore(client, scope=socket.gethostname(), observer=telemetry_observer())
 
 
+@functools.cache
+def stale_results() -> Any:
+    """One per process: optional calls' last good results (``stale_if_error_s``), in
+    Redis when configured so every worker serves what any worker last saw."""
+    import time
+
+    from gateway_project.observability import telemetry_observer
+    from orchestration.edge.cache_store import InProcessCacheStore
+    from orchestration.edge.redis_boundary import RedisBoundary
+    from orchestration.edge.redis_cache_store import RedisCacheStore
+    from orchestration.resilience.stale import StaleResults
+
+    client = redis_client()
+    store = InProcessCacheStore() if client is None else RedisCacheStore(client, RedisBoundary(), prefix="gw:stale:")
+    return StaleResults(store, wall=time.time, on_store_error=telemetry_observer().on_store_error)
+
+
 def _build_runtime(config: LoadedConfig) -> GatewayRuntime:
     from gateway_project.observability import telemetry_observer, traced_transport
     from orchestration.downstream.auth import transport_for
@@ -93,7 +110,12 @@ def _build_runtime(config: LoadedConfig) -> GatewayRuntime:
         max_body_bytes=settings.GATEWAY["MAX_DOWNSTREAM_BODY_BYTES"],
     )
     executor = Executor(
-        config.plan, pool, observer=observer, call_cache=call_cache(), max_fan_out=settings.GATEWAY["MAX_FAN_OUT"]
+        config.plan,
+        pool,
+        observer=observer,
+        call_cache=call_cache(),
+        max_fan_out=settings.GATEWAY["MAX_FAN_OUT"],
+        stale_results=stale_results(),
     )
     return GatewayRuntime(plan=config.plan, router=router, authenticator=authenticator, executor=executor, pool=pool)
 

@@ -8,7 +8,8 @@
     ├── PayloadTooLarge               413 PAYLOAD_TOO_LARGE
     ├── RequestTimeout                408 REQUEST_TIMEOUT   (body not received in time)
     ├── NotFound                      404 NOT_FOUND
-    └── MethodNotAllowed              405 METHOD_NOT_ALLOWED
+    ├── MethodNotAllowed              405 METHOD_NOT_ALLOWED
+    └── ContractViolation             502 CONTRACT_VIOLATION (response_schema, on_schema_violation: fail)
 
 A failed plan run is a ``Failure`` value (``FailureKind`` plus the failed
 services); ``failure_to_error`` applies the contract's precedence and table.
@@ -38,6 +39,7 @@ class ErrorCode(enum.StrEnum):
     NOT_FOUND = "NOT_FOUND"
     METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
     INTERNAL_ERROR = "INTERNAL_ERROR"
+    CONTRACT_VIOLATION = "CONTRACT_VIOLATION"
 
 
 class GatewayError(Exception):
@@ -105,6 +107,12 @@ class NotFound(GatewayError):
 
 class MethodNotAllowed(GatewayError):
     status, code, default_message = 405, ErrorCode.METHOD_NOT_ALLOWED, "Method not allowed"
+
+
+class ContractViolation(GatewayError):
+    """The assembled response broke the endpoint's ``response_schema`` (``on_schema_violation: fail``)."""
+
+    status, code, default_message = 502, ErrorCode.CONTRACT_VIOLATION, "The response broke the endpoint's contract"
 
 
 class DownstreamError(GatewayError):

@@ -6,6 +6,9 @@ sees the request, the user and the results of the calls of earlier stages.
 
 * An optional call that fails puts its ``fallback`` in place; the response is
   then partial (``partialData``/``failedServices``).
+* An optional call with ``stale_if_error_s`` that fails puts its last good result
+  for the same rendered request in place instead, when one is kept
+  (``resilience.stale``); the response lists it in ``staleServices``.
 * A required call that fails cancels the calls of its stage still running and
   no later stage starts; the run returns a ``Failure`` holding every required
   failure that had finished, which ``errors.failure_to_error`` ranks.
@@ -27,14 +30,14 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from orchestration.assembly import assemble
+from orchestration.assembly import mark
 from orchestration.call_cache import CallCache
 from orchestration.call_sender import CallSender
 from orchestration.clock import Clock, Deadline, SystemClock
 from orchestration.context import RequestContext
 from orchestration.downstream.pool import DownstreamPool
 from orchestration.downstream.request import RequestSpec
-from orchestration.errors import Failure, RequiredFailure
+from orchestration.errors import ContractViolation, Failure, RequiredFailure
 from orchestration.fanout import (
     DEFAULT_MAX_FAN_OUT,
     FanOut,
@@ -46,10 +49,12 @@ from orchestration.fanout import (
     refused_outcome,
     run_fan_out,
 )
-from orchestration.observer import AttemptObservation, NullObserver, Observer, ResilienceDecision
+from orchestration.observer import AttemptObservation, NullObserver, Observer, ResilienceDecision, SchemaViolation
 from orchestration.outcome import Outcome, OutcomeKind, failure_kind, retry_after_whole_s
 from orchestration.plan import Call, Endpoint, Plan
+from orchestration.resilience.hedge import hedged
 from orchestration.resilience.retry import DEADLINE_PASSED, Random, Sleeper, run_with_retry
+from orchestration.resilience.stale import StaleResults, stale_key
 from orchestration.spawn import Running, Spawner, default_spawner
 
 
@@ -60,6 +65,7 @@ class Success:
     body: Any
     partial: bool = False
     failed_services: tuple[str, ...] = ()
+    stale_services: tuple[str, ...] = ()  # optional calls answered by a kept result (resilience.stale)
 
 
 @dataclass(slots=True)
@@ -71,9 +77,14 @@ class _Run:
     deadline: Deadline
     context: dict[str, Any]
     failed_calls: set[str] = field(default_factory=set)
+    stale_calls: set[str] = field(default_factory=set)
 
     def failed_services(self) -> tuple[str, ...]:
         names = (call.service for call in self.endpoint.calls if call.id in self.failed_calls)
+        return tuple(dict.fromkeys(names))
+
+    def stale_services(self) -> tuple[str, ...]:
+        names = (call.service for call in self.endpoint.calls if call.id in self.stale_calls)
         return tuple(dict.fromkeys(names))
 
 
@@ -81,6 +92,13 @@ def _stage_requests(run: _Run, stage: tuple[Call, ...], max_fan_out: int) -> tup
     """The requests of a stage, all rendered before the first is sent (raises ``BadRequest``);
     ``when`` and ``for_each`` decide how many each call makes (``orchestration.fanout``)."""
     return tuple(prepare_call(call, run.context, run.request, max_fan_out=max_fan_out) for call in stage)
+
+
+def _decisive(outcome: Outcome) -> bool:
+    """A hedge's winner: a success or a 4xx (the service's answer); failures wait for the other."""
+    return outcome.ok or (
+        outcome.kind is OutcomeKind.BAD_STATUS and outcome.status is not None and outcome.status < 500
+    )
 
 
 class _Cancel:
@@ -106,6 +124,7 @@ class Executor:
         random_unit: Random | None = None,
         call_cache: CallCache | None = None,
         max_fan_out: int = DEFAULT_MAX_FAN_OUT,
+        stale_results: StaleResults | None = None,
     ) -> None:
         self.plan = plan
         self._pool = pool
@@ -116,17 +135,58 @@ class Executor:
         self._random = random_unit or random.random
         self._sender = CallSender(call_cache or CallCache())
         self._max_fan_out = max_fan_out
+        self._stale = stale_results or StaleResults(wall=self._clock.wall)
 
     def run(self, endpoint: Endpoint, request: RequestContext) -> Success | Failure:
         deadline = Deadline.after(self._clock, endpoint.timeout_ms / 1000)
         run = _Run(endpoint, request, deadline, request.template_context())
         for stage in endpoint.stages:
             specs = _stage_requests(run, stage, self._max_fan_out)
-            required_failures = self._absorb(run, stage, self._run_stage(run, stage, specs))
+            outcomes = self._run_stage(run, stage, specs)
+            self._keep_or_recall_stale(run, stage, specs, outcomes)
+            required_failures = self._absorb(run, stage, outcomes)
             if required_failures:
                 return Failure(tuple(required_failures), run.failed_services())
-        failed = run.failed_services()
-        return Success(assemble(endpoint, run.context, failed_services=failed), bool(failed), failed)
+        failed, stale = run.failed_services(), run.stale_services()
+        rendered = endpoint.response.render(run.context)
+        self._hold_to_contract(endpoint, rendered)
+        body = mark(rendered, failed_services=failed, stale_services=stale)
+        return Success(body, bool(failed), failed, stale)
+
+    def _hold_to_contract(self, endpoint: Endpoint, rendered: Any) -> None:
+        """The rendered ``response`` (before the gateway's markers) against ``response_schema``."""
+        if endpoint.response_contract is None:
+            return
+        violation = endpoint.response_contract.violation(rendered)
+        if violation is None:
+            return
+        fail = endpoint.on_schema_violation == "fail"
+        self._observer.on_schema_violation(SchemaViolation(endpoint.name, violation.field, violation.message, fail))
+        if fail:
+            raise ContractViolation()
+
+    def _keep_or_recall_stale(
+        self, run: _Run, stage: tuple[Call, ...], specs: tuple[Prepared, ...], outcomes: dict[str, Outcome]
+    ) -> None:
+        """Optional calls with ``stale_if_error_s``: keep a good result, or put the last
+        kept one for the same rendered request in place of a failure (not a fallback)."""
+        for call, spec in zip(stage, specs, strict=True):
+            max_age_s = call.stale_if_error_s
+            outcome = outcomes.get(call.id)
+            if max_age_s is None or call.required or outcome is None or not isinstance(spec, RequestSpec):
+                continue  # a skipped or fanned-out call keeps no single result to stand in
+            forwards = self.plan.services[call.service].auth.type == "bearer_forward"
+            key = stale_key(run.endpoint.name, call.id, spec, forwards_authorization=forwards)
+            if outcome.ok:
+                self._stale.keep(key, outcome.body, max_age_s=max_age_s)
+                continue
+            kept = self._stale.recall(key, max_age_s=max_age_s)
+            if kept is None:
+                continue
+            outcomes[call.id] = Outcome(OutcomeKind.OK, status=outcome.status, body=kept.body)
+            run.stale_calls.add(call.id)
+            detail = f"{call.service} failed ({outcome.kind}); its result of {kept.age_s:.0f}s ago served"
+            self._decide(run.endpoint.name, call, "stale_served", detail)
 
     def _run_stage(self, run: _Run, stage: tuple[Call, ...], specs: tuple[Prepared, ...]) -> dict[str, Outcome]:
         if run.deadline.expired:
@@ -193,8 +253,20 @@ class Executor:
         service = self.plan.services[call.service]
         client = self._pool.client(call.service)
         timeout_ms = call.timeout_ms if call.timeout_ms is not None else service.timeout_ms
+        grant = client.retry_grant()
+        decide = partial(self._decide, run.endpoint.name, call)
+        attempt: Callable[[float], Outcome] = lambda timeout_s: client.attempt(spec, timeout_s)  # noqa: E731
+        if service.hedge is not None and call.retryable_method:
+            attempt = hedged(
+                lambda timeout_s, token: client.attempt(spec, timeout_s, token),
+                after_s=service.hedge.after_ms / 1000,
+                spawner=self._spawner,
+                decisive=_decisive,
+                grant=grant,
+                on_decision=decide,
+            )
         return run_with_retry(
-            lambda timeout_s: client.attempt(spec, timeout_s),
+            attempt,
             policy=service.retry,
             retryable_method=call.retryable_method,
             attempt_timeout_s=timeout_ms / 1000,
@@ -203,8 +275,8 @@ class Executor:
             random=self._random,
             cancelled=cancelled,
             listener=partial(self._observe, run.endpoint.name, call),
-            grant=client.retry_grant(),
-            on_decision=partial(self._decide, run.endpoint.name, call),
+            grant=grant,
+            on_decision=decide,
         )
 
     def _decide(self, endpoint: str, call: Call, decision: str, detail: str) -> None:

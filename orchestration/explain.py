@@ -18,7 +18,13 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
-from orchestration.observer import AttemptObservation, BreakerTransition, Observer, ResilienceDecision
+from orchestration.observer import (
+    AttemptObservation,
+    BreakerTransition,
+    Observer,
+    ResilienceDecision,
+    SchemaViolation,
+)
 from orchestration.outcome import OutcomeKind
 from orchestration.plan import Endpoint
 
@@ -103,6 +109,9 @@ class ExplainObserver:
 
     def on_decision(self, decision: ResilienceDecision) -> None:
         self._inner.on_decision(decision)
+
+    def on_schema_violation(self, violation: SchemaViolation) -> None:
+        self._inner.on_schema_violation(violation)
 
 
 @dataclass(frozen=True, slots=True)

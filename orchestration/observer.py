@@ -52,8 +52,30 @@ class ResilienceDecision:
 
 # retry_after_waited: a 429/503's Retry-After set the wait before the next attempt;
 # retry_after_past_deadline: it would have passed the deadline, so no retry was made;
-# retry_over_budget: the service's retry budget was spent, so no retry was made.
-DECISIONS = ("retry_after_waited", "retry_after_past_deadline", "retry_over_budget")
+# retry_over_budget: the service's retry budget was spent, so no retry was made;
+# stale_served: an optional call failed and its last good result stood in (stale_if_error_s);
+# hedge_fired: a second attempt was sent because the first had not answered after hedge.after_ms;
+# hedge_won: that second attempt answered first (the first was cancelled);
+# hedge_over_budget: the hedge was not sent, the service's retry budget being spent.
+DECISIONS = (
+    "retry_after_waited",
+    "retry_after_past_deadline",
+    "retry_over_budget",
+    "stale_served",
+    "hedge_fired",
+    "hedge_won",
+    "hedge_over_budget",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaViolation:
+    """An assembled response that broke its endpoint's ``response_schema``."""
+
+    endpoint: str
+    field: str  # a stable label (response_contract.Violation.field)
+    message: str
+    failed: bool  # on_schema_violation: fail (the client got 502 CONTRACT_VIOLATION)
 
 
 class Observer(Protocol):
@@ -64,6 +86,8 @@ class Observer(Protocol):
     def on_store_error(self, store: str, error: Exception) -> None: ...
 
     def on_decision(self, decision: ResilienceDecision) -> None: ...
+
+    def on_schema_violation(self, violation: SchemaViolation) -> None: ...
 
 
 class NullObserver:
@@ -79,4 +103,7 @@ class NullObserver:
         return None
 
     def on_decision(self, decision: ResilienceDecision) -> None:
+        return None
+
+    def on_schema_violation(self, violation: SchemaViolation) -> None:
         return None

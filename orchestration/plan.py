@@ -21,6 +21,7 @@ DownstreamAuthKind = Literal["none", "bearer_forward", "bearer", "api_key", "mtl
 ClientAuthKind = Literal["jwt", "api_key", "none"]
 RateLimitScope = Literal["user", "ip", "endpoint", "global"]
 CacheScope = Literal["user", "shared"]
+SchemaViolationAction = Literal["log", "fail"]
 
 RETRYABLE_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 
@@ -52,6 +53,13 @@ class RetryPolicy:
     # service's calls over the last 10 s, with at least budget_min_per_s allowed
     budget_percent: float | None = None
     budget_min_per_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HedgePolicy:
+    """GET/idempotent calls: a second attempt when the first has not answered after after_ms."""
+
+    after_ms: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +97,7 @@ class Service:
     bulkhead: BulkheadPolicy = BulkheadPolicy()
     deadline_header: str | None = None  # each attempt sends the whole ms it has left
     dedupe: bool = False  # identical in-flight GET/idempotent requests share one (orchestration.downstream.dedupe)
+    hedge: HedgePolicy | None = None  # resilience.hedge
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +129,9 @@ class Call:
     for_each: Template | None = None
     max_parallel: int | None = None  # None: every element at once (at most the fan-out limit)
     cache: CallCachePolicy | None = None
+    # optional calls: when the call fails, its last good result for the same rendered
+    # request, at most this old, stands in for the fallback (resilience.stale)
+    stale_if_error_s: int | None = None
 
     @property
     def retryable_method(self) -> bool:
@@ -164,6 +176,10 @@ class Endpoint:
     timeout_ms: int = 3000
     cache: CachePolicy = CachePolicy()
     rate_limits: tuple[RateLimitRule, ...] = ()
+    # the response contract (orchestration.response_contract): None, or a compiled
+    # response_schema; a violation is logged and counted, and with "fail" answered 502
+    response_contract: Any = None
+    on_schema_violation: SchemaViolationAction = "log"
     stages: tuple[tuple[Call, ...], ...] = field(init=False)
 
     def __post_init__(self) -> None:

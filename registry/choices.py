@@ -68,3 +68,8 @@ class Transport(models.TextChoices):
 
 
 JWT_ALGORITHMS = ("HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256")
+
+
+class SchemaViolationAction(models.TextChoices):
+    LOG = "log", "log (count and log line)"
+    FAIL = "fail", "fail (502 CONTRACT_VIOLATION)"

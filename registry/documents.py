@@ -74,6 +74,8 @@ def service_document(service: models.Service) -> dict[str, Any]:
     raw["retry"] |= _present(budget_min_per_s=service.retry_budget_min_per_s)
     raw |= _present(deadline_header=service.deadline_header)
     raw["dedupe"] = service.dedupe
+    if service.hedge_after_ms is not None:
+        raw["hedge"] = {"after_ms": service.hedge_after_ms}
     return dict(normalize(raw, schema.SERVICE))
 
 
@@ -99,6 +101,7 @@ def call_document(call: models.Call, service_name: str) -> dict[str, Any]:
     raw |= _present(when=call.when, for_each=call.for_each, max_parallel=call.max_parallel)
     if call.cache_ttl_s is not None:
         raw["cache"] = {"ttl_s": call.cache_ttl_s, "tags": list(call.cache_tags or [])}
+    raw |= _present(stale_if_error_s=call.stale_if_error_s)
     return dict(normalize(raw, schema.CALL))
 
 
@@ -121,4 +124,7 @@ def endpoint_document(
         "calls": list(calls),
         "response": endpoint.response,
     }
+    if endpoint.response_schema is not None:
+        raw["response_schema"] = endpoint.response_schema
+    raw |= _present(on_schema_violation=endpoint.on_schema_violation)
     return dict(normalize(raw, schema.ENDPOINT))

@@ -64,6 +64,7 @@ def _service_create(name: str, service: Mapping[str, Any]) -> models.Service:
         timeout_ms=service["timeout_ms"],
         deadline_header=service.get("deadline_header", ""),
         dedupe=service["dedupe"],
+        hedge_after_ms=(service.get("hedge") or {}).get("after_ms"),
         **fields,
     )
 
@@ -82,6 +83,8 @@ def _endpoint_create(endpoint: Mapping[str, Any], position: int, services: Mappi
         cache_tags=cache["tags"],
         invalidate_on=cache["invalidate_on"],
         position=position,
+        response_schema=endpoint.get("response_schema"),
+        on_schema_violation=endpoint.get("on_schema_violation", ""),
     )
     _rate_limits_create(endpoint.get("rate_limits", []), endpoint=row)
     models.Call.objects.bulk_create(_call_build(row, call, i, services) for i, call in enumerate(endpoint["calls"]))
@@ -103,6 +106,7 @@ def _call_build(endpoint: models.Endpoint, call: Mapping[str, Any], position: in
         timeout_ms=call.get("timeout_ms"),
         idempotent=call["idempotent"],
         fallback=call.get("fallback"),
+        stale_if_error_s=call.get("stale_if_error_s"),
         position=position,
         when=call.get("when", ""),
         for_each=call.get("for_each", ""),

@@ -24,6 +24,7 @@ from registry.choices import (
     DownstreamAuthType,
     EndpointMethod,
     RateLimitScope,
+    SchemaViolationAction,
     Transport,
 )
 from registry.fields import JsonTextField
@@ -122,6 +123,13 @@ class Service(models.Model):
     dedupe = models.BooleanField(
         default=False, help_text="Identical GET/idempotent requests in flight at once in one process are sent once."
     )
+    hedge_after_ms = models.PositiveIntegerField(
+        "hedge after (ms)",
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="GET/idempotent calls: a second attempt when the first has not answered by then. Empty: no hedging.",
+    )
 
     class Meta:
         ordering = ["name"]
@@ -153,6 +161,16 @@ class Endpoint(models.Model):
     cache_tags = models.JSONField(default=_empty_list, blank=True)
     invalidate_on = models.JSONField(default=_empty_list, blank=True, help_text='[{"event": ..., "tags": [...]}]')
     position = models.PositiveIntegerField(default=0, help_text="Order in the exported file.")
+    response_schema = models.JSONField(
+        null=True, blank=True, help_text="JSON Schema of the assembled response. Empty: no contract check."
+    )
+    on_schema_violation = models.CharField(
+        max_length=4,
+        choices=SchemaViolationAction.choices,
+        blank=True,
+        default="",
+        help_text="Empty: log.",
+    )
 
     class Meta:
         ordering = ["position", "name"]
@@ -185,6 +203,13 @@ class Call(models.Model):
     timeout_ms = models.PositiveIntegerField(null=True, blank=True, help_text="Empty: the service's timeout.")
     idempotent = models.BooleanField(default=False)
     fallback = JsonTextField(null=True, blank=True)
+    stale_if_error_s = models.PositiveIntegerField(
+        "stale if error (s)",
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="Optional calls: the last good result (this old at most) stands in for the fallback.",
+    )
     position = models.PositiveIntegerField(default=0)
     # Composition (contract section 10): empty text / null means the field is absent.
     when = models.CharField(max_length=1000, blank=True, help_text="{{ expr }}: not truthy, the call is skipped.")

@@ -30,11 +30,12 @@ from orchestration.clock import Clock, Deadline
 from orchestration.downstream import content_encoding
 from orchestration.downstream.auth import MissingCredential, auth_headers
 from orchestration.downstream.request import RequestSpec
-from orchestration.downstream.transport import ANSWERED_IN_TIME
+from orchestration.downstream.transport import ANSWERED_IN_TIME, ATTEMPT_CANCEL
 from orchestration.outcome import Outcome, OutcomeKind
 from orchestration.plan import Service
 from orchestration.resilience.breaker import CircuitBreaker
 from orchestration.resilience.bulkhead import Bulkhead
+from orchestration.resilience.hedge import HEDGE_CANCELLED, AttemptCancel
 from orchestration.resilience.retry import RetryGrant
 from orchestration.resilience.retry_budget import InProcessRetryBudgetStore, RetryBudgetStore
 
@@ -99,7 +100,9 @@ class DownstreamClient:
         budget.on_call(name, clock.wall())
         return lambda: budget.try_retry(name, policy, clock.wall())
 
-    def attempt(self, spec: RequestSpec, timeout_s: float) -> Outcome:
+    def attempt(self, spec: RequestSpec, timeout_s: float, cancel: AttemptCancel | None = None) -> Outcome:
+        """One try. ``cancel`` (a hedge's, ``resilience.hedge``): when it is cancelled the
+        attempt stops, its connection is closed, and it does not count for the breaker."""
         deadline = Deadline.after(self._clock, timeout_s)
         try:
             headers = self._headers(spec)
@@ -112,12 +115,15 @@ class DownstreamClient:
             self.breaker.release(permit)
             return Outcome(OutcomeKind.BULKHEAD_FULL, detail=f"{self.bulkhead.max_concurrent} calls in flight")
         try:
-            outcome = self._exchange(spec, headers, deadline)
+            outcome = self._exchange(spec, headers, deadline, cancel)
         except BaseException:  # cancelled (greenlet killed): the probe never finished
             self.breaker.release(permit)
             raise
         finally:
             self.bulkhead.leave()
+        if cancel is not None and cancel.cancelled:  # we hung up: says nothing of the service's health
+            self.breaker.release(permit)
+            return Outcome(OutcomeKind.CONNECT_ERROR, duration_s=outcome.duration_s, detail=HEDGE_CANCELLED)
         self.breaker.record(permit, failed=outcome.is_breaker_failure)
         return outcome
 
@@ -131,19 +137,26 @@ class DownstreamClient:
             headers["X-Request-ID"] = spec.request_id
         return headers
 
-    def _exchange(self, spec: RequestSpec, headers: dict[str, str], deadline: Deadline) -> Outcome:
+    def _exchange(
+        self, spec: RequestSpec, headers: dict[str, str], deadline: Deadline, cancel: AttemptCancel | None = None
+    ) -> Outcome:
         started = self._clock.monotonic()
         url = self._url(spec.path)
         timeout_s = max(0.001, deadline.remaining())
         if self.service.deadline_header:  # the whole ms this attempt has left, as it leaves
             left_us = round(deadline.remaining() * 1e6)  # rounded to µs first: 0.1 s is 100 ms, not 99
             headers[self.service.deadline_header] = str(max(0, left_us // 1000))
+        extensions: dict[str, Any] = {
+            "timeout": {"connect": timeout_s, "read": timeout_s, "write": timeout_s, "pool": timeout_s}
+        }
+        if cancel is not None:
+            extensions[ATTEMPT_CANCEL] = cancel  # the transport binds the socket to it
         request = _request(
             spec.method,
             url.copy_merge_params(spec.params) if spec.params else url,  # merged: a configured path may carry a query
             _merged_headers(headers),
             spec.json_body if spec.has_body else None,
-            {"timeout": {"connect": timeout_s, "read": timeout_s, "write": timeout_s, "pool": timeout_s}},
+            extensions,
         )
         try:
             response = self._transport.handle_request(request)

@@ -70,6 +70,9 @@ CHUNK_BYTES = 64 * 1024
 # attempt's deadline by the kernel's stamps, False when not, absent when unknown (TLS,
 # http.client's fallback, a body still to come after the head).
 ANSWERED_IN_TIME = "gateway.answered_in_time"
+# Request extension: a ``resilience.hedge.AttemptCancel`` the exchange binds its socket to, so
+# a hedge's loser is stopped from outside; a cancelled exchange's connection is never reused.
+ATTEMPT_CANCEL = "gateway.attempt_cancel"
 _MAX_POOLS = 8  # origins per transport (one service: one origin)
 DEFAULT_BUDGET_S = 5.0
 
@@ -351,6 +354,9 @@ def _exchange(
                 raise _aborted(error, request) from error
             conn.arrival_stamps = not isinstance(conn, HTTPSConnection) and http1.enable_arrival_stamps(conn.sock)
         sock = conn.sock
+        cancel = request.extensions.get(ATTEMPT_CANCEL)
+        if cancel is not None and not cancel.bind(sock):
+            raise httpx.ReadError("attempt cancelled before it was sent", request=request)
         try:
             sock.settimeout(http1.time_left(deadline))
             if body is None:
@@ -429,7 +435,7 @@ class _LengthStream(httpx.SyncByteStream):
     def close(self) -> None:
         pool, self._pool = self._pool, None
         if pool is not None:
-            _give_back(pool, self._conn, reusable=self._body.complete)
+            _give_back(pool, self._conn, reusable=self._body.complete and not _cancelled(self._request))
 
 
 class _DirectStream(httpx.SyncByteStream):
@@ -473,9 +479,14 @@ class _DirectStream(httpx.SyncByteStream):
         pool, self._pool = self._pool, None
         if pool is None:
             return
-        reusable = self._complete and not self._response.will_close
+        reusable = self._complete and not self._response.will_close and not _cancelled(self._request)
         self._response.close()
         _give_back(pool, self._conn, reusable=reusable)
+
+
+def _cancelled(request: httpx.Request) -> bool:
+    cancel = request.extensions.get(ATTEMPT_CANCEL)
+    return cancel is not None and bool(cancel.cancelled)
 
 
 def _give_back(pool: HTTPConnectionPool, conn: Any, *, reusable: bool) -> None:

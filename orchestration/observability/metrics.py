@@ -251,10 +251,19 @@ store_errors = Counter(
 )
 resilience_decisions = Counter(
     "gateway_resilience_decisions_total",
-    "Resilience decisions per service and endpoint (retry_after_waited, retry_after_past_deadline, "
-    "retry_over_budget): contract section 7.",
+    "Resilience decisions per service and endpoint (orchestration.observer.DECISIONS: retry_after_*, "
+    "retry_over_budget, stale_served, hedge_*): contract section 7.",
     ["service", "endpoint", "decision"],
 )
+
+response_schema_violations = Counter(
+    "gateway_response_schema_violations_total",
+    "Assembled responses that broke their endpoint's response_schema, per endpoint and field "
+    "(the first failing one) and action (log or fail).",
+    ["endpoint", "field", "action"],
+)
+MAX_SCHEMA_FIELDS_PER_ENDPOINT = 50  # beyond it "(other)": field labels come from response data paths
+_schema_fields: dict[str, set[str]] = {}
 
 
 _enabled = True
@@ -363,6 +372,16 @@ def observe_decision(*, service: str, endpoint: str, decision: str) -> None:
     if not _enabled:
         return
     resilience_decisions.labels(service=service, endpoint=endpoint, decision=decision).inc()
+
+
+def observe_schema_violation(*, endpoint: str, field: str, failed: bool) -> None:
+    if not _enabled:
+        return
+    seen = _schema_fields.setdefault(endpoint, set())
+    if field not in seen and len(seen) >= MAX_SCHEMA_FIELDS_PER_ENDPOINT:
+        field = "(other)"
+    seen.add(field)
+    response_schema_violations.labels(endpoint=endpoint, field=field, action="fail" if failed else "log").inc()
 
 
 def observe_store_error(*, store: str) -> None:

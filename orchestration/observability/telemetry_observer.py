@@ -12,11 +12,12 @@ import logging
 
 from orchestration.observability import metrics, tracing
 from orchestration.observability.recent_stats import RecentStats
-from orchestration.observer import AttemptObservation, BreakerTransition, ResilienceDecision
+from orchestration.observer import AttemptObservation, BreakerTransition, ResilienceDecision, SchemaViolation
 
 breaker_logger = logging.getLogger("gateway.breaker")
 store_logger = logging.getLogger("gateway.store")
 decision_logger = logging.getLogger("gateway.resilience")
+contract_logger = logging.getLogger("gateway.contract")
 
 
 class TelemetryObserver:
@@ -92,6 +93,17 @@ class TelemetryObserver:
             decision.call_id,
             decision.detail,
             extra={"event": "resilience_decision", "service": decision.service, "decision": decision.decision},
+        )
+
+    def on_schema_violation(self, violation: SchemaViolation) -> None:
+        metrics.observe_schema_violation(endpoint=violation.endpoint, field=violation.field, failed=violation.failed)
+        contract_logger.warning(
+            "response of %s breaks its response_schema at %s: %s%s",
+            violation.endpoint,
+            violation.field,
+            violation.message,
+            " (answered 502 CONTRACT_VIOLATION)" if violation.failed else "",
+            extra={"event": "schema_violation", "endpoint": violation.endpoint, "field": violation.field},
         )
 
     def on_store_error(self, store: str, error: Exception) -> None:

@@ -140,8 +140,8 @@ def _storable(context: RequestContext) -> Callable[[Any], Storable | None]:
     """Only a full success is stored; its tags render over the response context."""
 
     def classify(result: Any) -> Storable | None:
-        if isinstance(result, Failure) or getattr(result, "partial", True):
-            return None
+        if isinstance(result, Failure) or getattr(result, "partial", True) or getattr(result, "stale_services", ()):
+            return None  # a stale stand-in is not cached for a whole TTL
         tag_context: dict[str, Any] = {"response": result.body}
         tag_context.update(getattr(result, "context", None) or {})  # the calls' results, when the run exposes them
         tag_context.update(context.template_context())

@@ -18,6 +18,7 @@ _ENDPOINT_FIELDS = (
     {key: key for key in ("name", "method", "path", "purpose", "timeout_ms", "response")}
     | {"cache.ttl_s": "cache_ttl_s", "cache.scope": "cache_scope", "cache.tags": "cache_tags"}
     | {"cache.invalidate_on": "invalidate_on"}
+    | {"response_schema": "response_schema", "on_schema_violation": "on_schema_violation"}
 )
 _CALL_FIELDS = (
     {"id": "call_id"}
@@ -25,6 +26,7 @@ _CALL_FIELDS = (
     | {"idempotent": "idempotent", "fallback": "fallback"}
     | {key: key for key in ("when", "for_each", "max_parallel")}
     | {"cache.ttl_s": "cache_ttl_s", "cache.tags": "cache_tags", "cache": "cache_ttl_s"}
+    | {"stale_if_error_s": "stale_if_error_s"}
 )
 _SMALL = {"rows": 2, "cols": 28, "style": "font-family: monospace"}
 
@@ -123,6 +125,7 @@ class EndpointAdmin(ConfigVersionBumpMixin, admin.ModelAdmin[models.Endpoint]):
     fieldsets = [
         (None, {"fields": ["name", "method", "path", "purpose", "timeout_ms"]}),
         ("Response", {"fields": ["response"]}),
+        ("Response contract (optional)", {"fields": ["response_schema", "on_schema_violation"]}),
         ("Cache", {"fields": ["cache_ttl_s", "cache_scope", "cache_tags", "invalidate_on"]}),
     ]
 

@@ -32,6 +32,7 @@ _FIELDS = {
     "retry.budget_min_per_s": "retry_budget_min_per_s",
     "deadline_header": "deadline_header",
     "dedupe": "dedupe",
+    "hedge.after_ms": "hedge_after_ms",
 }
 
 
@@ -84,6 +85,7 @@ class ServiceAdmin(ConfigVersionBumpMixin, admin.ModelAdmin[models.Service]):
                     "breaker_failure_rate",
                     "retry_budget_percent",
                     "retry_budget_min_per_s",
+                    "hedge_after_ms",
                 ]
             },
         ),

@@ -9,6 +9,7 @@ from typing import Any
 from registry.config.composition_rules import check_composition
 from registry.config.problems import Problem, index_location, key_location, quoted
 from registry.config.references import call_resolver, check_template, event_resolver, response_resolver
+from registry.config.response_schema_rules import check_response_schema
 from registry.config.secrets import check_literal_credentials
 from registry.config.services_rules import SLUG
 
@@ -56,6 +57,7 @@ def check_endpoint(
     for index, call in enumerate(calls):
         where = index_location(key_location(location, "calls"), index)
         _check_call(call, where, stages, services, total, out, references=references)
+    check_response_schema(endpoint, location, out)
     resolver = response_resolver(stages) if references else None
     if "response" in endpoint:
         check_template(endpoint["response"], key_location(location, "response"), resolver, out)
@@ -109,6 +111,9 @@ def _check_call(
         out.append(Problem(key_location(location, "timeout_ms"), message))
     if call.get("required", True) is True and call.get("fallback") is not None:
         out.append(Problem(key_location(location, "fallback"), "only used by optional calls (required: false)"))
+    if call.get("required", True) is True and call.get("stale_if_error_s") is not None:
+        message = "only optional calls (required: false) may be answered by a stale result"
+        out.append(Problem(key_location(location, "stale_if_error_s"), message))
     check_literal_credentials(call.get("headers"), key_location(location, "headers"), headers=True, out=out)
     check_literal_credentials(call.get("query"), key_location(location, "query"), headers=False, out=out)
     resolver = call_resolver(stages, call.get("stage"), fan_out="for_each" in call) if references else None

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from orchestration import plan
+from orchestration.response_contract import compile_contract
 from orchestration.templates import compile_path_template, compile_template
 from registry.config.schema import DOCUMENT
 from registry.config.structure import normalize
@@ -90,6 +91,7 @@ def _service(name: str, service: Mapping[str, Any]) -> plan.Service:
         bulkhead=plan.BulkheadPolicy(**bulkhead),
         deadline_header=service.get("deadline_header"),
         dedupe=service["dedupe"],
+        hedge=plan.HedgePolicy(after_ms=hedge["after_ms"]) if (hedge := service.get("hedge")) else None,
     )
 
 
@@ -113,6 +115,8 @@ def _endpoint(endpoint: Mapping[str, Any], location: str) -> plan.Endpoint:
             ),
         ),
         rate_limits=_rate_limits(endpoint.get("rate_limits", [])),
+        response_contract=compile_contract(schema) if (schema := endpoint.get("response_schema")) is not None else None,
+        on_schema_violation=endpoint.get("on_schema_violation", "log"),
     )
 
 
@@ -134,6 +138,7 @@ def _call(call: Mapping[str, Any], location: str) -> plan.Call:
         for_each=compile_template(call["for_each"], f"{location}.for_each") if "for_each" in call else None,
         max_parallel=call.get("max_parallel"),
         cache=_call_cache(call["cache"], f"{location}.cache") if "cache" in call else None,
+        stale_if_error_s=call.get("stale_if_error_s"),
     )
 
 

@@ -27,6 +27,12 @@ def check_resilience(service: Mapping[str, Any], location: str, out: list[Proble
     breaker = service.get("breaker")
     if isinstance(breaker, Mapping):
         _both_or_neither(breaker, ("min_calls", "failure_rate"), key_location(location, "breaker"), out)
+    hedge = service.get("hedge")
+    timeout = service.get("timeout_ms", 1000)
+    after = hedge.get("after_ms") if isinstance(hedge, Mapping) else None
+    if _is_int(after) and _is_int(timeout) and after >= timeout:
+        where = key_location(key_location(location, "hedge"), "after_ms")
+        out.append(Problem(where, f"must be below the service's timeout_ms ({timeout}), or no hedge is ever sent"))
     retry = service.get("retry")
     if isinstance(retry, Mapping) and retry.get("budget_min_per_s") is not None and retry.get("budget_percent") is None:
         where = key_location(key_location(location, "retry"), "budget_min_per_s")
@@ -38,3 +44,7 @@ def _both_or_neither(section: Mapping[str, Any], keys: tuple[str, str], location
     if first != second:
         missing = keys[1] if first else keys[0]
         out.append(Problem(key_location(location, missing), f"required with {quoted(keys[0] if first else keys[1])}"))
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)

@@ -157,6 +157,7 @@ SERVICE = Field(
         ),
         deadline_header=Field("str"),
         dedupe=Field("bool", default=False),
+        hedge=Field("mapping", fields=_fields(after_ms=Field("int", required=True, minimum=1))),
     ),
 )
 
@@ -186,6 +187,7 @@ CALL = Field(
                 tags=Field("list", items=Field("str"), default=list, omit_empty=True),
             ),
         ),
+        stale_if_error_s=Field("int", minimum=1, nullable=True),
     ),
 )
 
@@ -222,6 +224,8 @@ ENDPOINT = Field(
         rate_limits=Field("list", items=RATE_LIMIT, default=list, omit_empty=True),
         calls=Field("list", required=True, items=CALL),
         response=Field("json", required=True),
+        response_schema=Field("json", nullable=True),
+        on_schema_violation=Field("str", choices=("log", "fail")),
     ),
 )
 

@@ -5,10 +5,15 @@ and the retry budget under load (issue 14)."""
 from __future__ import annotations
 
 import itertools
+import json
+import select
+import socket
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import yaml
@@ -40,6 +45,47 @@ def _endpoint(name: str, service: str, *, required: bool = True) -> dict[str, An
     }
 
 
+def _stale_endpoint() -> dict[str, Any]:
+    endpoint = _endpoint("stale", "stale", required=False)
+    endpoint["calls"][0] |= {"query": {"zip": "{{ request.query.zip }}"}, "stale_if_error_s": 300}
+    return endpoint
+
+
+class _TwoReplicas:
+    """One replica of two is slow: odd requests take ``SLOW_S``, even ones answer at once.
+    A slow one notes whether the gateway hung up on it before it answered."""
+
+    SLOW_S = 0.8
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.hung_up = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, handler: Any) -> tuple[int, Any]:
+        with self._lock:
+            self.count += 1
+            slow = self.count % 2 == 1
+        if not slow:
+            return 200, {"replica": "fast"}
+        time.sleep(self.SLOW_S)
+        connection = handler.connection
+        readable, _, _ = select.select([connection], [], [], 0)
+        if readable and connection.recv(1, socket.MSG_PEEK) == b"":
+            with self._lock:
+                self.hung_up += 1
+        return 200, {"replica": "slow"}
+
+
+_REPLICAS = _TwoReplicas()
+
+
+def _contract_endpoint(action: str) -> dict[str, Any]:
+    schema = {"type": "object", "required": ["it"], "properties": {"it": {"type": "object", "required": ["total"]}}}
+    schema["properties"]["it"]["properties"] = {"total": {"type": "number"}}
+    return _endpoint(f"contract-{action}", "contract") | {"response_schema": schema, "on_schema_violation": action}
+
+
 @pytest.fixture(scope="module")
 def fakes(module_fake_downstream: Callable[..., FakeDownstream]) -> dict[str, FakeDownstream]:
     busy_answers = itertools.cycle([(503, {"busy": True}, {"Retry-After": "1"}), (200, {"ok": True})])
@@ -49,6 +95,9 @@ def fakes(module_fake_downstream: Callable[..., FakeDownstream]) -> dict[str, Fa
         "flaky": module_fake_downstream({"*": (500, {"down": True})}),
         "budgeted": module_fake_downstream({"*": (503, {"down": True})}),
         "unbudgeted": module_fake_downstream({"*": (503, {"down": True})}),
+        "hedged": module_fake_downstream({"*": _REPLICAS}),
+        "contract": module_fake_downstream({"*": (200, {"total": "12.50"})}),
+        "stale": module_fake_downstream({"*": lambda handler: (200, {"zip": parse_qs(urlsplit(handler.path).query)})}),
     }
 
 
@@ -67,6 +116,9 @@ def server(module_gateway_server: Callable[..., GatewayServer], fakes: dict[str,
             ),
             "budgeted": _service(fakes["budgeted"].url, retry={**retry, "budget_percent": 20, "budget_min_per_s": 1}),
             "unbudgeted": _service(fakes["unbudgeted"].url, retry=retry),
+            "stale": _service(fakes["stale"].url),
+            "contract": _service(fakes["contract"].url),
+            "hedged": _service(fakes["hedged"].url, hedge={"after_ms": 50}),
         },
         "endpoints": [
             _endpoint("deadline", "deadline"),
@@ -74,6 +126,10 @@ def server(module_gateway_server: Callable[..., GatewayServer], fakes: dict[str,
             _endpoint("flaky", "flaky", required=False),
             _endpoint("budgeted", "budgeted", required=False),
             _endpoint("unbudgeted", "unbudgeted", required=False),
+            _stale_endpoint(),
+            _endpoint("hedged", "hedged"),
+            _contract_endpoint("log"),
+            _contract_endpoint("fail"),
         ],
     }
     database, redis_db = isolated_targets("resil", 6)
@@ -128,3 +184,52 @@ def test_the_retry_budget_holds_a_failing_service_under_load(server: GatewayServ
     retries = fakes["budgeted"].hits["/it"] - LOAD
     assert 0 < retries <= 0.2 * LOAD + 10  # (1 + 20 %) x, plus the minimum of 1/s over 10 s
     assert _metric(server, "retry_over_budget", "budgeted") >= LOAD - retries
+
+
+def test_stale_results_stand_in_when_the_service_dies(server: GatewayServer, fakes) -> None:
+    for _ in range(4):  # kept in Redis, whichever worker answered
+        status, _, body = server.get("/v1/stale?zip=75001")
+        assert (status, json.loads(body)) == (200, {"it": {"zip": {"zip": ["75001"]}}})
+    fakes["stale"].routes["*"] = (503, {"down": True})
+    for _ in range(6):  # served by both workers: every one finds the kept result
+        status, _, body = server.get("/v1/stale?zip=75001")
+        assert (status, json.loads(body)) == (200, {"it": {"zip": {"zip": ["75001"]}}, "staleServices": ["stale"]})
+    status, _, body = server.get("/v1/stale?zip=10115")  # never answered for this request: its fallback
+    assert (status, json.loads(body)) == (
+        200,
+        {"it": {"fallback": True}, "partialData": True, "failedServices": ["stale"]},
+    )
+    assert fakes["stale"].hits["/it"] == 11
+    assert _metric(server, "stale_served", "stale") == 6
+
+
+def _violations(server: GatewayServer, endpoint: str, field: str, action: str) -> float:
+    labels = (f'endpoint="{endpoint}"', f'field="{field}"', f'action="{action}"')
+    lines = server.get("/metrics")[2].decode().splitlines()
+    found = [line for line in lines if line.startswith("gateway_response_schema_violations_total{")]
+    return sum(float(line.rsplit(" ", 1)[1]) for line in found if all(label in line for label in labels))
+
+
+def test_a_schema_violation_is_logged_or_failed_as_configured(server: GatewayServer, fakes) -> None:
+    status, _, body = server.get("/v1/contract-log")  # log: served as it is, counted
+    assert (status, json.loads(body)) == (200, {"it": {"total": "12.50"}})
+    status, headers, body = server.get("/v1/contract-fail")  # fail: the contract's envelope
+    error = json.loads(body)["error"]
+    assert (status, error["code"], json.loads(body)["data"]) == (502, "CONTRACT_VIOLATION", {})
+    assert error["requestId"] == headers["X-Request-ID"]
+    assert _violations(server, "contract-log", "it.total", "log") == 1
+    assert _violations(server, "contract-fail", "it.total", "fail") == 1
+    fakes["contract"].routes["*"] = (200, {"total": 12.5})  # the service is fixed: both conform
+    assert server.get("/v1/contract-fail")[0] == 200
+    assert _violations(server, "contract-fail", "it.total", "fail") == 1
+
+
+def test_a_slow_replica_is_hedged_and_the_loser_hung_up_on(server: GatewayServer, fakes) -> None:
+    for _ in range(6):  # each request's first attempt meets the slow replica, its hedge the fast one
+        status, _, body = server.get("/v1/hedged")
+        assert (status, json.loads(body)) == (200, {"it": {"replica": "fast"}})
+    assert fakes["hedged"].hits["/it"] == 12
+    time.sleep(_TwoReplicas.SLOW_S + 0.4)  # the slow replica finishes sleeping, then looks at its connection
+    assert _REPLICAS.hung_up == 6  # every loser's connection was closed by the gateway, none kept for reuse
+    assert _metric(server, "hedge_fired", "hedged") == 6
+    assert _metric(server, "hedge_won", "hedged") == 6

@@ -13,10 +13,17 @@ import httpx
 from orchestration.clock import FakeClock
 from orchestration.downstream import DownstreamPool
 from orchestration.executor import Executor
-from orchestration.observer import AttemptObservation, BreakerTransition, NullObserver, ResilienceDecision
+from orchestration.observer import (
+    AttemptObservation,
+    BreakerTransition,
+    NullObserver,
+    ResilienceDecision,
+    SchemaViolation,
+)
 from orchestration.plan import Call, Endpoint, Layer, Plan, Service
 from orchestration.resilience.breaker_store import BreakerStore
 from orchestration.resilience.retry_budget import RetryBudgetStore
+from orchestration.resilience.stale import StaleResults
 from orchestration.spawn import Spawner, ThreadSpawner
 from orchestration.templates import compile_path_template, compile_template
 
@@ -126,6 +133,7 @@ class Recorder(NullObserver):
         self.transitions: list[BreakerTransition] = []
         self.store_errors: list[tuple[str, Exception]] = []
         self.decisions: list[ResilienceDecision] = []
+        self.schema_violations: list[SchemaViolation] = []
 
     def on_attempt(self, observation: AttemptObservation) -> None:
         self.attempts.append(observation)
@@ -138,6 +146,9 @@ class Recorder(NullObserver):
 
     def on_decision(self, decision: ResilienceDecision) -> None:
         self.decisions.append(decision)
+
+    def on_schema_violation(self, violation: SchemaViolation) -> None:
+        self.schema_violations.append(violation)
 
 
 class Gateway:
@@ -153,6 +164,7 @@ class Gateway:
         store: BreakerStore | None = None,
         budgets: RetryBudgetStore | None = None,
         random_unit: Callable[[], float] | None = None,
+        stale: StaleResults | None = None,
     ) -> None:
         self.recorder = Recorder()
         self.plan = plan(services)
@@ -172,4 +184,5 @@ class Gateway:
             observer=self.recorder,
             spawner=spawner or ThreadSpawner(),
             random_unit=random_unit,
+            stale_results=stale,
         )

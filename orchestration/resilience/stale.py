@@ -1,0 +1,94 @@
+"""Stale-if-error for optional calls (contract section 7, ``stale_if_error_s``).
+
+Every good result of a call with ``stale_if_error_s`` is kept, under a key made of
+the endpoint, the call id and the request as rendered (method, path, query,
+headers, body, and the client's Authorization when the service forwards it, so a
+stale answer never crosses to a user it was not made for), for
+``stale_if_error_s`` seconds. When the call later fails, the newest kept result
+for the same rendered request stands in for the fallback.
+
+Results live in a ``CacheStore`` (``edge.cache_store``, the same seam the
+response cache uses): Redis when configured, so every worker serves what any
+worker last saw, in-process otherwise. A store that cannot answer (Redis down)
+is never an error to the client: nothing is kept, and the fallback is used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from orchestration.downstream.request import RequestSpec
+from orchestration.edge.cache_store import CacheStore, InProcessCacheStore
+from orchestration.edge.redis_boundary import StoreUnavailable
+
+
+@dataclass(frozen=True, slots=True)
+class StaleResult:
+    body: Any
+    age_s: float
+
+
+StoreErrorListener = Callable[[str, Exception], None]
+
+
+def stale_key(endpoint: str, call_id: str, spec: RequestSpec, *, forwards_authorization: bool) -> str:
+    """The rendered request's identity: equal requests share a kept result."""
+    identity = [
+        endpoint,
+        call_id,
+        spec.method,
+        spec.path,
+        spec.params,
+        sorted((name.lower(), value) for name, value in spec.headers),
+        spec.has_body,
+        spec.json_body,
+        spec.client_authorization if forwards_authorization else None,
+    ]
+    text = json.dumps(identity, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+class StaleResults:
+    """Keeps and recalls last good results over a ``CacheStore``."""
+
+    def __init__(
+        self,
+        store: CacheStore | None = None,
+        *,
+        wall: Callable[[], float],
+        on_store_error: StoreErrorListener | None = None,
+    ) -> None:
+        self._store: CacheStore = store if store is not None else InProcessCacheStore(clock=wall)
+        self._wall = wall
+        self._on_store_error = on_store_error
+
+    def keep(self, key: str, body: Any, *, max_age_s: float) -> None:
+        payload = json.dumps({"at": self._wall(), "body": body}, separators=(",", ":"), ensure_ascii=False)
+        try:
+            self._store.put(
+                key, payload.encode("utf-8", "surrogatepass"), ttl_s=max_age_s, tags=(), started_at=float("inf")
+            )
+        except StoreUnavailable as error:
+            self._store_error(error)
+
+    def recall(self, key: str, *, max_age_s: float) -> StaleResult | None:
+        try:
+            entry = self._store.get(key)
+        except StoreUnavailable as error:
+            self._store_error(error)
+            return None
+        if entry is None:
+            return None
+        kept = json.loads(entry.payload)
+        age_s = max(0.0, self._wall() - float(kept["at"]))
+        if age_s > max_age_s:  # kept under a longer stale_if_error_s than the one in force now
+            return None
+        return StaleResult(kept["body"], age_s)
+
+    def _store_error(self, error: Exception) -> None:
+        if self._on_store_error is not None:
+            self._on_store_error("stale", error)

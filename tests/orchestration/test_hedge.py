@@ -1,0 +1,138 @@
+"""Contract section 7, ``hedge.after_ms``: a second attempt for a slow GET/idempotent call,
+the first decisive answer wins, the loser does not count for the breaker, the retry budget
+pays for the hedge. Threads and a real (short) ``after_ms``; no timing is asserted."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from orchestration.executor import Success
+from orchestration.plan import BreakerPolicy, HedgePolicy, RetryPolicy
+from orchestration.resilience.breaker import BreakerState
+from orchestration.resilience.hedge import AttemptCancel
+from orchestration.spawn import ThreadSpawner
+from tests.orchestration.engine_kit import Gateway, call, endpoint, service
+
+HEDGE = HedgePolicy(after_ms=20)
+
+
+class _Replicas:
+    """Request n gets ``answers[n]``; a ``None`` answer blocks until the test releases it."""
+
+    def __init__(self, *answers: tuple[int, dict[str, object]] | None, slow_status: int = 200) -> None:
+        self.answers = list(answers)
+        self.slow_status = slow_status
+        self.count = 0
+        self.release = threading.Event()
+        self._lock = threading.Lock()
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        with self._lock:
+            index, self.count = self.count, self.count + 1
+        answer = self.answers[min(index, len(self.answers) - 1)]
+        if answer is None:
+            self.release.wait(5)
+            return httpx.Response(self.slow_status, json={"replica": "slow"})
+        return httpx.Response(answer[0], json=answer[1])
+
+
+@pytest.fixture
+def replicas() -> Iterator[list[_Replicas]]:
+    made: list[_Replicas] = []
+    yield made
+    for replica in made:
+        replica.release.set()
+
+
+def _gateway(downstream, clock, replicas, *answers, slow_status=200, **policies):  # type: ignore[no-untyped-def]
+    replica = _Replicas(*answers, slow_status=slow_status)
+    replicas.append(replica)
+    downstream.on("inventory", replica)
+    return Gateway([service("inventory", hedge=HEDGE, **policies)], downstream, clock, spawner=ThreadSpawner())
+
+
+def _decisions(gateway: Gateway) -> list[str]:
+    return [d.decision for d in gateway.recorder.decisions]
+
+
+def test_a_slow_first_attempt_is_hedged_and_the_hedge_wins(clock, downstream, request_context, replicas):
+    gateway = _gateway(downstream, clock, replicas, None, (200, {"replica": "fast"}))
+    result = gateway.executor.run(endpoint(call("inventory")), request_context)
+    assert isinstance(result, Success) and result.body == {"inventory": {"replica": "fast"}}
+    assert downstream.hits["inventory"] == 2
+    assert _decisions(gateway) == ["hedge_fired", "hedge_won"]
+    replicas[0].release.set()  # the loser answers late: it must not reach the breaker as anything
+    gateway.pool.breaker("inventory").snapshot()
+
+
+def test_a_first_answer_in_time_sends_no_hedge(clock, downstream, request_context, replicas):
+    gateway = _gateway(downstream, clock, replicas, (200, {"replica": "fast"}))
+    result = gateway.executor.run(endpoint(call("inventory")), request_context)
+    assert isinstance(result, Success) and downstream.hits["inventory"] == 1
+    assert _decisions(gateway) == []
+
+
+def test_a_failing_hedge_waits_for_the_first_attempt(clock, downstream, request_context, replicas):
+    gateway = _gateway(downstream, clock, replicas, None, (503, {"replica": "down"}))
+    threading.Timer(0.2, replicas[0].release.set).start()
+    result = gateway.executor.run(endpoint(call("inventory")), request_context)
+    assert isinstance(result, Success) and result.body == {"inventory": {"replica": "slow"}}
+    assert _decisions(gateway) == ["hedge_fired"]
+
+
+def test_a_4xx_is_an_answer_and_wins(clock, downstream, request_context, replicas):
+    gateway = _gateway(downstream, clock, replicas, None, (404, {"missing": True}))
+    result = gateway.executor.run(endpoint(call("inventory")), request_context)
+    assert not isinstance(result, Success)
+    assert _decisions(gateway) == ["hedge_fired", "hedge_won"]
+
+
+def test_non_idempotent_calls_are_never_hedged(clock, downstream, request_context, replicas):
+    gateway = _gateway(downstream, clock, replicas, None, (200, {"replica": "fast"}))
+    threading.Timer(0.2, replicas[0].release.set).start()
+    result = gateway.executor.run(endpoint(call("inventory", method="POST")), request_context)
+    assert isinstance(result, Success) and result.body == {"inventory": {"replica": "slow"}}
+    assert downstream.hits["inventory"] == 1 and _decisions(gateway) == []
+    idempotent = gateway.executor.run(endpoint(call("inventory", method="POST", idempotent=True)), request_context)
+    assert isinstance(idempotent, Success) and _decisions(gateway) == []  # replica 2+ answer fast: no hedge
+
+
+def test_the_hedge_spends_the_retry_budget(clock, downstream, request_context, replicas):
+    spent = RetryPolicy(max_retries=1, budget_percent=0, budget_min_per_s=0)
+    gateway = _gateway(downstream, clock, replicas, None, (200, {"replica": "fast"}), retry=spent)
+    threading.Timer(0.2, replicas[0].release.set).start()
+    result = gateway.executor.run(endpoint(call("inventory")), request_context)
+    assert isinstance(result, Success) and result.body == {"inventory": {"replica": "slow"}}
+    assert downstream.hits["inventory"] == 1
+    assert _decisions(gateway) == ["hedge_over_budget"]
+
+
+def test_the_cancelled_loser_is_no_breaker_failure(clock, downstream, request_context, replicas):
+    """The loser's late failure (what a cut connection looks like) is discarded and its
+    permit released: a breaker that opens on one failure stays closed."""
+    one_failure_opens = BreakerPolicy(failure_threshold=1, window_s=60, open_s=60, half_open_probes=1)
+    fast = (200, {"replica": "fast"})
+    gateway = _gateway(downstream, clock, replicas, None, fast, slow_status=500, breaker=one_failure_opens)
+    assert isinstance(gateway.executor.run(endpoint(call("inventory")), request_context), Success)
+    replicas[0].release.set()
+    threading.Event().wait(0.3)  # the loser's thread ends its attempt (a 500) after the release
+    assert gateway.pool.breaker("inventory").snapshot().state is BreakerState.CLOSED
+
+
+def test_a_cancel_token_shuts_the_bound_socket_and_refuses_later_binds():
+    import socket
+
+    left, right = socket.socketpair()
+    token = AttemptCancel()
+    assert token.bind(left)
+    token.cancel()
+    assert left.recv(1) == b""  # shut down: a blocked reader would wake with EOF
+    late = AttemptCancel()
+    late.cancel()
+    assert not late.bind(right)
+    left.close()
+    right.close()
