@@ -246,6 +246,14 @@ def run_reference(session: Session, env: dict[str, str]) -> None:
         server.stop()
 
 
+def run_floor(session: Session, env: dict[str, str]) -> None:
+    server, url = _start_floor(session, env)
+    try:
+        measure(session, "floor", FLOOR_VARIANT, server, url, session.token)
+    finally:
+        server.stop()
+
+
 def run_side_by_side(session: Session, base_env: dict[str, str]) -> None:
     """Every server of the run up at once — the gateway (each feature variant with
     ``--features``) and the reference — measured in turn at each client count for
@@ -265,6 +273,11 @@ def run_side_by_side(session: Session, base_env: dict[str, str]) -> None:
             server, url = _start_reference(session, base_env)
             running.append(server)
             target = prepare(session, "reference", REFERENCE_VARIANT, server, url, session.token)
+            ready += [target] if target is not None else []
+        if "floor" in args.targets:
+            server, url = _start_floor(session, base_env)
+            running.append(server)
+            target = prepare(session, "floor", FLOOR_VARIANT, server, url, session.token)
             ready += [target] if target is not None else []
         measured: dict[tuple[str, str, int], list[Point]] = {}
         passes = 0
@@ -298,6 +311,19 @@ def _median_round(points: list[Point]) -> Point:
 
 
 REFERENCE_VARIANT = "aiohttp, JWT verified"
+FLOOR_VARIANT = "bare WSGI on gunicorn+gevent, httptools, orjson, JWT verified"
+
+
+def _start_floor(session: Session, env: dict[str, str]) -> tuple[servers.Managed, str]:
+    """bench/floor_server.py: the card's serving stack with none of the gateway's layers."""
+    return servers.start_floor(
+        session.workdir,
+        ports=session.ports,
+        workers=session.args.workers,
+        cpus=session.server_cpus,
+        jwt_env=JWT_SECRET_ENV,
+        env=env,
+    )
 
 
 def _start_reference(session: Session, env: dict[str, str]) -> tuple[servers.Managed, str]:
@@ -509,7 +535,7 @@ def _feature_table(points: list[Point]) -> list[str]:
 def report(session: Session, started: dt.datetime, load_start: str, load_end: str) -> str:
     args = session.args
     pin = (
-        f"gateway and reference (master + workers) pinned to CPU {session.server_cpus}; "
+        f"gateway, reference and floor (master + workers) pinned to CPU {session.server_cpus}; "
         f"wrk and the simulator to CPU {session.load_cpus} (taskset -c)"
         if session.server_cpus
         else "no CPU pinning (--no-pin, or fewer than 2 usable CPUs)"
@@ -583,7 +609,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=None, help="warm-up seconds per server (default 2; --quick: 1)")
     parser.add_argument("--quick", action="store_true", help="a short smoke: 2 s points")
     parser.add_argument(
-        "--targets", default="gateway,reference", help="comma-separated: gateway, reference (default both)"
+        "--targets",
+        default="gateway,reference,floor",
+        help="comma-separated: gateway, reference, floor (bench/floor_server.py) (default all three)",
     )
     parser.add_argument("--features", action="store_true", help="also measure the gateway with each feature off")
     parser.add_argument(
@@ -619,7 +647,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.targets = [t.strip() for t in args.targets.split(",") if t.strip()]
     if args.sequential and args.rounds != 1:
         parser.error("--rounds needs the side-by-side order (drop --sequential)")
-    unknown = set(args.targets) - {"gateway", "reference"}
+    unknown = set(args.targets) - {"gateway", "reference", "floor"}
     if unknown:
         parser.error(f"unknown target(s): {', '.join(sorted(unknown))}")
     if args.latency_scale < 0:
@@ -701,6 +729,8 @@ def main(argv: list[str] | None = None) -> int:
                 run_gateway(session, env)
             if "reference" in args.targets:
                 run_reference(session, env)
+            if "floor" in args.targets:
+                run_floor(session, env)
         else:
             run_side_by_side(session, env)
     finally:

@@ -204,3 +204,30 @@ def _wait_workers(managed: Managed, workers: int, timeout_s: float = 30) -> None
         if time.monotonic() > deadline or not managed.alive():
             raise RuntimeError(f"{managed.name}: {workers} workers did not start:\n{managed.log_tail()}")
         time.sleep(0.1)
+
+
+def start_floor(
+    workdir: Path, *, ports: dict[str, int], workers: int, cpus: str | None, jwt_env: str | None, env: dict[str, str]
+) -> tuple[Managed, str]:
+    """bench/floor_server.py under gunicorn's gevent workers: the serving stack with nothing of ours on it."""
+    port = free_port()
+    upstream = {name: f"http://{HOST}:{p}" for name, p in sorted(ports.items())}
+    env = {**env, "FLOOR_UPSTREAM": json.dumps(upstream), "FLOOR_JWT_SECRET_ENV": jwt_env or "-"}
+    cmd = [
+        str(VENV_BIN / "gunicorn"),
+        "-k",
+        "gevent",
+        "-w",
+        str(workers),
+        "--worker-connections",
+        "1000",
+        "--chdir",
+        str(BENCH),
+        "--bind",
+        f"{HOST}:{port}",
+        "floor_server:app",
+    ]
+    managed = _spawn("floor", pinned(cmd, cpus), workdir / "floor.log", env=env)
+    wait_http(f"http://{HOST}:{port}/healthz", managed)
+    _wait_workers(managed, workers)
+    return managed, f"http://{HOST}:{port}"
