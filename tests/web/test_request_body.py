@@ -34,10 +34,11 @@ def body_timeout(settings: Any) -> None:
 @pytest.fixture
 def slow_body() -> Iterator[dict[str, Any]]:
     """WSGI environ entries of a body that declares 100 bytes and sends 10, then nothing
-    (the client hangs up after 3 s: a gateway without a body timeout does not hang the test)."""
+    (the client hangs up after 10 s: a gateway without a body timeout does not hang the test; 10 s, not
+    less, since on a loaded machine the first request of a run may take seconds to reach the body)."""
     ours, theirs = gsocket.socketpair()
     theirs.sendall(b'{"cartId":')
-    hang_up = gevent.spawn_later(3, theirs.shutdown, gsocket.SHUT_WR)
+    hang_up = gevent.spawn_later(10, theirs.shutdown, gsocket.SHUT_WR)
     stream = ours.makefile("rb")
     yield {"wsgi.input": stream, "CONTENT_LENGTH": str(DECLARED)}
     hang_up.kill()
