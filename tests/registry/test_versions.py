@@ -161,3 +161,42 @@ def test_rollback_refused_when_a_secret_it_needs_is_gone(files, monkeypatch):
     assert code == 1 and "services.pricing.auth.key_env: environment variable PRICING_API_KEY is not set" in err
     assert ConfigRevision.objects.count() == 2
     assert models.Call.objects.get(call_id="shipping").timeout_ms == 300
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_database_going_away_mid_change_leaves_the_previous_version_serving(document, monkeypatch):
+    """The connection dies after the configuration rows were replaced but before the version
+    is recorded: nothing of the change stays, and workers (which poll the version and load
+    the configuration) keep serving the previous version."""
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL to terminate the change's backend (DATABASE_URL)")
+    import psycopg
+    from django.db.utils import Error as DatabaseError
+
+    from registry import compiler, services
+    from registry.selectors import config_document_get, config_version_read
+
+    config_import(document=document)
+    served_version, served_document = config_version_read(), config_document_get()
+    changed = copy.deepcopy(document)
+    changed["services"]["cart"]["timeout_ms"] = 123
+    record = services.version_record
+
+    def record_after_the_database_went_away(**kwargs):
+        backend = connection.cursor().connection.info.backend_pid
+        settings = connection.settings_dict
+        with psycopg.connect(
+            host=settings["HOST"], port=settings["PORT"] or 5432, user=settings["USER"], dbname=settings["NAME"]
+        ) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (backend,))
+        return record(**kwargs)
+
+    monkeypatch.setattr(services, "version_record", record_after_the_database_went_away)
+    with pytest.raises(DatabaseError):
+        services.config_replace(document=changed, author=Author(source="api"))
+    connection.close()
+
+    assert config_version_read() == served_version
+    assert ConfigRevision.objects.count() == 1
+    assert config_document_get() == served_document
+    assert compiler.compile_plan().services["cart"].timeout_ms == document["services"]["cart"]["timeout_ms"]
