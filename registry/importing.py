@@ -63,7 +63,7 @@ def _service_create(name: str, service: Mapping[str, Any]) -> models.Service:
         sla=service.get("sla"),
         timeout_ms=service["timeout_ms"],
         deadline_header=service.get("deadline_header", ""),
-        dedupe=service["dedupe"],
+        dedupe=service.get("dedupe", False),
         **fields,
     )
 

@@ -89,7 +89,7 @@ def _service(name: str, service: Mapping[str, Any]) -> plan.Service:
         ),
         bulkhead=plan.BulkheadPolicy(**bulkhead),
         deadline_header=service.get("deadline_header"),
-        dedupe=service["dedupe"],
+        dedupe=service.get("dedupe", False),
     )
 
 
