@@ -232,5 +232,5 @@ class Executor:
             run.context[call.id] = copy.deepcopy(call.fallback)
             if call.required:
                 kind, retry_after = failure_kind(outcome), retry_after_whole_s(outcome)
-                failures.append(RequiredFailure(call.service, kind, outcome.status, retry_after))
+                failures.append(RequiredFailure(call.service, kind, outcome.status, retry_after, outcome.reason))
         return failures

@@ -196,9 +196,14 @@ def test_a_failed_element_fails_a_required_call_and_is_null_in_an_optional_one(s
 
 def test_a_for_each_over_a_non_list_or_too_long_a_list_fails_the_call_without_requests(setup: Setup) -> None:
     before = sum(setup.catalog.hits.values())
-    for cart in ("not-a-list", "huge"):
+    reasons = {
+        "not-a-list": "call 'products': for_each gave an object, not a list",
+        "huge": f"call 'products': for_each gave {MAX_FAN_OUT + 1} elements, over GATEWAY_MAX_FAN_OUT={MAX_FAN_OUT}",
+    }
+    for cart, reason in reasons.items():
         status, body = setup.get(f"/v1/cart-page?cartId={cart}")
         assert status == 502 and body["error"]["code"] == "DOWNSTREAM_FAILURE", body
+        assert body["error"]["message"] == reason  # the reason reaches the client, not only the logs
         status, body = setup.get(f"/v1/cart-page-lenient?cartId={cart}")
         assert (status, body["items"], body["partialData"]) == (200, None, True)
     assert sum(setup.catalog.hits.values()) == before
