@@ -108,5 +108,5 @@ def _call_build(endpoint: models.Endpoint, call: Mapping[str, Any], position: in
         for_each=call.get("for_each", ""),
         max_parallel=call.get("max_parallel"),
         cache_ttl_s=call["cache"]["ttl_s"] if "cache" in call else None,
-        cache_tags=call["cache"]["tags"] if "cache" in call else [],
+        cache_tags=call["cache"].get("tags", []) if "cache" in call else [],
     )

@@ -138,7 +138,7 @@ def _call(call: Mapping[str, Any], location: str) -> plan.Call:
 
 
 def _call_cache(cache: Mapping[str, Any], location: str) -> plan.CallCachePolicy:
-    tags = tuple(compile_template(tag, f"{location}.tags[{i}]") for i, tag in enumerate(cache["tags"]))
+    tags = tuple(compile_template(tag, f"{location}.tags[{i}]") for i, tag in enumerate(cache.get("tags", ())))
     return plan.CallCachePolicy(ttl_s=cache["ttl_s"], tags=tags)
 
 

@@ -63,3 +63,19 @@ def test_set_fields_are_written_and_round_trip(document: dict[str, Any], write_y
     assert exported == config_dump(normalize(document, DOCUMENT))
     assert run("import", str(write_yaml(exported, "again.yaml")))[0] == 0
     assert run("export")[1] == exported
+
+
+@pytest.mark.django_db
+def test_a_call_cache_without_tags_imports_compiles_and_round_trips(document: dict[str, Any], write_yaml):
+    page = cart_page()
+    page["calls"][2]["cache"] = {"ttl_s": 30}  # tags are optional (the canonical form leaves [] out)
+    document["endpoints"].append(page)
+    assert run("import", str(write_yaml(document)))[0] == 0
+    exported = run("export")[1]
+    assert "        cache:\n          ttl_s: 30\n    response:" in exported
+    from registry.config.plan import plan_from_document
+
+    products = plan_from_document(normalize(document, DOCUMENT), version="t").endpoints[-1].calls[2]
+    assert products.cache is not None and (products.cache.ttl_s, products.cache.tags) == (30, ())
+    assert run("import", str(write_yaml(exported, "again.yaml")))[0] == 0
+    assert run("export")[1] == exported
