@@ -404,8 +404,7 @@ def _max_retries(service: Service) -> str:
 
 def _retries(plan: Plan) -> Table:
     rows = tuple(
-        (_service_title(s.name), _max_retries(s), _backoff(s.retry), _retry_on(s.retry))
-        for s in plan.services.values()
+        (_service_title(s.name), _max_retries(s), _backoff(s.retry), _retry_on(s.retry)) for s in plan.services.values()
     )
     return Table(("Service", "Max Retries", "Backoff", "Retry On"), rows)
 
