@@ -20,7 +20,7 @@ from django.http import HttpResponse
 from orchestration.context import RequestContext
 from orchestration.edge.client_auth import Identity
 from orchestration.errors import BadRequest, Failure, GatewayError, envelope, failure_to_error
-from orchestration.explain import CallTiming, ExplainRecorder, call_timings, recording
+from orchestration.explain import CallTiming, ExplainRecorder, call_timings, element_timings, recording
 from orchestration.plan import Endpoint
 from orchestration.web import edge
 from orchestration.web.client_request import json_body
@@ -117,9 +117,10 @@ def explain_run(runtime: Any, form: ExplainForm, *, operator: str) -> ExplainRes
     cached = response.get("X-Cache") == "HIT"
     timings = call_timings(endpoint, recorder, failed=response.status_code >= 400, cached=cached)
     scale = max(total_ms, max((t.start_ms + t.duration_ms for t in timings), default=0.0), 0.001)
+    rows = [row for t in timings for row in (t, *element_timings(t))]  # a for_each call: a row per element
     bars = tuple(
         Bar(t, 100 * t.start_ms / scale, max(0.5, 100 * t.duration_ms / scale), _breaker_state(runtime, t.service))
-        for t in timings
+        for t in rows
     )
     pretty = json.dumps(json.loads(response.content), indent=2, ensure_ascii=False)
     return ExplainResult(endpoint, response.status_code, pretty, total_ms, bars, cached, request_id)

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from orchestration import explain
 from orchestration.call_cache import CallCache, call_cache_key
 from orchestration.clock import Deadline
 from orchestration.downstream.dedupe import InFlightRequests, dedupe_key
@@ -46,6 +47,7 @@ class CallSender:
         if key:
             hit = self.cache.get(key)
             if hit is not None:
+                explain.note(call.id, "cache", hit)
                 return hit
 
         def fill() -> Outcome:
@@ -56,6 +58,9 @@ class CallSender:
             return outcome
 
         if service.dedupe and (call.method in _SAFE_METHODS or call.idempotent):
-            outcome, _shared = self.in_flight.do(dedupe_key(service.name, spec), fill, wait_s=deadline.remaining())
+            waited_from = deadline.remaining()
+            outcome, shared = self.in_flight.do(dedupe_key(service.name, spec), fill, wait_s=waited_from)
+            if shared:  # a follower: no attempt of its own, the leader's answer
+                explain.note(call.id, "shared", outcome, max(0.0, waited_from - deadline.remaining()))
             return outcome
         return fill()

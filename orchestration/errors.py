@@ -139,6 +139,7 @@ class RequiredFailure:
     kind: FailureKind
     status: int | None = None  # the downstream status when there was one
     retry_after_s: int | None = None
+    reason: str = ""  # a located reason the client may read ("call 'products': for_each gave ...")
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,7 +184,9 @@ def failure_to_error(failure: Failure) -> DownstreamError:
     only_open = all(f.kind is FailureKind.CIRCUIT_OPEN for f in failure.required if _PRECEDENCE[f.kind] == 3)
     if only_open:
         return _error(502, ErrorCode.CIRCUIT_OPEN, "Circuit open: a required service is being skipped", failed)
-    return _error(502, ErrorCode.DOWNSTREAM_FAILURE, "One or more services unavailable", failed)
+    reasons = [f.reason for f in failure.required if f.kind is FailureKind.FAILURE and f.reason]
+    message = "; ".join(reasons) if reasons else "One or more services unavailable"
+    return _error(502, ErrorCode.DOWNSTREAM_FAILURE, message, failed)
 
 
 def _error(status: int, code: ErrorCode, message: str, failed: tuple[str, ...]) -> DownstreamError:

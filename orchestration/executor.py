@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+from orchestration import explain
 from orchestration.assembly import mark
 from orchestration.call_cache import CallCache
 from orchestration.call_sender import CallSender
@@ -231,13 +232,21 @@ class Executor:
         if isinstance(prepared, RequestSpec):
             return self._send(run, call, prepared, run.context, cancelled)
         if isinstance(prepared, Skipped):  # no request; neither success nor failure
+            explain.note_skipped(call.id)
             return FanOutcome(OutcomeKind.OK, body=copy.deepcopy(call.fallback))
         if isinstance(prepared, Refused):
-            return refused_outcome(call, prepared)
+            refused = refused_outcome(call, prepared)
+            explain.note(call.id, "refused", refused)
+            return refused
         return self._fan_out(run, call, prepared, cancelled)
 
     def _fan_out(self, run: _Run, call: Call, fan: FanOut, cancelled: Callable[[], bool]) -> Outcome:
-        send = partial(self._send, run, call)
+        explain.note_elements(call.id, len(fan.elements))
+
+        def send(spec: RequestSpec, scope: Mapping[str, Any], stop: Callable[[], bool]) -> Outcome:
+            with explain.element(scope["index"]):  # explain: one waterfall row per element
+                return self._send(run, call, spec, scope, stop)
+
         return run_fan_out(
             fan, send, required=call.required, spawner=self._spawner, deadline=run.deadline, cancelled=cancelled
         )
@@ -304,5 +313,5 @@ class Executor:
             run.context[call.id] = copy.deepcopy(call.fallback)
             if call.required:
                 kind, retry_after = failure_kind(outcome), retry_after_whole_s(outcome)
-                failures.append(RequiredFailure(call.service, kind, outcome.status, retry_after))
+                failures.append(RequiredFailure(call.service, kind, outcome.status, retry_after, outcome.reason))
         return failures

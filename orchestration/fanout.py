@@ -92,11 +92,9 @@ def prepare_call(call: Call, context: dict[str, Any], request: RequestContext, *
         return build_request(call, context, request)
     items = call.for_each.render(context)
     if not isinstance(items, list):
-        shown = "null" if items is None else type(items).__name__
-        return Refused(f"for_each of call '{call.id}' gave {shown}, not a list")
+        return Refused(f"for_each gave {_json_type(items)}, not a list")
     if len(items) > max_fan_out:
-        over = f"{len(items)} elements, over GATEWAY_MAX_FAN_OUT ({max_fan_out})"
-        return Refused(f"for_each of call '{call.id}' gave {over}")
+        return Refused(f"for_each gave {len(items)} elements, over GATEWAY_MAX_FAN_OUT={max_fan_out}")
     elements = []
     for index, item in enumerate(items):
         scope = {**context, "item": item, "index": index}
@@ -104,10 +102,23 @@ def prepare_call(call: Call, context: dict[str, Any], request: RequestContext, *
     return FanOut(tuple(elements), min(call.max_parallel or max_fan_out, max(1, len(items))))
 
 
+def _json_type(value: Any) -> str:
+    """The JSON word for a value's type (the client reads it, not Python's)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, dict):
+        return "an object"
+    return "a string" if isinstance(value, str) else "a number"
+
+
 def refused_outcome(call: Call, refused: Refused) -> Outcome:
-    """A call that cannot be made from what earlier calls answered: a failure of that call."""
+    """A call that cannot be made from what earlier calls answered: a failure of that call,
+    whose located reason reaches the client (``errors.failure_to_error``)."""
+    reason = f"call '{call.id}': {refused.detail}"
     logger.warning("call %s (%s) failed: %s", call.id, call.service, refused.detail)
-    return Outcome(OutcomeKind.BAD_BODY, detail=refused.detail)
+    return Outcome(OutcomeKind.BAD_BODY, detail=refused.detail, reason=reason)
 
 
 class _Stop:

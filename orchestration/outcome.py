@@ -39,6 +39,10 @@ class Outcome:
     retry_after_s: float | None = None  # from a 429's Retry-After
     duration_s: float = 0.0
     detail: str = ""  # for logs only; never shown to clients
+    # Said to the client when this outcome fails the request: only for failures the
+    # gateway decided itself from an answer's shape (e.g. a for_each that is not a
+    # list), never a downstream's own words (those stay in ``detail``).
+    reason: str = ""
 
     @property
     def ok(self) -> bool:

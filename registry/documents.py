@@ -73,7 +73,7 @@ def service_document(service: models.Service) -> dict[str, Any]:
     raw["retry"] |= _present(budget_percent=service.retry_budget_percent)
     raw["retry"] |= _present(budget_min_per_s=service.retry_budget_min_per_s)
     raw |= _present(deadline_header=service.deadline_header)
-    raw["dedupe"] = service.dedupe
+    raw["dedupe"] = service.dedupe  # canonical form writes it only when true
     if service.hedge_after_ms is not None:
         raw["hedge"] = {"after_ms": service.hedge_after_ms}
     return dict(normalize(raw, schema.SERVICE))

@@ -63,7 +63,7 @@ def _service_create(name: str, service: Mapping[str, Any]) -> models.Service:
         sla=service.get("sla"),
         timeout_ms=service["timeout_ms"],
         deadline_header=service.get("deadline_header", ""),
-        dedupe=service["dedupe"],
+        dedupe=service.get("dedupe", False),
         hedge_after_ms=(service.get("hedge") or {}).get("after_ms"),
         **fields,
     )
@@ -112,5 +112,5 @@ def _call_build(endpoint: models.Endpoint, call: Mapping[str, Any], position: in
         for_each=call.get("for_each", ""),
         max_parallel=call.get("max_parallel"),
         cache_ttl_s=call["cache"]["ttl_s"] if "cache" in call else None,
-        cache_tags=call["cache"]["tags"] if "cache" in call else [],
+        cache_tags=call["cache"].get("tags", []) if "cache" in call else [],
     )

@@ -135,11 +135,45 @@ def fallback_words(call: Call) -> str:
     return "Return " + json.dumps(value, separators=(", ", ": "))
 
 
+_LITERAL = re.compile(r"`(-?\d+(?:\.\d+)?|true|false|null)`")
+
+
+def expression_words(source: str) -> str:
+    """``{{ length(cart.items) > `0` }}`` reads ``length(cart.items) > 0``: the holes'
+    braces and JMESPath's backticks around plain literals left out."""
+    match = re.fullmatch(r"\s*\{\{(.*)\}\}\s*", source, re.S)
+    text = match.group(1).strip() if match else source.strip()
+    return _LITERAL.sub(r"\1", text)
+
+
+def fan_out_words(call: Call) -> str:
+    """``for each cart.items, ≤4 in parallel`` (contract section 10)."""
+    if call.for_each is None:
+        return ""
+    words = f"for each {expression_words(str(call.for_each.source))}"
+    if call.max_parallel is not None:
+        words += f", ≤{call.max_parallel} in parallel"
+    return words
+
+
+def call_notes(call: Call) -> tuple[str, ...]:
+    """What the call sequence says beside a call's ``Service Call``: its condition and
+    its per-call cache. (Issue 14's per-call fields belong here too, e.g. stale_if_error_s.)"""
+    notes: list[str] = []
+    if call.when is not None:
+        notes.append(f"when {expression_words(str(call.when.source))}")
+    if call.cache is not None:
+        notes.append(f"cached {call.cache.ttl_s}s")
+    return tuple(notes)
+
+
 def stage_order(endpoint: Endpoint, call: Call) -> str:
-    """``1`` alone in its stage, ``2 (parallel)`` beside others; numbered 1.. in run order."""
+    """``1`` alone in its stage, ``2 (parallel)`` beside others; numbered 1.. in run order;
+    a for_each call says so: ``2 (for each cart.items, ≤4 in parallel)``."""
     for number, stage in enumerate(endpoint.stages, start=1):
         if call in stage:
-            return f"{number} (parallel)" if len(stage) > 1 else str(number)
+            shape = [word for word in ("parallel" if len(stage) > 1 else "", fan_out_words(call)) if word]
+            return f"{number} ({'; '.join(shape)})" if shape else str(number)
     return "?"
 
 
@@ -226,9 +260,11 @@ def _parallelism(endpoint: Endpoint) -> str:
 
 
 def _cache_ttl(endpoint: Endpoint) -> str:
+    per_call = ", ".join(f"{call.id} {call.cache.ttl_s}s" for call in endpoint.calls if call.cache is not None)
+    suffix = f" (per-call cache: {per_call})" if per_call else ""
     if not endpoint.cache.enabled or endpoint.method != "GET":
-        return "No cache"
-    return f"{endpoint.cache.ttl_s}s ({'per user' if endpoint.cache.scope == 'user' else 'shared'})"
+        return "No cache" + suffix
+    return f"{endpoint.cache.ttl_s}s ({'per user' if endpoint.cache.scope == 'user' else 'shared'})" + suffix
 
 
 def response_fields(endpoint: Endpoint) -> tuple[ResponseField, ...]:
@@ -275,7 +311,7 @@ def _endpoint(plan: Plan, number: int, endpoint: Endpoint) -> EndpointSpec:
         tuple(
             (
                 stage_order(endpoint, call),
-                service_call(call),
+                "; ".join((service_call(call), *call_notes(call))),
                 "Yes" if call.required else "No",
                 _ms(call_timeout_ms(plan, call)),
                 fallback_words(call),
@@ -313,11 +349,20 @@ _ERROR_HANDLING = (
 )
 
 
+def _failure_threshold(service: Service) -> str:
+    """``5 failures in 60s``, and the rate rule when set (contract section 7)."""
+    breaker = service.breaker
+    words = f"{breaker.failure_threshold} failures in {_seconds(breaker.window_s)}"
+    if breaker.rate_based:
+        words += f", or ≥{breaker.failure_rate:g}% of ≥{breaker.min_calls} calls in {_seconds(breaker.window_s)}"
+    return words
+
+
 def _breakers(plan: Plan) -> Table:
     rows = tuple(
         (
             _service_title(s.name),
-            f"{s.breaker.failure_threshold} failures in {_seconds(s.breaker.window_s)}",
+            _failure_threshold(s),
             _seconds(s.breaker.open_s),
             f"{s.breaker.half_open_probes} request{'' if s.breaker.half_open_probes == 1 else 's'}",
         )
@@ -346,10 +391,20 @@ def _retry_on(policy: RetryPolicy) -> str:
     return "5xx only" if kinds == ["5xx"] else ", ".join(kinds)
 
 
+def _max_retries(service: Service) -> str:
+    """``2``, with the retry budget when set: ``2 (budget: 20% of calls, at least 3/s)``.
+    (Issue 14's hedge belongs beside it.)"""
+    policy = service.retry
+    words = str(policy.max_retries)
+    if policy.budget_percent is not None:
+        floor = f", at least {policy.budget_min_per_s:g}/s" if policy.budget_min_per_s else ""
+        words += f" (budget: {policy.budget_percent:g}% of calls{floor})"
+    return words
+
+
 def _retries(plan: Plan) -> Table:
     rows = tuple(
-        (_service_title(s.name), str(s.retry.max_retries), _backoff(s.retry), _retry_on(s.retry))
-        for s in plan.services.values()
+        (_service_title(s.name), _max_retries(s), _backoff(s.retry), _retry_on(s.retry)) for s in plan.services.values()
     )
     return Table(("Service", "Max Retries", "Backoff", "Retry On"), rows)
 
@@ -358,6 +413,8 @@ def _resilience_checklist(plan: Plan) -> tuple[tuple[bool, str], ...]:
     services = list(plan.services.values())
     optional = [call for endpoint in plan.endpoints for call in endpoint.calls if not call.required]
     bulkheads = ", ".join(f"{s.name} {s.bulkhead.max_concurrent}" for s in services)
+    deadlines = ", ".join(f"{s.name} {s.deadline_header}" for s in services if s.deadline_header)
+    extra = ((True, f"Deadline propagated to downstream calls (the ms left, in headers: {deadlines})"),)
     return (
         (bool(services), "Circuit breakers configured for each downstream service"),
         (bool(services), "Retry policies defined per service (not global)"),
@@ -368,7 +425,7 @@ def _resilience_checklist(plan: Plan) -> tuple[tuple[bool, str], ...]:
         ),
         (True, f"Fallback responses defined for non-critical services ({len(optional)} optional calls)"),
         (True, "Health check endpoint exposes downstream service status (/health/downstream)"),
-    )
+    ) + (extra if deadlines else ())
 
 
 _SCOPES = {
@@ -416,7 +473,28 @@ def _caching(plan: Plan) -> Table:
         rows.append((f"GET {base}{endpoint.path}", layer, f"{policy.ttl_s}s", invalidation))
     if uncached:
         rows.append((", ".join(uncached), "No cache", "N/A", "N/A"))
+    rows.extend(_call_caching(plan))
     return Table(("Endpoint", "Cache Layer", "TTL", "Invalidation"), tuple(rows))
+
+
+def _call_caching(plan: Plan) -> list[tuple[str, ...]]:
+    """Per-call caches and in-flight dedupe (contract section 10), after the endpoints' rows."""
+    rows: list[tuple[str, ...]] = []
+    base = plan.layer.base_path.rstrip("/")
+    for endpoint in plan.endpoints:
+        for call in endpoint.calls:
+            if call.cache is None:
+                continue
+            where = f"{endpoint.method} {base}{endpoint.path}, call {call.id} ({service_call(call)})"
+            per = "per user" if plan.services[call.service].auth.type == "bearer_forward" else "shared"
+            layer = f"Per-call cache of the downstream answer, Redis-shared ({per}, keyed by the rendered request)"
+            tags = ", ".join(str(tag.source) for tag in call.cache.tags)
+            rows.append((where, layer, f"{call.cache.ttl_s}s", f"TTL (tags: {tags})" if tags else "TTL only"))
+    for service in plan.services.values():
+        if service.dedupe:
+            layer = "In-flight dedupe: identical GET/idempotent requests in flight at once are sent once per process"
+            rows.append((f"{_service_title(service.name)} calls", layer, "N/A (in flight only)", "N/A"))
+    return rows
 
 
 _MONITORING = (

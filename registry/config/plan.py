@@ -90,7 +90,7 @@ def _service(name: str, service: Mapping[str, Any]) -> plan.Service:
         ),
         bulkhead=plan.BulkheadPolicy(**bulkhead),
         deadline_header=service.get("deadline_header"),
-        dedupe=service["dedupe"],
+        dedupe=service.get("dedupe", False),
         hedge=plan.HedgePolicy(after_ms=hedge["after_ms"]) if (hedge := service.get("hedge")) else None,
     )
 
@@ -143,7 +143,7 @@ def _call(call: Mapping[str, Any], location: str) -> plan.Call:
 
 
 def _call_cache(cache: Mapping[str, Any], location: str) -> plan.CallCachePolicy:
-    tags = tuple(compile_template(tag, f"{location}.tags[{i}]") for i, tag in enumerate(cache["tags"]))
+    tags = tuple(compile_template(tag, f"{location}.tags[{i}]") for i, tag in enumerate(cache.get("tags", ())))
     return plan.CallCachePolicy(ttl_s=cache["ttl_s"], tags=tags)
 
 

@@ -39,6 +39,7 @@ class Field:
     items: Field | None = None  # list, map_of values
     secret_hint: str | None = None  # mapping: unknown secret-looking keys get this advice
     omit_empty: bool = False  # canonical form leaves out an empty list/mapping
+    omit_default: bool = False  # canonical form leaves out the default (an opt-in flag changes no old export)
 
 
 def _default_retry_on() -> list[str]:
@@ -156,7 +157,7 @@ SERVICE = Field(
             ),
         ),
         deadline_header=Field("str"),
-        dedupe=Field("bool", default=False),
+        dedupe=Field("bool", default=False, omit_default=True),
         hedge=Field("mapping", fields=_fields(after_ms=Field("int", required=True, minimum=1))),
     ),
 )

@@ -112,5 +112,7 @@ def _normalize_mapping(value: Mapping[str, Any], fields: Mapping[str, Field]) ->
             continue
         if field.omit_empty and item in ({}, []):
             continue
+        if field.omit_default and not callable(field.default) and item == field.default:
+            continue
         result[key] = normalize(item, field)
     return result

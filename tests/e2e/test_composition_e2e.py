@@ -34,7 +34,9 @@ CARTS = {
     "six": ["s1", "s2", "s3", "s4", "s5", "s6"],
     "cached": ["c1", "c2"],
     "broken": ["ok1", "bad", "ok2"],
+    "explained": ["x1", "x2"],
 }
+EXPLAIN_TOKEN = "compose-explain-token"
 
 
 def cart_items(handler: Any) -> tuple[int, Any]:
@@ -155,6 +157,7 @@ def setup(
         "GATEWAY_WEBHOOK_SECRET": WEBHOOK_SECRET,
         "GATEWAY_MAX_FAN_OUT": str(MAX_FAN_OUT),
         "GATEWAY_MAX_IN_FLIGHT": "100",  # admission must not queue the 50 clients of the dedupe test
+        "GATEWAY_EXPLAIN_TOKEN": EXPLAIN_TOKEN,
     }
     server = module_gateway_server(
         config(cart.url, catalog.url, recs.url), env, workers=WORKERS, database=database, redis_db=redis_db
@@ -196,9 +199,14 @@ def test_a_failed_element_fails_a_required_call_and_is_null_in_an_optional_one(s
 
 def test_a_for_each_over_a_non_list_or_too_long_a_list_fails_the_call_without_requests(setup: Setup) -> None:
     before = sum(setup.catalog.hits.values())
-    for cart in ("not-a-list", "huge"):
+    reasons = {
+        "not-a-list": "call 'products': for_each gave an object, not a list",
+        "huge": f"call 'products': for_each gave {MAX_FAN_OUT + 1} elements, over GATEWAY_MAX_FAN_OUT={MAX_FAN_OUT}",
+    }
+    for cart, reason in reasons.items():
         status, body = setup.get(f"/v1/cart-page?cartId={cart}")
         assert status == 502 and body["error"]["code"] == "DOWNSTREAM_FAILURE", body
+        assert body["error"]["message"] == reason  # the reason reaches the client, not only the logs
         status, body = setup.get(f"/v1/cart-page-lenient?cartId={cart}")
         assert (status, body["items"], body["partialData"]) == (200, None, True)
     assert sum(setup.catalog.hits.values()) == before
@@ -229,3 +237,20 @@ def test_fifty_clients_at_once_send_the_catalog_one_request_per_worker(setup: Se
         replies = list(pool.map(lambda _: setup.get("/v1/catalog-summary"), range(clients)))
     assert replies == [(200, {"categories": 12})] * clients
     assert 1 <= setup.catalog.hits["/summary"] <= WORKERS  # dedupe is per process
+
+
+def test_server_timing_names_skipped_calls_elements_and_cache_hits(setup: Setup) -> None:
+    explain = {"X-Gateway-Explain": EXPLAIN_TOKEN}
+    status, headers, _ = setup.server.get("/v1/cart-page?cartId=empty", headers=explain)
+    assert status == 200
+    assert 'recs;dur=0.0;desc="recs skipped attempts=0"' in headers["Server-Timing"]
+    status, headers, _ = setup.server.get("/v1/cart-page?cartId=explained", headers=explain)
+    assert status == 200
+    assert 'desc="catalog 200 attempts=2 elements=2"' in headers["Server-Timing"]
+    # the answers are now in the Redis-shared per-call cache: whichever worker serves this
+    status, headers, _ = setup.server.get("/v1/cart-page?cartId=explained", headers=explain)
+    assert status == 200
+    assert 'desc="catalog 200 attempts=0 elements=2 cache"' in headers["Server-Timing"]
+    assert product_hits(setup, CARTS["explained"]) == [1, 1]
+    status, headers, _ = setup.server.get("/v1/cart-page?cartId=explained")
+    assert status == 200 and "Server-Timing" not in headers
