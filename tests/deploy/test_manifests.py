@@ -84,7 +84,7 @@ def test_gateway_pods_probe_healthz_and_readyz_and_outlive_their_drain() -> None
     grace = gateway["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
     drain_s, accept_s = float(config["GATEWAY_DRAIN_S"]), float(config["GATEWAY_DRAIN_ACCEPT_S"])
     assert accept_s < drain_s < grace
-    # The balancer must see /readyz fail within the accept window: period × failures.
+    # The balancer must see /readyz fail within the accept window: period x failures.
     readiness = container["readinessProbe"]
     assert readiness["periodSeconds"] * readiness["failureThreshold"] < accept_s
     assert gateway["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
@@ -161,7 +161,8 @@ def test_compose_file_passes_compose_validation() -> None:
 def test_compose_runs_the_whole_stack_and_mounts_files_that_exist() -> None:
     compose = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
     services = compose["services"]
-    assert {"gateway", "worker", "migrate", "postgres", "redis", "prometheus", "alertmanager", "grafana"} <= set(services)
+    expected = {"gateway", "worker", "migrate", "postgres", "redis", "prometheus", "alertmanager", "grafana"}
+    assert expected <= set(services)
     for name, service in services.items():
         for volume in service.get("volumes", []):
             source = volume.split(":")[0]
