@@ -26,6 +26,7 @@ declare -A by_command=(
   [redis-cli]=redis-tools
   [redis-server]=redis-server
   [haproxy]=haproxy
+  [ip]=iproute2
   [docker-compose]=docker-compose
 )
 

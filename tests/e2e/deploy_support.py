@@ -78,6 +78,27 @@ def config_yaml(work_url: str, fragile_url: str, phases: Sequence[str] = ("one",
                 "response": {"value": "{{ work.value }}"},
             },
         ]
+    # The soak's flaky service: optional, with a breaker that opens and recovers quickly.
+    services["flaky"] = {
+        "base_url": fragile_url,
+        "owner": "Flaky Team",
+        "timeout_ms": 1000,
+        "breaker": {"failure_threshold": 5, "window_s": 10, "open_s": 3, "half_open_probes": 1},
+    }
+    endpoints.append(
+        {
+            "name": "mixed",
+            "method": "GET",
+            "path": "/mixed",
+            "purpose": "A required call and an optional flaky one",
+            "timeout_ms": 8000,
+            "calls": [
+                call("work", "/quick"),
+                {"id": "extra", "service": "flaky", "stage": 1, "path": "/flaky", "required": False, "fallback": None},
+            ],
+            "response": {"value": "{{ work.value }}", "extra": "{{ extra }}"},
+        }
+    )
     document = {
         "version": 1,
         "layer": {"name": "Deploy", "owner": "Platform Team", "base_path": BASE, "auth": {"type": "none"}},
