@@ -69,7 +69,7 @@ def on_starting(server):  # type: ignore[no-untyped-def]
     path.mkdir(parents=True, exist_ok=True)
     for stale in path.glob("*.db"):
         stale.unlink()
-    _make_drain_flag(server)
+    _make_drain_flag(server)  # type: ignore[no-untyped-call]
 
 
 def _make_drain_flag(server):  # type: ignore[no-untyped-def]

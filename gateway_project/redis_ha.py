@@ -57,13 +57,15 @@ class SentinelSettings:
         """A redis-py client of the current primary (re-discovered after a failed connection)."""
         from redis.sentinel import Sentinel
 
-        sentinel = Sentinel(
+        sentinel = Sentinel(  # type: ignore[no-untyped-call]
             list(self.sentinels),
             sentinel_kwargs={"socket_connect_timeout": SOCKET_TIMEOUT_S, "socket_timeout": SOCKET_TIMEOUT_S},
             socket_connect_timeout=SOCKET_TIMEOUT_S,
             socket_timeout=SOCKET_TIMEOUT_S,
         )
-        return sentinel.master_for(self.master, db=self.db, password=self.password, **connection_kwargs)
+        return sentinel.master_for(  # type: ignore[no-untyped-call]
+            self.master, db=self.db, password=self.password, **connection_kwargs
+        )
 
 
 def parse(
