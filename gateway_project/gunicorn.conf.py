@@ -108,9 +108,10 @@ def when_ready(server):  # type: ignore[no-untyped-def]
             if sig in (signal.SIGINT, signal.SIGQUIT):  # an impatient operator: stop now
                 server.stop(False)
                 raise StopIteration
-            if sig == signal.SIGCHLD:  # a worker died meanwhile: replace it, we still serve
-                server.reap_workers()
-                server.manage_workers()
+            if sig == signal.SIGCHLD:  # not replaced: we are stopping. All gone (the signal went to
+                server.reap_workers()  # the whole process group, e.g. systemd): nothing left to drain
+                if not server.WORKERS:
+                    break
         raise StopIteration  # gunicorn's own graceful stop: listener closed, workers finish
 
     server.handle_term = handle_term
