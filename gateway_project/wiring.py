@@ -1,7 +1,7 @@
 """Turn settings into the objects the engine and the edge use (the one place).
 
 Stores that must be shared between processes (breaker state, rate-limit
-counters, cache entries) use Redis when ``REDIS_URL`` is set and in-process
+counters, cache entries) use Redis when ``REDIS_URL`` (or ``REDIS_SENTINELS``) is set and in-process
 state otherwise. Everything here is built once per process.
 """
 
