@@ -1,6 +1,6 @@
 """A real HAProxy (Debian's) in front of gateway instances, for the deployment tests.
 
-Health checks poll each instance's ``/readyz`` every 200 ms, as an operator's balancer
+Health checks poll each instance's ``/readyz`` every 250 ms (two failures take it out), as an operator's balancer
 would (docs/deployment.md gives the production form); a failed connection is retried
 on another instance. The admin socket answers ``show stat`` (per-server request counts).
 """
@@ -49,7 +49,10 @@ def config_text(listen: tuple[str, int], servers: Sequence[tuple[str, str, int]]
         # Host: one ALLOWED_HOSTS has (Django refuses a request without one)
         "    http-check send meth GET uri /readyz ver HTTP/1.1 hdr Host localhost",
         "    http-check expect status 200",
-        "    default-server inter 200ms fall 1 rise 2",
+        # Without `timeout check` a check must answer within `inter`: a /readyz slower than
+        # 250 ms on a busy machine took every server out at once (the first soak's lesson).
+        "    timeout check 2s",
+        "    default-server inter 250ms fall 2 rise 2",
     ]
     lines += [f"    server {name} {host}:{port} check" for name, host, port in servers]
     return "\n".join(lines) + "\n"
