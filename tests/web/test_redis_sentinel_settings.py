@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+
 import pytest
 
 from gateway_project import redis_ha
@@ -52,3 +57,40 @@ def test_the_client_asks_the_sentinels_for_the_named_primary() -> None:
     pool = client.connection_pool
     assert pool.service_name == "gateway"
     assert [s.connection_pool.connection_kwargs["port"] for s in pool.sentinel_manager.sentinels] == [1]
+
+
+def _settings_in_a_process(**env: str) -> subprocess.CompletedProcess[str]:
+    """gateway_project.settings read afresh with ``env`` (settings are read once per process)."""
+    script = (
+        "import json, django\nfrom django.conf import settings\ndjango.setup()\n"
+        "print(json.dumps({'cache': settings.CACHES['default'], "
+        "'celery': getattr(settings, 'CELERY_BROKER_TRANSPORT_OPTIONS', None)}, default=list))"
+    )
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "CELERY_"))}
+    return subprocess.run(
+        [sys.executable, "-c", script],
+        env={**base, "DJANGO_SETTINGS_MODULE": "gateway_project.settings", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_settings_use_the_sentinels_for_the_django_cache_and_a_sentinel_celery_broker() -> None:
+    result = _settings_in_a_process(
+        REDIS_SENTINELS="s1:26379,s2:26379",
+        REDIS_SENTINEL_MASTER="gateway",
+        CELERY_BROKER_URL="sentinel://s1:26379;sentinel://s2:26379",
+    )
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert answer["cache"]["LOCATION"] == "redis://gateway/0"
+    assert answer["cache"]["OPTIONS"]["SENTINELS"] == [["s1", 26379], ["s2", 26379]]
+    assert answer["celery"]["master_name"] == "gateway"
+
+
+def test_settings_refuse_redis_url_and_sentinels_together_and_name_a_bad_entry() -> None:
+    both = _settings_in_a_process(REDIS_URL="redis://h/0", REDIS_SENTINELS="s1:26379", REDIS_SENTINEL_MASTER="gw")
+    assert both.returncode != 0 and "set REDIS_URL or REDIS_SENTINELS, not both" in both.stderr
+    bad = _settings_in_a_process(REDIS_SENTINELS="s1", REDIS_SENTINEL_MASTER="gw")
+    assert bad.returncode != 0 and "REDIS_SENTINELS entry 1 ('s1') must be host:port" in bad.stderr
