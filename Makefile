@@ -19,7 +19,7 @@ DEMO_PORT ?= 8000
 DEMO_USER ?= 42
 SIMULATOR_ARGS ?=
 
-.PHONY: help test-deps venv services test lint demo bench bench-floor
+.PHONY: help test-deps venv services test lint demo bench bench-floor test-hosts soak
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -75,3 +75,20 @@ bench: venv ## the benchmarks (bench/run.py)
 
 bench-floor: venv ## CPU per request layer by layer: empty gunicorn, Django, the checkout; aiohttp (bench/floor.py)
 	$(BIN)/python bench/floor.py
+
+# Need root and `ip netns` (the tests make their own network namespaces): not in `make test`.
+test-hosts: export DATABASE_URL = postgres://postgres@127.0.0.1:5432/$(TEST_DB)
+test-hosts: export REDIS_URL = redis://127.0.0.1:6379/0
+test-hosts: export DJANGO_SECRET_KEY = test-secret
+test-hosts: export GATEWAY_TEST_HOSTS = 1
+test-hosts: test-deps venv services ## (root) two gateway hosts in network namespaces behind HAProxy share state
+	$(BIN)/pytest -q tests/hosts/test_many_hosts.py $(PYTEST_ARGS)
+
+SOAK_S ?= 600
+soak: export DATABASE_URL = postgres://postgres@127.0.0.1:5432/$(TEST_DB)
+soak: export REDIS_URL = redis://127.0.0.1:6379/0
+soak: export DJANGO_SECRET_KEY = test-secret
+soak: export GATEWAY_TEST_HOSTS = 1
+soak: export GATEWAY_SOAK_S = $(SOAK_S)
+soak: test-deps venv services ## (root) $(SOAK_S) s of mixed load on two hosts, a service failing and recovering; report in test-artifacts/
+	$(BIN)/pytest -q -s tests/hosts/test_soak.py $(PYTEST_ARGS)

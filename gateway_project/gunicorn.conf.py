@@ -18,7 +18,17 @@ workers = int(os.environ.get("WEB_CONCURRENCY", str(max(2, multiprocessing.cpu_c
 worker_connections = int(os.environ.get("GATEWAY_WORKER_CONNECTIONS", "1000"))
 preload_app = False
 timeout = 30
-graceful_timeout = 10
+# Graceful stop (contract section 9, docs/deployment.md): on SIGTERM /readyz answers 503 at
+# once and the instance keeps serving for GATEWAY_DRAIN_ACCEPT_S, so a load balancer polling
+# /readyz takes it out before its listener closes; then it stops accepting and the requests in
+# flight get the rest of GATEWAY_DRAIN_S to finish. GATEWAY_DRAIN_S bounds SIGTERM-to-exit.
+DRAIN_S = float(os.environ.get("GATEWAY_DRAIN_S", "20"))
+DRAIN_ACCEPT_S = float(os.environ.get("GATEWAY_DRAIN_ACCEPT_S", "2"))
+if DRAIN_S <= 0 or not 0 <= DRAIN_ACCEPT_S < DRAIN_S:
+    raise SystemExit(
+        f"GATEWAY_DRAIN_S ({DRAIN_S}) must be > 0 and GATEWAY_DRAIN_ACCEPT_S ({DRAIN_ACCEPT_S}) in [0, GATEWAY_DRAIN_S)"
+    )
+graceful_timeout = max(1, round(DRAIN_S - DRAIN_ACCEPT_S))
 keepalive = 5
 accesslog = None  # the gateway writes its own structured access line
 errorlog = "-"
@@ -59,6 +69,61 @@ def on_starting(server):  # type: ignore[no-untyped-def]
     path.mkdir(parents=True, exist_ok=True)
     for stale in path.glob("*.db"):
         stale.unlink()
+    _make_drain_flag(server)  # type: ignore[no-untyped-call]
+
+
+def _make_drain_flag(server):  # type: ignore[no-untyped-def]
+    """A private flag file path for this master's workers (``orchestration.web.draining``),
+    exported before any worker is forked; the file itself appears only on SIGTERM."""
+    import pathlib
+    import tempfile
+
+    from orchestration.web.draining import FLAG_FILE_VARIABLE
+
+    directory = tempfile.mkdtemp(prefix="gateway-drain-")
+    server.gateway_drain_dir = directory
+    os.environ[FLAG_FILE_VARIABLE] = str(pathlib.Path(directory) / "draining")
+
+
+def when_ready(server):  # type: ignore[no-untyped-def]
+    """SIGTERM drains instead of closing the listener at once (see DRAIN_S above)."""
+    import queue
+    import signal
+    import time
+
+    from orchestration.web.draining import DrainFlag
+
+    flag = DrainFlag.from_environment()
+    flag.clear()
+
+    def handle_term():  # type: ignore[no-untyped-def]
+        flag.raise_flag()  # every worker's /readyz answers 503 from now on
+        server.log.info("SIGTERM: draining; /readyz answers 503, accepting for %.1f s more", DRAIN_ACCEPT_S)
+        deadline = time.monotonic() + DRAIN_ACCEPT_S
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                sig = server.SIG_QUEUE.get(block=True, timeout=left)
+            except queue.Empty:
+                break
+            if sig in (signal.SIGINT, signal.SIGQUIT):  # an impatient operator: stop now
+                server.stop(False)
+                raise StopIteration
+            if sig == signal.SIGCHLD:  # not replaced: we are stopping. All gone (the signal went to
+                server.reap_workers()  # the whole process group, e.g. systemd): nothing left to drain
+                if not server.WORKERS:
+                    break
+        raise StopIteration  # gunicorn's own graceful stop: listener closed, workers finish
+
+    server.handle_term = handle_term
+
+
+def pre_request(worker, req):  # type: ignore[no-untyped-def]
+    """While draining, answer with ``Connection: close``: a keep-alive client (or balancer)
+    opens its next connection elsewhere instead of finding this one closed."""
+    from orchestration.web.draining import process_flag
+
+    if process_flag().is_raised():
+        req.must_close = True
 
 
 def child_exit(server, worker):  # type: ignore[no-untyped-def]
@@ -73,15 +138,18 @@ def pre_exec(server):  # type: ignore[no-untyped-def]
     """A new master (USR2) makes its own private directory: this one goes with us."""
     if getattr(server, "gateway_private_metrics_dir", None):
         server.cfg.env_orig.pop(METRICS_DIR_VARIABLE, None)
+    from orchestration.web.draining import FLAG_FILE_VARIABLE
+
+    server.cfg.env_orig.pop(FLAG_FILE_VARIABLE, None)
 
 
 def on_exit(server):  # type: ignore[no-untyped-def]
-    """Remove the private metrics directory (one given in the environment is kept)."""
-    directory = getattr(server, "gateway_private_metrics_dir", None)
-    if directory:
-        import shutil
+    """Remove the private metrics directory (one given in the environment is kept) and the drain flag's."""
+    import shutil
 
-        shutil.rmtree(directory, ignore_errors=True)
+    for directory in (getattr(server, "gateway_private_metrics_dir", None), getattr(server, "gateway_drain_dir", None)):
+        if directory:
+            shutil.rmtree(directory, ignore_errors=True)
 
 
 def post_worker_init(worker):  # type: ignore[no-untyped-def]

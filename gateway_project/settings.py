@@ -143,12 +143,36 @@ if REDIS_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "gateway"}}
 
+# Redis behind Sentinel instead of REDIS_URL (gateway_project/redis_ha.py, contract section 9).
+from gateway_project import redis_ha  # noqa: E402 - settings are read top to bottom
+
+try:
+    REDIS_SENTINEL: redis_ha.SentinelSettings | None = redis_ha.parse(
+        env.str("REDIS_SENTINELS", default=None),
+        env.str("REDIS_SENTINEL_MASTER", default=None),
+        db=env.int("REDIS_SENTINEL_DB", default=0),
+        password=env.str("REDIS_PASSWORD", default=None),
+    )
+except redis_ha.SentinelSettingError as error:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(str(error)) from error
+if REDIS_SENTINEL is not None:
+    if REDIS_URL:
+        from django.core.exceptions import ImproperlyConfigured
+
+        raise ImproperlyConfigured("set REDIS_URL or REDIS_SENTINELS, not both")
+    CACHES = {"default": REDIS_SENTINEL.django_cache()}
+    DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
+
 CELERY_BROKER_URL: str | None = env.str("CELERY_BROKER_URL", default=None)
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+if REDIS_SENTINEL is not None and (CELERY_BROKER_URL or "").startswith("sentinel://"):
+    CELERY_BROKER_TRANSPORT_OPTIONS = REDIS_SENTINEL.celery_transport_options()
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

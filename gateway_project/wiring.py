@@ -1,7 +1,7 @@
 """Turn settings into the objects the engine and the edge use (the one place).
 
 Stores that must be shared between processes (breaker state, rate-limit
-counters, cache entries) use Redis when ``REDIS_URL`` is set and in-process
+counters, cache entries) use Redis when ``REDIS_URL`` (or ``REDIS_SENTINELS``) is set and in-process
 state otherwise. Everything here is built once per process.
 """
 
@@ -21,12 +21,14 @@ from registry.signals import config_changed
 def redis_client() -> Any:
     """One Redis client per process (None without REDIS_URL); short timeouts so
     an outage degrades quickly instead of stalling requests."""
-    if not settings.REDIS_URL:
-        return None
     import redis
     from redis.backoff import NoBackoff
     from redis.retry import Retry
 
+    if settings.REDIS_SENTINEL is not None:  # the primary the sentinels name (gateway_project/redis_ha.py)
+        return settings.REDIS_SENTINEL.client(retry=Retry(NoBackoff(), 1))
+    if not settings.REDIS_URL:
+        return None
     # One quick retry (a pooled connection gone stale after a Redis restart); redis-py's
     # default of 10 retries with backoff stalls a request ~4 s when Redis is down.
     return redis.Redis.from_url(

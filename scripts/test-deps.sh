@@ -2,8 +2,10 @@
 # Install the system packages the test suite needs, only those that are missing:
 # Chromium (the console's browser tests), promtool from the prometheus package (the
 # alert rules), wrk (the benchmark smoke test), the PostgreSQL and Redis servers and
-# clients (integration tests; scripts/services.sh starts them), make, and python3-venv
-# while there is no .venv yet. `make test` runs this first, and so does .ci/run.
+# clients (integration tests; scripts/services.sh starts them; redis-server also runs
+# the Sentinel tests' primary, replica and sentinels), HAProxy (the deployment tests'
+# load balancer), docker-compose (validates deploy/compose.yaml offline when no
+# `docker compose` is there), make, and python3-venv while there is no .venv yet. `make test` runs this first, and so does .ci/run.
 #
 # Debian/Ubuntu (apt-get). As root it installs; otherwise through sudo when there is
 # one; else it names the missing packages and fails, so nothing is skipped unseen.
@@ -23,6 +25,9 @@ declare -A by_command=(
   [createdb]=postgresql-client
   [redis-cli]=redis-tools
   [redis-server]=redis-server
+  [haproxy]=haproxy
+  [ip]=iproute2
+  [docker-compose]=docker-compose
 )
 
 missing_packages() {

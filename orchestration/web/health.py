@@ -12,6 +12,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.http import HttpRequest, JsonResponse
 
 from orchestration.clock import Clock, SystemClock
+from orchestration.web import draining
 from orchestration.web.readiness import Check, ReadinessProbe
 
 logger = logging.getLogger(__name__)
@@ -119,7 +120,13 @@ def readiness_close() -> None:
 
 def readyz(request: HttpRequest) -> JsonResponse:
     """Ready: database and (when configured) Redis reachable; 503 names what is not.
-    The answer is at most a second old (orchestration/web/readiness.py)."""
+    The answer is at most a second old (orchestration/web/readiness.py), except while the
+    instance drains before it stops: then 503 at once, from every worker, checking nothing
+    (orchestration/web/draining.py)."""
+    if draining.process_flag().is_raised():
+        response = JsonResponse({"status": "draining", "failing": ["draining"]}, status=503)
+        response["Cache-Control"] = "no-store"
+        return response
     readiness = _probe.current()
     failing = readiness.failing
     body: dict[str, object] = {"status": "ok" if not failing else "unavailable", "checks": dict(readiness.checks)}
