@@ -100,6 +100,16 @@ class CallCachePolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class GraphqlRequest:
+    """A GraphQL call's request (orchestration.downstream.graphql): the query as written
+    (never templated), its variables (templates), the operation to run when it has several."""
+
+    query: str
+    variables: Template
+    operation_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Call:
     """One downstream call of an endpoint's call sequence."""
 
@@ -120,6 +130,7 @@ class Call:
     for_each: Template | None = None
     max_parallel: int | None = None  # None: every element at once (at most the fan-out limit)
     cache: CallCachePolicy | None = None
+    graphql: GraphqlRequest | None = None  # POSTs {"query", "variables"}; the result is the answer's data
 
     @property
     def retryable_method(self) -> bool:

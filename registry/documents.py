@@ -99,6 +99,9 @@ def call_document(call: models.Call, service_name: str) -> dict[str, Any]:
     raw |= _present(when=call.when, for_each=call.for_each, max_parallel=call.max_parallel)
     if call.cache_ttl_s is not None:
         raw["cache"] = {"ttl_s": call.cache_ttl_s, "tags": list(call.cache_tags or [])}
+    if call.graphql_query:
+        raw["graphql"] = {"query": call.graphql_query, "variables": call.graphql_variables or {}}
+        raw["graphql"] |= _present(operation_name=call.graphql_operation_name)
     return dict(normalize(raw, schema.CALL))
 
 

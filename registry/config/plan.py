@@ -134,6 +134,14 @@ def _call(call: Mapping[str, Any], location: str) -> plan.Call:
         for_each=compile_template(call["for_each"], f"{location}.for_each") if "for_each" in call else None,
         max_parallel=call.get("max_parallel"),
         cache=_call_cache(call["cache"], f"{location}.cache") if "cache" in call else None,
+        graphql=_graphql(call["graphql"], f"{location}.graphql") if "graphql" in call else None,
+    )
+
+
+def _graphql(graphql: Mapping[str, Any], location: str) -> plan.GraphqlRequest:
+    variables = compile_template(graphql.get("variables", {}), f"{location}.variables")
+    return plan.GraphqlRequest(
+        query=graphql["query"], variables=variables, operation_name=graphql.get("operation_name")
     )
 
 
