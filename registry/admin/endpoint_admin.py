@@ -28,6 +28,7 @@ _CALL_FIELDS = (
     | {"graphql.query": "graphql_query", "graphql.variables": "graphql_variables", "graphql": "graphql_query"}
     | {"graphql.operation_name": "graphql_operation_name"}
 )
+_GRAPHQL_TEXT = ("graphql_query", "graphql_variables")
 _SMALL = {"rows": 2, "cols": 28, "style": "font-family: monospace"}
 
 
@@ -57,8 +58,17 @@ class CallForm(forms.ModelForm[models.Call]):
         exclude = ["position"]
         widgets = {
             key: forms.Textarea(attrs=_SMALL)
-            for key in ("path", "query", "headers", "body", "fallback", "when", "for_each", "cache_tags")
-            + ("graphql_query", "graphql_variables")
+            for key in (
+                "path",
+                "query",
+                "headers",
+                "body",
+                "fallback",
+                "when",
+                "for_each",
+                "cache_tags",
+                *_GRAPHQL_TEXT,
+            )
         }
 
     def clean_cache_tags(self) -> list[Any]:
