@@ -161,7 +161,9 @@ def test_the_admin_edits_and_checks_the_graphql_fields(with_graphql, write_yaml,
     base.pop("calls-0-has_body", None)
     broken = base | {"calls-0-graphql_query": "query($id: ID!) { product(id: $id) { name }"}
     page = html(admin_client.post(endpoint_url("product-page"), broken))
-    assert "endpoints[0].calls[0].graphql.query: not a GraphQL document: Syntax Error: Expected Name, found <EOF>." in page
+    assert (
+        "endpoints[0].calls[0].graphql.query: not a GraphQL document: Syntax Error: Expected Name, found <EOF>." in page
+    )
     assert config_version_read() == before
     fixed = base | {"calls-0-graphql_query": "query($id: ID!) { product(id: $id) { name price } }"}
     answer = admin_client.post(endpoint_url("product-page"), fixed)
