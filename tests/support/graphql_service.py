@@ -48,7 +48,7 @@ def _product(data: dict[str, Any]) -> dict[str, Any]:
 
 class _Root:
     @staticmethod
-    def product(_info: Any, id: str) -> dict[str, Any] | None:  # noqa: A002 - the schema's argument name
+    def product(_info: Any, id: str) -> dict[str, Any] | None:
         return _product(PRODUCTS[id]) if id in PRODUCTS else None
 
     @staticmethod
