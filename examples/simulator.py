@@ -1,12 +1,13 @@
 #!/usr/bin/env python
-"""Demo downstream simulator: the Checkout BFF's nine services on loopback.
+"""Demo downstream simulator: the Checkout BFF's nine services (and the catalog BFF's
+GraphQL product service) on loopback.
 
 Each service is a real HTTP server on its own port that answers like the
 template's service would, after that service's declared average latency, so the
 gateway's checkout summary assembles to the mission's numbers exactly
 (3 items, subtotal 14997 USD, tax 1237 at 8.25 %, total 16234).
 
-    python examples/simulator.py                      # all nine services
+    python examples/simulator.py                      # all ten services
     python examples/simulator.py --without shipping   # the degraded demo
     python examples/simulator.py --only cart,tax --latency-scale 0
 
@@ -31,6 +32,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from aiohttp import web
+from graphql import build_schema, graphql_sync
 
 log = logging.getLogger("simulator")
 
@@ -173,6 +175,53 @@ def get_recommendations(request: web.Request, _body: Json) -> Reply:
     ]
 
 
+# The catalog BFF's product service (examples/catalog.yaml) speaks GraphQL, run by
+# graphql-core over the same CATALOG. As GraphQL-over-HTTP servers do, it answers 200:
+# a request error (syntax, validation, a variable that does not coerce) is
+# {"errors": [...]} without "data"; a failed field is null in "data" beside "errors".
+CATALOG_SDL = """
+type Product { sku: ID! name: String! price: Int! currency: String! stock: Int! }
+type Query {
+  "null for an unknown sku"
+  product(sku: ID!): Product
+  products(first: Int = 20): [Product!]!
+}
+"""
+_CATALOG_SCHEMA = build_schema(CATALOG_SDL)
+
+
+def _catalog_product(sku: str) -> dict[str, Any]:
+    item = CATALOG[sku]
+    return {"sku": sku, "name": item["name"], "price": item["price"], "currency": "USD", "stock": item["stock"]}
+
+
+class _CatalogRoot:
+    @staticmethod
+    def product(_info: Any, sku: str) -> dict[str, Any] | None:
+        return _catalog_product(sku) if sku in CATALOG else None
+
+    @staticmethod
+    def products(_info: Any, first: int = 20) -> list[dict[str, Any]]:
+        return [_catalog_product(sku) for sku in sorted(CATALOG)][: max(0, first)]
+
+
+def graphql_catalog(_request: web.Request, body: Json) -> Reply:
+    if not isinstance(body, dict) or not isinstance(body.get("query"), str):
+        return 400, {"errors": [{"message": 'POST {"query": ..., "variables": {...}}'}]}
+    variables = body.get("variables")
+    result = graphql_sync(
+        _CATALOG_SCHEMA,
+        body["query"],
+        root_value=_CatalogRoot(),
+        variable_values=variables if isinstance(variables, dict) else None,
+        operation_name=body.get("operationName") if isinstance(body.get("operationName"), str) else None,
+    )
+    errors = [error.formatted for error in result.errors or []]
+    if result.data is None and not any(error.path for error in result.errors or []):
+        return 200, {"errors": errors}  # never executed: no "data" at all
+    return 200, result.formatted
+
+
 # ---------------------------------------------------------------------------
 # Services
 # ---------------------------------------------------------------------------
@@ -205,6 +254,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec("users", 9107, 40, (("GET", "/users/{id}", get_user),)),
     ServiceSpec("preferences", 9108, 30, (("GET", "/preferences/{id}", get_preferences),)),
     ServiceSpec("recommendations", 9109, 150, (("GET", "/recommendations", get_recommendations),)),
+    ServiceSpec("catalog", 9110, 25, (("POST", "/graphql", graphql_catalog),)),  # examples/catalog.yaml
 )
 SERVICE_NAMES = tuple(spec.name for spec in SERVICES)
 

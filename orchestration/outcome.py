@@ -25,6 +25,7 @@ class OutcomeKind(enum.StrEnum):
     CIRCUIT_OPEN = "circuit_open"  # the breaker refused; no network touched
     BULKHEAD_FULL = "bulkhead_full"  # too many calls in flight; no network touched
     MISCONFIGURED = "misconfigured"  # e.g. a credential env var is unset; no network touched
+    GRAPHQL_ERROR = "graphql_error"  # a GraphQL answer with errors and no data (downstream.graphql)
 
 
 # Kinds that say the service is unhealthy; 4xx and our own refusals do not.

@@ -109,6 +109,16 @@ class CallCachePolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class GraphqlRequest:
+    """A GraphQL call's request (orchestration.downstream.graphql): the query as written
+    (never templated), its variables (templates), the operation to run when it has several."""
+
+    query: str
+    variables: Template
+    operation_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Call:
     """One downstream call of an endpoint's call sequence."""
 
@@ -132,6 +142,7 @@ class Call:
     # optional calls: when the call fails, its last good result for the same rendered
     # request, at most this old, stands in for the fallback (resilience.stale)
     stale_if_error_s: int | None = None
+    graphql: GraphqlRequest | None = None  # POSTs {"query", "variables"}; the result is the answer's data
 
     @property
     def retryable_method(self) -> bool:

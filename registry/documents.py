@@ -102,6 +102,9 @@ def call_document(call: models.Call, service_name: str) -> dict[str, Any]:
     if call.cache_ttl_s is not None:
         raw["cache"] = {"ttl_s": call.cache_ttl_s, "tags": list(call.cache_tags or [])}
     raw |= _present(stale_if_error_s=call.stale_if_error_s)
+    if call.graphql_query:
+        raw["graphql"] = {"query": call.graphql_query, "variables": call.graphql_variables or {}}
+        raw["graphql"] |= _present(operation_name=call.graphql_operation_name)
     return dict(normalize(raw, schema.CALL))
 
 

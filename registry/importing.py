@@ -113,4 +113,7 @@ def _call_build(endpoint: models.Endpoint, call: Mapping[str, Any], position: in
         max_parallel=call.get("max_parallel"),
         cache_ttl_s=call["cache"]["ttl_s"] if "cache" in call else None,
         cache_tags=call["cache"].get("tags", []) if "cache" in call else [],
+        graphql_query=call.get("graphql", {}).get("query", ""),
+        graphql_variables=call.get("graphql", {}).get("variables", {}),
+        graphql_operation_name=call.get("graphql", {}).get("operation_name", ""),
     )

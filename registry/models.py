@@ -217,6 +217,12 @@ class Call(models.Model):
     max_parallel = models.PositiveIntegerField(null=True, blank=True, validators=[MinValueValidator(1)])
     cache_ttl_s = models.PositiveIntegerField("cache TTL (s)", null=True, blank=True, validators=[MinValueValidator(1)])
     cache_tags = models.JSONField(default=_empty_list, blank=True)
+    # GraphQL (contract section 8): an empty query means the call is not a GraphQL call.
+    graphql_query = models.TextField(
+        "GraphQL query", blank=True, help_text="POSTs {query, variables}; the result is the answer's data."
+    )
+    graphql_variables = JsonTextField("GraphQL variables", default=_empty_object, blank=True)
+    graphql_operation_name = models.CharField("GraphQL operation name", max_length=200, blank=True)
 
     class Meta:
         ordering = ["stage", "position", "id"]

@@ -27,7 +27,7 @@ import httpx
 
 from orchestration import fast_json
 from orchestration.clock import Clock, Deadline
-from orchestration.downstream import content_encoding
+from orchestration.downstream import content_encoding, graphql
 from orchestration.downstream.auth import MissingCredential, auth_headers
 from orchestration.downstream.request import RequestSpec
 from orchestration.downstream.transport import ANSWERED_IN_TIME, ATTEMPT_CANCEL
@@ -171,6 +171,8 @@ class DownstreamClient:
             outcome = Outcome(OutcomeKind.BAD_BODY, detail=str(error))
         except httpx.TransportError as error:
             outcome = Outcome(OutcomeKind.CONNECT_ERROR, detail=f"{type(error).__name__}: {error}")
+        if spec.graphql:  # before the breaker sees it: a GraphQL error is not a breaker failure
+            outcome = graphql.result(outcome)
         return _timed(outcome, self._clock.monotonic() - started)
 
     def _url(self, path: str) -> httpx.URL:

@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from orchestration.context import RequestContext
+from orchestration.downstream import graphql
 from orchestration.errors import BadRequest
-from orchestration.plan import Call
+from orchestration.plan import Call, GraphqlRequest
 from orchestration.templates import EmptyPathSegment
 
 _NOT_CONFIGURABLE = frozenset(
@@ -56,9 +57,12 @@ class RequestSpec:
     has_body: bool = False
     request_id: str = ""
     client_authorization: str | None = None
+    graphql: bool = False  # the answer is a GraphQL response: the call's result is its data
 
 
 def build_request(call: Call, context: Mapping[str, Any], request: RequestContext) -> RequestSpec:
+    if call.graphql is not None:
+        return _graphql_request(call, call.graphql, context, request)
     return RequestSpec(
         method=call.method,
         path=_path(call, context),
@@ -68,6 +72,23 @@ def build_request(call: Call, context: Mapping[str, Any], request: RequestContex
         has_body=call.body is not None,
         request_id=request.request_id,
         client_authorization=_sendable(request.authorization),
+    )
+
+
+def _graphql_request(
+    call: Call, query: GraphqlRequest, context: Mapping[str, Any], request: RequestContext
+) -> RequestSpec:
+    """Always a POST of {"query", "variables"}: the check refuses another method or a body."""
+    return RequestSpec(
+        method="POST",
+        path=_path(call, context),
+        params=tuple(_query(call, context)),
+        headers=tuple(_headers(call, context)),
+        json_body=graphql.request_body(query, context),
+        has_body=True,
+        request_id=request.request_id,
+        client_authorization=_sendable(request.authorization),
+        graphql=True,
     )
 
 

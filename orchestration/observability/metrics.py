@@ -196,7 +196,10 @@ DOWNSTREAM_BUCKETS_S = (
     0.3, 0.4, 0.5, 0.75, 1.0, 2.0, 5.0,
 )  # fmt: skip
 
-OUTCOMES = ("ok", "4xx", "429", "5xx", "timeout", "connect", "bad_body", "circuit_open", "bulkhead_full", "other")
+OUTCOMES = (
+    "ok", "4xx", "429", "5xx", "timeout", "connect", "bad_body", "circuit_open", "bulkhead_full", "other",
+    "graphql_error",
+)  # fmt: skip
 # Outcomes that count against a service's error rate (the breaker's failures).
 ERROR_OUTCOMES = ("5xx", "timeout", "connect", "bad_body")
 BREAKER_STATES = ("closed", "half_open", "open")  # ordered by severity: max() across hosts is the worst
@@ -226,7 +229,7 @@ downstream_duration = Histogram(
 downstream_attempts = Counter(
     "gateway_downstream_attempts_total",
     "Downstream attempts per service and outcome (ok, 4xx, 429, 5xx, timeout, connect, bad_body, "
-    "circuit_open, bulkhead_full).",
+    "circuit_open, bulkhead_full, graphql_error).",
     ["service", "outcome"],
 )
 breaker_transitions = Counter(

@@ -27,7 +27,10 @@ _CALL_FIELDS = (
     | {key: key for key in ("when", "for_each", "max_parallel")}
     | {"cache.ttl_s": "cache_ttl_s", "cache.tags": "cache_tags", "cache": "cache_ttl_s"}
     | {"stale_if_error_s": "stale_if_error_s"}
+    | {"graphql.query": "graphql_query", "graphql.variables": "graphql_variables", "graphql": "graphql_query"}
+    | {"graphql.operation_name": "graphql_operation_name"}
 )
+_GRAPHQL_TEXT = ("graphql_query", "graphql_variables")
 _SMALL = {"rows": 2, "cols": 28, "style": "font-family: monospace"}
 
 
@@ -57,7 +60,17 @@ class CallForm(forms.ModelForm[models.Call]):
         exclude = ["position"]
         widgets = {
             key: forms.Textarea(attrs=_SMALL)
-            for key in ("path", "query", "headers", "body", "fallback", "when", "for_each", "cache_tags")
+            for key in (
+                "path",
+                "query",
+                "headers",
+                "body",
+                "fallback",
+                "when",
+                "for_each",
+                "cache_tags",
+                *_GRAPHQL_TEXT,
+            )
         }
 
     def clean_cache_tags(self) -> list[Any]:
@@ -68,6 +81,9 @@ class CallForm(forms.ModelForm[models.Call]):
 
     def clean_headers(self) -> dict[str, Any]:
         return self.cleaned_data.get("headers") or {}
+
+    def clean_graphql_variables(self) -> dict[str, Any]:
+        return self.cleaned_data.get("graphql_variables") or {}
 
 
 class CallFormSet(forms.BaseInlineFormSet[models.Call, models.Endpoint, "forms.ModelForm[models.Call]"]):

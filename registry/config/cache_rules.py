@@ -59,6 +59,9 @@ def _depends_on_the_client(endpoint: Mapping[str, Any], services: Mapping[str, A
         for key in _CALL_TEMPLATES:
             if key in call:
                 yield from _reads_of_the_client(call[key], key_location(where, key))
+        graphql = call.get("graphql")  # its query is not a template, its variables are
+        if isinstance(graphql, Mapping) and "variables" in graphql:
+            yield from _reads_of_the_client(graphql["variables"], key_location(where, "graphql.variables"))
     if "response" in endpoint:
         yield from _reads_of_the_client(endpoint["response"], "response")
     cache = endpoint.get("cache")

@@ -7,6 +7,7 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 from registry.config.composition_rules import check_composition
+from registry.config.graphql_rules import check_graphql
 from registry.config.problems import Problem, index_location, key_location, quoted
 from registry.config.references import call_resolver, check_template, event_resolver, response_resolver
 from registry.config.response_schema_rules import check_response_schema
@@ -121,6 +122,7 @@ def _check_call(
         if key in call:
             check_template(call[key], key_location(location, key), resolver, out)
     check_composition(call, location, stages, out, references=references)
+    check_graphql(call, location, resolver, out)
 
 
 def _check_cache(endpoint: Mapping[str, Any], location: str, resolver: Any, out: list[Problem]) -> None:

@@ -139,6 +139,14 @@ def _call(call: Mapping[str, Any], location: str) -> plan.Call:
         max_parallel=call.get("max_parallel"),
         cache=_call_cache(call["cache"], f"{location}.cache") if "cache" in call else None,
         stale_if_error_s=call.get("stale_if_error_s"),
+        graphql=_graphql(call["graphql"], f"{location}.graphql") if "graphql" in call else None,
+    )
+
+
+def _graphql(graphql: Mapping[str, Any], location: str) -> plan.GraphqlRequest:
+    variables = compile_template(graphql.get("variables", {}), f"{location}.variables")
+    return plan.GraphqlRequest(
+        query=graphql["query"], variables=variables, operation_name=graphql.get("operation_name")
     )
 
 

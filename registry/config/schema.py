@@ -7,6 +7,7 @@ so the two cannot drift. Key order here is the key order of an export.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +41,7 @@ class Field:
     secret_hint: str | None = None  # mapping: unknown secret-looking keys get this advice
     omit_empty: bool = False  # canonical form leaves out an empty list/mapping
     omit_default: bool = False  # canonical form leaves out the default (an opt-in flag changes no old export)
+    default_by: Callable[[Mapping[str, Any]], Any] | None = None  # a default that depends on the siblings
 
 
 def _default_retry_on() -> list[str]:
@@ -162,13 +164,27 @@ SERVICE = Field(
     ),
 )
 
+
+def _default_call_method(call: Mapping[str, Any]) -> str:
+    return "POST" if "graphql" in call else "GET"  # a GraphQL call is a POST (contract section 8)
+
+
+GRAPHQL = Field(
+    "mapping",
+    fields=_fields(
+        query=Field("str", required=True),  # sent as written; parsed by graphql_rules at check time
+        variables=Field("mapping", default=dict, omit_empty=True),  # templates
+        operation_name=Field("str"),
+    ),
+)
+
 CALL = Field(
     "mapping",
     fields=_fields(
         id=Field("str", required=True),
         service=Field("str", required=True),
         stage=Field("int", required=True, minimum=1),
-        method=Field("str", choices=tuple(CallMethod.values), default="GET"),
+        method=Field("str", choices=tuple(CallMethod.values), default="GET", default_by=_default_call_method),
         path=Field("str", required=True),
         query=Field("mapping", default=dict, omit_empty=True),
         headers=Field("mapping", default=dict, omit_empty=True),
@@ -189,6 +205,8 @@ CALL = Field(
             ),
         ),
         stale_if_error_s=Field("int", minimum=1, nullable=True),
+        # GraphQL downstream (contract section 8): registry/config/graphql_rules.py checks it.
+        graphql=GRAPHQL,
     ),
 )
 

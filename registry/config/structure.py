@@ -104,6 +104,8 @@ def _normalize_mapping(value: Mapping[str, Any], fields: Mapping[str, Field]) ->
     for key, field in fields.items():
         if key in value:
             item = value[key]
+        elif field.default_by is not None:
+            item = field.default_by(value)
         elif field.default is not MISSING:
             item = field.default() if callable(field.default) else field.default
         else:

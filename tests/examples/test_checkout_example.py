@@ -73,7 +73,7 @@ def walk(
 
 
 def test_base_urls_are_the_simulators_default_ports(config: dict[str, Any], simulator: ModuleType) -> None:
-    expected = {spec.name: f"http://127.0.0.1:{spec.port}" for spec in simulator.SERVICES}
+    expected = {spec.name: f"http://127.0.0.1:{spec.port}" for spec in simulator.SERVICES if spec.name != "catalog"}
     assert {name: s["base_url"] for name, s in config["services"].items()} == expected
     for name, service in config["services"].items():
         spec = next(s for s in simulator.SERVICES if s.name == name)
