@@ -115,10 +115,12 @@ def endpoint_document(
             "ttl_s": endpoint.cache_ttl_s,
             "scope": endpoint.cache_scope,
             "tags": list(endpoint.cache_tags or []),
+            "cdn": endpoint.cache_cdn,
             "invalidate_on": list(endpoint.invalidate_on or []),
         },
         "rate_limits": rate_limits_document(rules),
         "calls": list(calls),
         "response": endpoint.response,
     }
+    raw |= _present(p99_target_ms=endpoint.p99_target_ms)
     return dict(normalize(raw, schema.ENDPOINT))

@@ -82,6 +82,8 @@ def _endpoint_create(endpoint: Mapping[str, Any], position: int, services: Mappi
         cache_tags=cache["tags"],
         invalidate_on=cache["invalidate_on"],
         position=position,
+        p99_target_ms=endpoint.get("p99_target_ms"),
+        cache_cdn=cache["cdn"],
     )
     _rate_limits_create(endpoint.get("rate_limits", []), endpoint=row)
     models.Call.objects.bulk_create(_call_build(row, call, i, services) for i, call in enumerate(endpoint["calls"]))

@@ -18,6 +18,7 @@ _ENDPOINT_FIELDS = (
     {key: key for key in ("name", "method", "path", "purpose", "timeout_ms", "response")}
     | {"cache.ttl_s": "cache_ttl_s", "cache.scope": "cache_scope", "cache.tags": "cache_tags"}
     | {"cache.invalidate_on": "invalidate_on"}
+    | {"p99_target_ms": "p99_target_ms", "cache.cdn": "cache_cdn"}
 )
 _CALL_FIELDS = (
     {"id": "call_id"}
@@ -121,9 +122,9 @@ class EndpointAdmin(ConfigVersionBumpMixin, admin.ModelAdmin[models.Endpoint]):
     list_filter = ["method", "cache_scope"]
     search_fields = ["name", "path", "purpose", "calls__service__name"]
     fieldsets = [
-        (None, {"fields": ["name", "method", "path", "purpose", "timeout_ms"]}),
+        (None, {"fields": ["name", "method", "path", "purpose", "timeout_ms", "p99_target_ms"]}),
         ("Response", {"fields": ["response"]}),
-        ("Cache", {"fields": ["cache_ttl_s", "cache_scope", "cache_tags", "invalidate_on"]}),
+        ("Cache", {"fields": ["cache_ttl_s", "cache_scope", "cache_cdn", "cache_tags", "invalidate_on"]}),
     ]
 
     def get_queryset(self, request: Any) -> Any:
