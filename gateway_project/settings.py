@@ -230,6 +230,9 @@ GATEWAY = {
     "ACCESS_LOG": ACCESS_LOG_ENABLED,
     # The most elements one for_each call may fan out to; over it the call fails (orchestration/fanout.py).
     "MAX_FAN_OUT": env.int("GATEWAY_MAX_FAN_OUT", default=100),
+    # cache.cdn (contract section 8): invalidations also POST {"tags": [...]} here, bearer token.
+    "CDN_PURGE_URL": env.str("GATEWAY_CDN_PURGE_URL", default=""),
+    "CDN_PURGE_TOKEN": env.str("GATEWAY_CDN_PURGE_TOKEN", default=""),
 }
 DATA_UPLOAD_MAX_MEMORY_SIZE = GATEWAY["MAX_BODY_BYTES"] + 1
 

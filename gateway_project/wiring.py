@@ -176,7 +176,16 @@ def edge() -> Any:
         cache=ResponseCache(cache_store(), metrics=metrics),
         client_ips=ClientIpResolver(settings.GATEWAY["TRUSTED_PROXIES"]),
         plan=lambda: runtime_holder().current().plan,
+        cdn=cdn_purger(),
     )
+
+
+def cdn_purger() -> Any:
+    """The CDN purge client when ``GATEWAY_CDN_PURGE_URL`` is set (contract section 8), else None."""
+    from orchestration.edge.cdn import CdnPurger
+
+    url = settings.GATEWAY["CDN_PURGE_URL"]
+    return CdnPurger(url, settings.GATEWAY["CDN_PURGE_TOKEN"]) if url else None
 
 
 def install() -> None:

@@ -168,6 +168,7 @@ class CachePolicy:
     scope: CacheScope = "user"
     tags: tuple[Template, ...] = ()
     invalidate_on: tuple[InvalidationRule, ...] = ()
+    cdn: bool = False  # shared entries also cached by a CDN (public, s-maxage, Surrogate-Key)
 
     @property
     def enabled(self) -> bool:
@@ -192,11 +193,22 @@ class Endpoint:
     response_contract: Any = None
     on_schema_violation: SchemaViolationAction = "log"
     stages: tuple[tuple[Call, ...], ...] = field(init=False)
+    p99_target_ms: int | None = None  # the P99 alert's threshold; None: 80 % of timeout_ms
 
     def __post_init__(self) -> None:
         numbers = sorted({call.stage for call in self.calls})
         grouped = tuple(tuple(c for c in self.calls if c.stage == n) for n in numbers)
         object.__setattr__(self, "stages", grouped)
+
+    @property
+    def p99_target_s(self) -> float:
+        """The P99 the alert holds the endpoint to, in seconds (exported in /metrics)."""
+        target_ms = self.p99_target_ms if self.p99_target_ms is not None else self.timeout_ms * P99_TARGET_SHARE
+        return target_ms / 1000
+
+
+# Without an explicit ``p99_target_ms``, an endpoint's P99 target is this share of its deadline.
+P99_TARGET_SHARE = 0.8
 
 
 @dataclass(frozen=True, slots=True)

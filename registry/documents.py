@@ -121,6 +121,7 @@ def endpoint_document(
             "ttl_s": endpoint.cache_ttl_s,
             "scope": endpoint.cache_scope,
             "tags": list(endpoint.cache_tags or []),
+            "cdn": endpoint.cache_cdn,
             "invalidate_on": list(endpoint.invalidate_on or []),
         },
         "rate_limits": rate_limits_document(rules),
@@ -130,4 +131,5 @@ def endpoint_document(
     if endpoint.response_schema is not None:
         raw["response_schema"] = endpoint.response_schema
     raw |= _present(on_schema_violation=endpoint.on_schema_violation)
+    raw |= _present(p99_target_ms=endpoint.p99_target_ms)
     return dict(normalize(raw, schema.ENDPOINT))

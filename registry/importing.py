@@ -85,6 +85,8 @@ def _endpoint_create(endpoint: Mapping[str, Any], position: int, services: Mappi
         position=position,
         response_schema=endpoint.get("response_schema"),
         on_schema_violation=endpoint.get("on_schema_violation", ""),
+        p99_target_ms=endpoint.get("p99_target_ms"),
+        cache_cdn=cache["cdn"],
     )
     _rate_limits_create(endpoint.get("rate_limits", []), endpoint=row)
     models.Call.objects.bulk_create(_call_build(row, call, i, services) for i, call in enumerate(endpoint["calls"]))

@@ -171,6 +171,20 @@ class Endpoint(models.Model):
         default="",
         help_text="Empty: log.",
     )
+    # Issue 15b: the P99 alert's threshold, and the CDN layer of the response cache.
+    p99_target_ms = models.PositiveIntegerField(
+        "P99 target (ms)",
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="The P99 latency alert's threshold. Empty: 80 % of the endpoint's timeout.",
+    )
+    cache_cdn = models.BooleanField(
+        "CDN",
+        default=False,
+        help_text="Shared entries: Cache-Control public + s-maxage, Surrogate-Key/Cache-Tag headers; "
+        "invalidations also purge GATEWAY_CDN_PURGE_URL.",
+    )
 
     class Meta:
         ordering = ["position", "name"]

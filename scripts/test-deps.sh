@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the system packages the test suite needs, only those that are missing:
 # Chromium (the console's browser tests), promtool from the prometheus package (the
-# alert rules), wrk (the benchmark smoke test), the PostgreSQL and Redis servers and
+# alert rules), amtool from prometheus-alertmanager (the alert routing), wrk (the benchmark smoke test), the PostgreSQL and Redis servers and
 # clients (integration tests; scripts/services.sh starts them; redis-server also runs
 # the Sentinel tests' primary, replica and sentinels), HAProxy (the deployment tests'
 # load balancer), docker-compose (validates deploy/compose.yaml offline when no
@@ -18,6 +18,7 @@ cd "$(dirname "$0")/.."
 # Commands found on PATH -> the Debian package that provides them.
 declare -A by_command=(
   [promtool]=prometheus
+  [amtool]=prometheus-alertmanager
   [wrk]=wrk
   [make]=make
   [pg_isready]=postgresql-client

@@ -33,6 +33,7 @@ from typing import Any, Generic, TypeVar
 
 from orchestration.edge.cache_store import CacheStore, StoredEntry
 from orchestration.edge.cache_tags import render_tags
+from orchestration.edge.cdn import cdn_headers
 from orchestration.edge.edge_metrics import EdgeMetrics, NullEdgeMetrics
 from orchestration.edge.redis_boundary import StoreUnavailable
 from orchestration.edge.single_flight import SingleFlight
@@ -178,12 +179,18 @@ class ResponseCache:
             return CacheAnswer(headers=_no_store_headers(), result=result)
         if store:
             self._put(request, fresh, started_at)
-        return CacheAnswer(headers=_miss_headers(request), result=result)
+        headers = _miss_headers(request)
+        if _cdn(request):
+            headers |= cdn_headers(render_tags(request.policy.tags, fresh.tag_context), request.policy.ttl_s)
+        return CacheAnswer(headers=headers, result=result)
 
     def _put(self, request: CacheRequest, fresh: Storable, started_at: float) -> None:
         policy = request.policy
-        payload = json.dumps({"body": fresh.body, "ttl_s": policy.ttl_s}, separators=(",", ":")).encode()
         tags = render_tags(policy.tags, fresh.tag_context)
+        stored_form: dict[str, Any] = {"body": fresh.body, "ttl_s": policy.ttl_s}
+        if _cdn(request):
+            stored_form["tags"] = list(tags)  # a hit repeats them in Surrogate-Key / Cache-Tag
+        payload = json.dumps(stored_form, separators=(",", ":")).encode()
         try:
             stored = self._store.put(request.key, payload, ttl_s=policy.ttl_s, tags=tags, started_at=started_at)
         except StoreUnavailable as error:
@@ -199,6 +206,11 @@ class ResponseCache:
             self._metrics.on_store_error("cache", error)  # the lock expires on its own
 
 
+def _cdn(request: CacheRequest) -> bool:
+    """A CDN may keep it: ``cdn: true`` on a shared entry (``gateway check`` refuses the rest)."""
+    return request.policy.cdn and request.policy.scope == "shared"
+
+
 def _visibility(request: CacheRequest) -> str:
     """``public`` only for an answer that is the same for every client who may ask."""
     return "public" if request.policy.scope == "shared" and not request.client_auth else "private"
@@ -208,15 +220,19 @@ def _hit(request: CacheRequest, entry: StoredEntry) -> CacheAnswer[Any] | None:
     try:
         stored = json.loads(entry.payload)
         body, ttl_s = stored["body"], float(stored["ttl_s"])
-    except (ValueError, KeyError, TypeError):
+        tags = [str(tag) for tag in stored.get("tags", [])]
+    except (ValueError, KeyError, TypeError, AttributeError):
         logger.warning("unreadable cache entry ignored")
         return None
     age_s = max(0, math.floor(ttl_s - entry.ttl_remaining_s))
+    max_age = max(0, math.floor(entry.ttl_remaining_s))
     headers = {
         "X-Cache": "HIT",
-        "Cache-Control": f"{_visibility(request)}, max-age={max(0, math.floor(entry.ttl_remaining_s))}",
+        "Cache-Control": f"{_visibility(request)}, max-age={max_age}",
         "Age": str(age_s),
     }
+    if _cdn(request):
+        headers |= cdn_headers(tags, max_age)
     return CacheAnswer(headers=headers, hit=True, body=body)
 
 

@@ -23,6 +23,7 @@ from django.http import HttpRequest, HttpResponse
 
 from orchestration.context import RequestContext
 from orchestration.edge.cache import CacheRequest, ResponseCache, Storable, cache_key, is_cacheable
+from orchestration.edge.cdn import CdnPurger
 from orchestration.edge.client_auth import ANONYMOUS, Identity
 from orchestration.edge.client_ip import ClientIpResolver
 from orchestration.edge.ratelimit import RateLimiter, RateSubject, RateVerdict
@@ -41,6 +42,7 @@ class Edge:
     cache: ResponseCache
     client_ips: ClientIpResolver
     plan: Callable[[], Plan]  # the plan being served (invalidation renders its rules)
+    cdn: CdnPurger | None = None  # GATEWAY_CDN_PURGE_URL set: invalidations purge the CDN too
 
 
 _edge: Edge | None = None

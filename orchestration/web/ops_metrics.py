@@ -25,7 +25,6 @@ from prometheus_client.metrics_core import Metric
 from orchestration.observability import metrics
 
 logger = logging.getLogger(__name__)
-LATENCY_TARGET_SHARE_OF_DEADLINE = 0.8
 
 
 class PrometheusAfterMiddleware(django_prometheus_middleware.PrometheusAfterMiddleware):  # type: ignore[misc]
@@ -76,7 +75,7 @@ class _ScrapeTimeState:
             logger.warning("metrics: could not read breaker states", exc_info=True)
             return
         yield metrics.breaker_state_family(states)
-        targets = ((e.name, e.timeout_ms / 1000 * LATENCY_TARGET_SHARE_OF_DEADLINE) for e in plan.endpoints)
+        targets = ((e.name, e.p99_target_s) for e in plan.endpoints)
         yield metrics.latency_target_family(targets)
 
 

@@ -19,6 +19,7 @@ _ENDPOINT_FIELDS = (
     | {"cache.ttl_s": "cache_ttl_s", "cache.scope": "cache_scope", "cache.tags": "cache_tags"}
     | {"cache.invalidate_on": "invalidate_on"}
     | {"response_schema": "response_schema", "on_schema_violation": "on_schema_violation"}
+    | {"p99_target_ms": "p99_target_ms", "cache.cdn": "cache_cdn"}
 )
 _CALL_FIELDS = (
     {"id": "call_id"}
@@ -139,10 +140,10 @@ class EndpointAdmin(ConfigVersionBumpMixin, admin.ModelAdmin[models.Endpoint]):
     list_filter = ["method", "cache_scope"]
     search_fields = ["name", "path", "purpose", "calls__service__name"]
     fieldsets = [
-        (None, {"fields": ["name", "method", "path", "purpose", "timeout_ms"]}),
+        (None, {"fields": ["name", "method", "path", "purpose", "timeout_ms", "p99_target_ms"]}),
         ("Response", {"fields": ["response"]}),
         ("Response contract (optional)", {"fields": ["response_schema", "on_schema_violation"]}),
-        ("Cache", {"fields": ["cache_ttl_s", "cache_scope", "cache_tags", "invalidate_on"]}),
+        ("Cache", {"fields": ["cache_ttl_s", "cache_scope", "cache_cdn", "cache_tags", "invalidate_on"]}),
     ]
 
     def get_queryset(self, request: Any) -> Any:

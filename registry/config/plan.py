@@ -105,9 +105,11 @@ def _endpoint(endpoint: Mapping[str, Any], location: str) -> plan.Endpoint:
         response=compile_template(endpoint["response"], f"{location}.response"),
         purpose=endpoint["purpose"],
         timeout_ms=endpoint["timeout_ms"],
+        p99_target_ms=endpoint.get("p99_target_ms"),
         cache=plan.CachePolicy(
             ttl_s=cache["ttl_s"],
             scope=cache["scope"],
+            cdn=cache.get("cdn", False),
             tags=tuple(compile_template(tag, f"{location}.cache.tags[{i}]") for i, tag in enumerate(cache["tags"])),
             invalidate_on=tuple(
                 plan.InvalidationRule(event=rule["event"], tags=tuple(compile_template(t) for t in rule["tags"]))

@@ -217,6 +217,7 @@ CACHE = Field(
         ttl_s=Field("int", minimum=0, default=0),
         scope=Field("str", choices=tuple(CacheScope.values), default="user"),
         tags=Field("list", items=Field("str"), default=list),
+        cdn=Field("bool", default=False),  # contract section 8: registry/config/cdn_rules.py
         invalidate_on=Field(
             "list",
             default=list,
@@ -239,6 +240,7 @@ ENDPOINT = Field(
         path=Field("str", required=True),
         purpose=Field("str", default=""),
         timeout_ms=Field("int", minimum=1, default=3000),
+        p99_target_ms=Field("int", minimum=1),  # absent: 80 % of timeout_ms (contract section 8)
         cache=CACHE,
         rate_limits=Field("list", items=RATE_LIMIT, default=list, omit_empty=True),
         calls=Field("list", required=True, items=CALL),

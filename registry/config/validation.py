@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from registry.config.cache_rules import check_cache_scope
+from registry.config.cdn_rules import check_cdn_and_target
 from registry.config.endpoint_rules import check_endpoint, route_key
 from registry.config.problems import Problem, index_location, key_location, quoted
 from registry.config.schema import DOCUMENT, SUPPORTED_VERSION
@@ -46,6 +47,7 @@ def config_check(document: Any, *, references: bool = True) -> list[Problem]:
         where = index_location("endpoints", index)
         check_endpoint(endpoint, where, known, out, references=references)
         check_cache_scope(endpoint, where, services=registry, client_auth=client_auth, out=out)
+        check_cdn_and_target(endpoint, where, out)
     _check_duplicates(endpoints if isinstance(endpoints, list) else [], out)
     return _in_document_order(out, list(services) if isinstance(services, Mapping) else [])
 
