@@ -27,6 +27,7 @@ EXPECTED = {
     "GatewayEndpointLatencyP99High": ("slack", "slack-gateway", {"endpoint": "checkout-summary"}),
     "GatewayDownstreamErrorRateHigh": ("pagerduty", "pagerduty-gateway", {"service": "inventory"}),
     "GatewayCircuitBreakerOpen": ("slack", "slack-gateway", {"service": "inventory"}),
+    "GatewayResponseContractViolations": ("slack", "slack-gateway", {"endpoint": "checkout-summary", "field": "total"}),
 }
 
 
