@@ -35,7 +35,7 @@ def introspection_server() -> Iterator[Introspector]:
     state: Introspector
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        def do_POST(self) -> None:
             state.hits += 1
             body = self.rfile.read(int(self.headers.get("Content-Length", "0") or 0)).decode()
             expected = "Basic " + base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()

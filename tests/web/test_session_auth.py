@@ -86,7 +86,9 @@ def test_unsafe_methods_need_the_csrf_token(served: Gateway, alice: User) -> Non
     assert accepted.status_code == 200, accepted.content
     assert json.loads(accepted.content) == {"ordered_by": str(alice.pk)}
     # a form-encoded body is not parsed for the token (and never a 500)
-    form = client.post("/v1/orders", data=f"csrfmiddlewaretoken={token}", content_type="application/x-www-form-urlencoded")
+    form = client.post(
+        "/v1/orders", data=f"csrfmiddlewaretoken={token}", content_type="application/x-www-form-urlencoded"
+    )
     assert form.status_code == 403
 
 
