@@ -80,7 +80,8 @@ def test_readiness_names_unset_client_credentials(document):
     document["layer"]["auth"].pop("session")
     got = [str(p) for p in serving_problems(document, environ={"GATEWAY_INTROSPECTION_CLIENT_ID": "x"})]
     assert [p for p in got if p.startswith("layer.")] == [
-        "layer.auth.oauth2_introspection.client_secret_env: environment variable GATEWAY_INTROSPECTION_SECRET is not set"
+        "layer.auth.oauth2_introspection.client_secret_env: "
+        "environment variable GATEWAY_INTROSPECTION_SECRET is not set"
     ]
 
 
