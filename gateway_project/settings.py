@@ -140,6 +140,11 @@ if REDIS_URL:
         }
     }
     DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
+    # Sessions read from Redis, written to both (layer auth `session` reads them on the
+    # aggregate path without a database query; docs/adr/0007). A Redis outage falls back
+    # to the database. Without Redis: the database (a per-process cache would keep a
+    # logged-out session alive in the other workers).
+    SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "gateway"}}
 

@@ -40,6 +40,7 @@ class ErrorCode(enum.StrEnum):
     METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
     INTERNAL_ERROR = "INTERNAL_ERROR"
     CONTRACT_VIOLATION = "CONTRACT_VIOLATION"
+    CSRF_FAILED = "CSRF_FAILED"
 
 
 class GatewayError(Exception):
@@ -79,6 +80,12 @@ class Unauthenticated(GatewayError):
     def response_headers(self) -> dict[str, str]:
         # RFC 9110 section 15.5.2: a 401 says how to authenticate.
         return {"WWW-Authenticate": 'Bearer realm="gateway"', **super().response_headers()}
+
+
+class CsrfFailed(GatewayError):
+    """A session-authenticated unsafe request without a valid CSRF token (Django's check)."""
+
+    status, code, default_message = 403, ErrorCode.CSRF_FAILED, "CSRF token missing or incorrect"
 
 
 class RateLimited(GatewayError):

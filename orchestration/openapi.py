@@ -106,6 +106,10 @@ def _components(plan: Plan) -> dict[str, Any]:
         components["securitySchemes"] = {"gateway": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}
     elif auth.type == "api_key":
         components["securitySchemes"] = {"gateway": {"type": "apiKey", "in": "header", "name": auth.api_key_header}}
+    elif auth.type == "oauth2_introspection":
+        components["securitySchemes"] = {"gateway": {"type": "http", "scheme": "bearer"}}
+    elif auth.type == "session":
+        components["securitySchemes"] = {"gateway": {"type": "apiKey", "in": "cookie", "name": "sessionid"}}
     return components
 
 

@@ -18,7 +18,7 @@ from orchestration.templates import Template
 BackoffKind = Literal["exponential", "fixed", "none"]
 RetryOn = Literal["5xx", "timeout", "connect_error", "429"]
 DownstreamAuthKind = Literal["none", "bearer_forward", "bearer", "api_key", "mtls"]
-ClientAuthKind = Literal["jwt", "api_key", "none"]
+ClientAuthKind = Literal["jwt", "api_key", "none", "oauth2_introspection", "session"]
 RateLimitScope = Literal["user", "ip", "endpoint", "global"]
 CacheScope = Literal["user", "shared"]
 SchemaViolationAction = Literal["log", "fail"]
@@ -224,10 +224,27 @@ class JwtSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class IntrospectionSettings:
+    """OAuth2 token introspection (RFC 7662): the client credentials are env var names."""
+
+    url: str
+    client_id_env: str
+    client_secret_env: str
+    cache_s: int = 60
+    user_claim: str = "sub"
+
+
+@dataclass(frozen=True, slots=True)
 class ClientAuth:
-    type: ClientAuthKind = "none"
+    type: ClientAuthKind = "none"  # with a list of types: the first of them
     jwt: JwtSettings | None = None
     api_key_header: str = "X-API-Key"
+    introspection: IntrospectionSettings | None = None
+    types: tuple[ClientAuthKind, ...] = ()  # a list in the file: the first whose credentials are carried decides
+
+    @property
+    def kinds(self) -> tuple[ClientAuthKind, ...]:
+        return self.types or (self.type,)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,8 @@ class ClientAuthType(models.TextChoices):
     JWT = "jwt", "JWT bearer token"
     API_KEY = "api_key", "API key"
     NONE = "none", "None"
+    OAUTH2_INTROSPECTION = "oauth2_introspection", "OAuth2 token introspection (RFC 7662)"
+    SESSION = "session", "Django session cookie (first-party web apps)"
 
 
 class DownstreamAuthType(models.TextChoices):

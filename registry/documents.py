@@ -32,10 +32,21 @@ def rate_limits_document(rules: Iterable[models.RateLimitRule]) -> list[dict[str
 def layer_document(layer: models.Layer | None, rules: Iterable[models.RateLimitRule] = ()) -> dict[str, Any]:
     if layer is None:
         return dict(normalize({"name": "Gateway", "base_path": "/"}, schema.LAYER))
-    auth: dict[str, Any] = {"type": layer.auth_type}
-    if layer.auth_type == "api_key":
+    kinds = list(layer.auth_types) if layer.auth_types else [layer.auth_type]
+    auth: dict[str, Any] = {"type": list(kinds) if layer.auth_types else layer.auth_type}
+    if "api_key" in kinds:
         auth["header"] = layer.api_key_header
-    if layer.auth_type == "jwt":
+    if "oauth2_introspection" in kinds:
+        auth["oauth2_introspection"] = _present(
+            url=layer.introspection_url,
+            client_id_env=layer.introspection_client_id_env,
+            client_secret_env=layer.introspection_client_secret_env,
+            cache_s=layer.introspection_cache_s,
+            user_claim=layer.introspection_user_claim,
+        )
+    if "session" in kinds:
+        auth["session"] = {}
+    if "jwt" in kinds:
         auth["jwt"] = _present(
             algorithms=list(layer.jwt_algorithms),
             secret_env=layer.jwt_secret_env,

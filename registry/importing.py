@@ -34,12 +34,16 @@ def _rate_limits_create(rules: list[Mapping[str, Any]], **owner: Any) -> None:
 def _layer_create(layer: Mapping[str, Any]) -> models.Layer:
     auth = layer["auth"]
     jwt = auth.get("jwt", {})
+    kinds = auth["type"] if isinstance(auth["type"], list) else []  # a list: its first is auth_type too
+    introspection = auth.get("oauth2_introspection", {})
     row = models.Layer.objects.create(
         name=layer["name"],
         owner=layer["owner"],
         base_path=layer["base_path"],
         transport=layer["transport"],
-        auth_type=auth["type"],
+        auth_type=kinds[0] if kinds else auth["type"],
+        auth_types=kinds,
+        **{f"introspection_{key}": value for key, value in introspection.items()},
         api_key_header=auth.get("header", "X-API-Key"),
         jwt_algorithms=jwt.get("algorithms", ["HS256"]),
         jwt_user_claim=jwt.get("user_claim", "sub"),

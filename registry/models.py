@@ -63,6 +63,22 @@ class Layer(models.Model):
     jwt_audience = models.CharField("JWT audience", max_length=500, blank=True)
     jwt_user_claim = models.CharField("JWT user claim", max_length=100, default="sub")
     jwt_leeway_s = models.PositiveIntegerField("JWT leeway (s)", default=0)
+    auth_types = models.JSONField(
+        "client auth types (a list)",
+        default=_empty_list,
+        blank=True,
+        help_text='e.g. ["session", "jwt"]: the first type whose credentials a request carries decides. '
+        "When set, it replaces the auth type above (which becomes its first entry).",
+    )
+    introspection_url = models.CharField("introspection URL", max_length=500, blank=True)
+    introspection_client_id_env = models.CharField("introspection client id env var", max_length=100, blank=True)
+    introspection_client_secret_env = models.CharField(
+        "introspection client secret env var", max_length=100, blank=True
+    )
+    introspection_cache_s = models.PositiveIntegerField(
+        "introspection cache (s)", default=60, validators=[MaxValueValidator(86400)]
+    )
+    introspection_user_claim = models.CharField("introspection user claim", max_length=100, default="sub")
 
     class Meta:
         constraints = [

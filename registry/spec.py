@@ -194,12 +194,23 @@ def _auth_method(service: Service) -> str:
 
 def _client_auth(plan: Plan) -> str:
     auth = plan.layer.auth
-    if auth.type == "jwt" and auth.jwt is not None:
+    if auth.types:  # a list: the first whose credentials the request carries decides
+        return " or ".join(_one_client_auth(plan, kind) for kind in auth.types)
+    return _one_client_auth(plan, auth.type)
+
+
+def _one_client_auth(plan: Plan, kind: str) -> str:
+    auth = plan.layer.auth
+    if kind == "oauth2_introspection" and auth.introspection is not None:
+        return f"OAuth2 introspection ({auth.introspection.url}; user claim {auth.introspection.user_claim})"
+    if kind == "session":
+        return "Session cookie (CSRF token on unsafe methods)"
+    if kind == "jwt" and auth.jwt is not None:
         detail = ", ".join(auth.jwt.algorithms)
         if auth.jwt.issuer:
             detail += f", issued by {auth.jwt.issuer}"
         return f"JWT ({detail}; user claim {auth.jwt.user_claim})"
-    if auth.type == "api_key":
+    if kind == "api_key":
         return f"API key ({auth.api_key_header} header)"
     return "None"
 

@@ -1,4 +1,8 @@
-"""Authenticate clients to the gateway: JWT, API key, or none.
+"""Authenticate clients to the gateway: JWT, API key, OAuth2 introspection, session, or none.
+
+A list of types (``FirstCarriedAuth``): the first whose credentials the request
+carries decides. OAuth2 introspection lives in ``orchestration.edge.introspection``;
+sessions are read by the web layer (``orchestration.web.session_auth``).
 
 Secrets are references: the HS256 secret is read from the environment variable
 the layer names, public keys from a file or a JWKS URL (``orchestration.edge.jwks``:
@@ -39,6 +43,7 @@ class Identity:
 
     user_id: str | None
     claims: Mapping[str, Any] = field(default_factory=dict)
+    scheme: str = ""  # the auth type that decided, when it matters ("session": unsafe methods need CSRF)
 
 
 ANONYMOUS = Identity(user_id=None)
@@ -100,7 +105,7 @@ class JwtAuth:
         self._verified: dict[str, tuple[Identity, float, float]] = {}
 
     def authenticate(self, headers: Mapping[str, str]) -> Identity:
-        token = _bearer_token(headers.get("authorization", ""))
+        token = bearer_token(headers.get("authorization", ""))
         now = self._clock()
         known = self._verified.get(token)
         if known is not None and known[1] <= now < known[2]:
@@ -159,7 +164,7 @@ class _MissingKey(Exception):
     """The configured key source is not available (env var unset, file gone)."""
 
 
-def _bearer_token(authorization: str) -> str:
+def bearer_token(authorization: str) -> str:
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("Missing bearer token")
@@ -188,12 +193,114 @@ def _require(key: str | None) -> str:
     return key
 
 
+class SessionSource(Protocol):
+    """The web framework's sessions (``orchestration.web.session_auth``): the engine stays framework-free."""
+
+    @property
+    def cookie_name(self) -> str: ...
+
+    def identity(self, session_key: str) -> Identity | None: ...
+
+
+def cookie_value(cookie_header: str, name: str) -> str:
+    """One cookie's value from a ``Cookie`` header ("" when absent); lenient, never raises."""
+    for part in cookie_header.split(";"):
+        key, sep, value = part.partition("=")
+        if sep and key.strip() == name:
+            return value.strip().strip('"')
+    return ""
+
+
+class SessionAuth:
+    """A logged-in user's session cookie (first-party web apps). The identity says
+    ``scheme="session"``: the web layer then requires the CSRF token on unsafe methods."""
+
+    def __init__(self, sessions: SessionSource | None) -> None:
+        self._sessions = sessions
+
+    def carried(self, headers: Mapping[str, str]) -> bool:
+        return self._sessions is not None and bool(cookie_value(headers.get("cookie", ""), self._sessions.cookie_name))
+
+    def authenticate(self, headers: Mapping[str, str]) -> Identity:
+        if self._sessions is None:
+            raise Unauthenticated("Session authentication is not available")
+        key = cookie_value(headers.get("cookie", ""), self._sessions.cookie_name)
+        if not key:
+            raise Unauthenticated("Not logged in")
+        try:
+            identity = self._sessions.identity(key)
+        except Exception as error:  # noqa: BLE001 - a session that cannot be read (store down) is a 401, never a 500
+            logger.warning("session lookup failed: %s", type(error).__name__)
+            raise Unauthenticated("Session could not be verified") from None
+        if identity is None:
+            raise Unauthenticated("Not logged in (session expired or unknown)")
+        return identity
+
+
+def _carries(kind: str, auth: ClientAuth) -> Callable[[Mapping[str, str]], bool]:
+    """Whether a request carries the credentials of ``kind`` (not whether they are valid)."""
+    if kind in ("jwt", "oauth2_introspection"):
+        return lambda headers: headers.get("authorization", "").partition(" ")[0].lower() == "bearer"
+    if kind == "api_key":
+        header = auth.api_key_header.lower()
+        return lambda headers: bool(headers.get(header, ""))
+    return lambda headers: False
+
+
+class FirstCarriedAuth:
+    """``type: [a, b, ...]``: the first type whose credentials the request carries
+    decides (its verdict stands, the others are not tried); none carried: 401."""
+
+    def __init__(self, choices: list[tuple[Callable[[Mapping[str, str]], bool], Authenticator]], kinds: str) -> None:
+        self._choices = choices
+        self._kinds = kinds
+
+    def authenticate(self, headers: Mapping[str, str]) -> Identity:
+        for carried, authenticator in self._choices:
+            if carried(headers):
+                return authenticator.authenticate(headers)
+        raise Unauthenticated(f"Missing credentials (accepted: {self._kinds})")
+
+
 def build_authenticator(
-    auth: ClientAuth, *, api_keys: Mapping[str, str], environ: Mapping[str, str] | None = None
+    auth: ClientAuth,
+    *,
+    api_keys: Mapping[str, str],
+    environ: Mapping[str, str] | None = None,
+    sessions: SessionSource | None = None,
 ) -> Authenticator:
     """The authenticator for a layer's ``auth`` block (built once per plan)."""
-    if auth.type == "jwt":
+    if not auth.types:
+        return _one(auth.type, auth, api_keys, environ, sessions)
+    choices: list[tuple[Callable[[Mapping[str, str]], bool], Authenticator]] = []
+    for kind in auth.types:
+        one = _one(kind, auth, api_keys, environ, sessions)
+        choices.append((one.carried if isinstance(one, SessionAuth) else _carries(kind, auth), one))
+    return FirstCarriedAuth(choices, ", ".join(auth.types))
+
+
+def _one(
+    kind: str,
+    auth: ClientAuth,
+    api_keys: Mapping[str, str],
+    environ: Mapping[str, str] | None,
+    sessions: SessionSource | None,
+) -> Authenticator:
+    if kind == "jwt":
         return JwtAuth(auth.jwt or JwtSettings(), environ=environ)
-    if auth.type == "api_key":
+    if kind == "api_key":
         return ApiKeyAuth(api_keys, auth.api_key_header)
-    return NoAuth()
+    if kind == "oauth2_introspection" and auth.introspection is not None:
+        from orchestration.edge.introspection import IntrospectionAuth  # it imports this module
+
+        return IntrospectionAuth(auth.introspection, environ=environ)
+    if kind == "session":
+        return SessionAuth(sessions)
+    if kind == "none":
+        return NoAuth()
+    return RefuseAll()  # a type without its settings (the check refuses it): never an open door
+
+
+class RefuseAll:
+    def authenticate(self, headers: Mapping[str, str]) -> Identity:
+        raise Unauthenticated("Client authentication is not configured")

@@ -3,7 +3,9 @@
 ``admit`` runs after routing: client auth, then one rate-limit round trip for
 every rule of the layer and the endpoint. A client that fails auth is still
 counted (as anonymous, by IP), so a spray of bad tokens is limited too; over a
-limit it gets 429/503, otherwise its 401. The admitted request's
+limit it gets 429/503, otherwise its 401. A request authenticated by a session
+cookie must pass Django's CSRF check on unsafe methods (403 ``CSRF_FAILED``,
+counted like a failed auth). The admitted request's
 ``RateLimit-*`` headers go on whatever it is finally answered.
 
 ``respond`` runs the plan through the response cache when the endpoint is a GET
@@ -27,11 +29,12 @@ from orchestration.edge.cdn import CdnPurger
 from orchestration.edge.client_auth import ANONYMOUS, Identity
 from orchestration.edge.client_ip import ClientIpResolver
 from orchestration.edge.ratelimit import RateLimiter, RateSubject, RateVerdict
-from orchestration.errors import Failure, GatewayError, Unauthenticated
+from orchestration.errors import CsrfFailed, Failure, GatewayError, Unauthenticated
 from orchestration.plan import Endpoint, Plan
 from orchestration.routing import Match
 from orchestration.web.client_request import lower_headers
 from orchestration.web.runtime import GatewayRuntime
+from orchestration.web.session_auth import require_csrf
 
 FILL_MARGIN_S = 1.0  # a fill may hold its key a little past the endpoint's deadline
 
@@ -83,7 +86,9 @@ def admit(request: HttpRequest, runtime: GatewayRuntime, match: Match) -> Admiss
     """Authenticate, then apply the rate limits (401, 429 or 503 raised)."""
     try:
         identity = runtime.authenticator.authenticate(lower_headers(request))
-    except Unauthenticated as refused:
+        if identity.scheme == "session":
+            require_csrf(request)  # a session cookie rides along on cross-site requests: unsafe methods need the token
+    except (Unauthenticated, CsrfFailed) as refused:
         verdict = _limit(request, runtime, match.endpoint, ANONYMOUS)
         raise verdict.error or Admission(ANONYMOUS, verdict.headers).add_headers(refused) from None
     verdict = _limit(request, runtime, match.endpoint, identity)

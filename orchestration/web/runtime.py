@@ -47,7 +47,13 @@ RuntimeBuilder = Callable[[LoadedConfig], GatewayRuntime]
 
 
 def build_runtime_parts(config: LoadedConfig) -> tuple[Router, Authenticator]:
-    return Router(config.plan), build_authenticator(config.plan.layer.auth, api_keys=config.api_keys)
+    auth = config.plan.layer.auth
+    sessions = None
+    if "session" in auth.kinds:
+        from orchestration.web.session_auth import DjangoSessions  # Django's sessions, only when the layer uses them
+
+        sessions = DjangoSessions()
+    return Router(config.plan), build_authenticator(auth, api_keys=config.api_keys, sessions=sessions)
 
 
 MIN_POLL_INTERVAL_S = 0.1  # GATEWAY_CONFIG_POLL_S=0 must not make the poller spin on the database

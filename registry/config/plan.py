@@ -34,15 +34,19 @@ def _rate_limits(rules: list[Mapping[str, Any]]) -> tuple[plan.RateLimitRule, ..
 def _layer(layer: Mapping[str, Any]) -> plan.Layer:
     auth = layer["auth"]
     jwt = auth.get("jwt")
+    kinds = auth["type"] if isinstance(auth["type"], list) else [auth["type"]]
+    introspection = auth.get("oauth2_introspection")
     return plan.Layer(
         name=layer["name"],
         base_path=layer["base_path"],
         owner=layer["owner"],
         transport=layer["transport"],
         auth=plan.ClientAuth(
-            type=auth["type"],
+            type=kinds[0],
             jwt=_jwt(jwt) if jwt is not None else None,
             api_key_header=auth.get("header", "X-API-Key"),
+            introspection=plan.IntrospectionSettings(**introspection) if introspection is not None else None,
+            types=tuple(kinds) if isinstance(auth["type"], list) else (),
         ),
         rate_limits=_rate_limits(layer["rate_limits"]),
     )

@@ -17,7 +17,7 @@ from registry.config.plan import plan_from_document
 from registry.config.problems import Problem, key_location
 from registry.config.validation import config_check
 
-_ENV_KEYS = ("secret_env", "token_env", "key_env")
+_ENV_KEYS = ("secret_env", "token_env", "key_env", "client_id_env", "client_secret_env")
 _FILE_KEYS = ("public_key_file", "cert_file", "key_file", "ca_file")
 
 
@@ -30,6 +30,8 @@ def serving_problems(document: Any, *, environ: Mapping[str, str] | None = None)
     out: list[Problem] = []
     layer_auth = document["layer"].get("auth") or {}
     _references(layer_auth.get("jwt") or {}, "layer.auth.jwt", env, out)
+    introspection = layer_auth.get("oauth2_introspection") or {}
+    _references(introspection, "layer.auth.oauth2_introspection", env, out)
     for name, service in document["services"].items():
         _references(service.get("auth") or {}, f"{key_location('services', name)}.auth", env, out)
     return out

@@ -16,7 +16,6 @@ from registry.choices import (
     Backoff,
     CacheScope,
     CallMethod,
-    ClientAuthType,
     DownstreamAuthType,
     EndpointMethod,
     RateLimitScope,
@@ -77,14 +76,29 @@ JWT = Field(
     ),
 )
 
+OAUTH2_INTROSPECTION = Field(
+    "mapping",
+    secret_hint="name the environment variables with 'client_id_env' and 'client_secret_env'",
+    fields=_fields(
+        url=Field("str", required=True),
+        client_id_env=Field("str", required=True),
+        client_secret_env=Field("str", required=True),
+        cache_s=Field("int", minimum=0, maximum=86400, default=60),
+        user_claim=Field("str", default="sub"),
+    ),
+)
+
 CLIENT_AUTH = Field(
     "mapping",
     default=lambda: {"type": "none"},
     secret_hint="clients authenticate with their own credentials; the gateway stores none",
     fields=_fields(
-        type=Field("str", required=True, choices=tuple(ClientAuthType.values)),
+        # one of ClientAuthType, or a list of them (checked in client_auth_rules)
+        type=Field("json", required=True),
         header=Field("str"),
         jwt=JWT,
+        oauth2_introspection=OAUTH2_INTROSPECTION,
+        session=Field("mapping", fields=_fields()),
     ),
 )
 

@@ -33,23 +33,7 @@ def check_base_path(value: Any, location: str, out: list[Problem]) -> None:
         out.append(Problem(location, f"must be a plain path (no '{{', '?', '#'), got {quoted(value)}"))
 
 
-def check_client_auth(auth: Any, location: str, out: list[Problem]) -> None:
-    if not isinstance(auth, Mapping):
-        return
-    kind, jwt = auth.get("type"), auth.get("jwt")
-    if not isinstance(kind, str) or kind not in {"jwt", "api_key", "none"}:
-        return  # already reported; anything more would be noise
-    if kind == "jwt" and jwt is None:
-        out.append(Problem(key_location(location, "jwt"), "required when type is 'jwt'"))
-    if kind != "jwt" and jwt is not None:
-        out.append(Problem(key_location(location, "jwt"), f"only used when type is 'jwt', not {quoted(kind)}"))
-    if kind != "api_key" and "header" in auth:
-        out.append(Problem(key_location(location, "header"), f"only used when type is 'api_key', not {quoted(kind)}"))
-    if isinstance(jwt, Mapping):
-        _check_jwt(jwt, key_location(location, "jwt"), out)
-
-
-def _check_jwt(jwt: Mapping[str, Any], location: str, out: list[Problem]) -> None:
+def check_jwt(jwt: Mapping[str, Any], location: str, out: list[Problem]) -> None:
     check_env_names(jwt, ("secret_env",), location, out)
     check_file_paths(jwt, ("public_key_file",), location, out)
     algorithms = jwt.get("algorithms", ["HS256"])

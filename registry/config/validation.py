@@ -13,10 +13,11 @@ from typing import Any
 
 from registry.config.cache_rules import check_cache_scope
 from registry.config.cdn_rules import check_cdn_and_target
+from registry.config.client_auth_rules import check_client_auth
 from registry.config.endpoint_rules import check_endpoint, route_key
 from registry.config.problems import Problem, index_location, key_location, quoted
 from registry.config.schema import DOCUMENT, SUPPORTED_VERSION
-from registry.config.services_rules import check_base_path, check_client_auth, check_service
+from registry.config.services_rules import check_base_path, check_service
 from registry.config.structure import check
 
 

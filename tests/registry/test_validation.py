@@ -138,8 +138,9 @@ def test_unknown_enum_values(document):
     document["endpoints"][1]["cache"]["scope"] = "private"
     document["layer"]["auth"]["type"] = "oauth"
     assert problems(document) == [
-        "layer.auth.type: unknown value 'oauth' (expected one of: jwt, api_key, none)",
         "layer.rate_limits[0].scope: unknown value 'tenant' (expected one of: user, ip, endpoint, global)",
+        # a string or a list of types: checked after the structure (client_auth_rules)
+        "layer.auth.type: unknown value 'oauth' (expected one of: jwt, api_key, none, oauth2_introspection, session)",
         "services.cart.auth.type: unknown value 'oauth' (expected one of: none, bearer_forward, bearer, api_key, mtls)",
         "services.cart.retry.backoff: unknown value 'linear' (expected one of: exponential, fixed, none)",
         "services.cart.retry.retry_on[1]: unknown value '4xx' (expected one of: 5xx, timeout, connect_error, 429)",

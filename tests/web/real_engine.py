@@ -47,6 +47,9 @@ from registry.config.loading import config_read
 from registry.config.plan import plan_from_document
 from registry.config.validation import config_check
 from tests.support.fake_downstream import start_fake_downstream, stop_fake_downstream
+from tests.support.introspection_server import CLIENT_ID as INTROSPECTION_CLIENT_ID
+from tests.support.introspection_server import CLIENT_SECRET as INTROSPECTION_CLIENT_SECRET
+from tests.support.introspection_server import introspection_server
 
 CONFIG = Path(__file__).with_name("client_input_gateway.yaml")
 JWT_ENV = "CLIENT_INPUT_TEST_JWT_SECRET"
@@ -55,7 +58,8 @@ API_KEY = "gw_test_client_input_key"
 RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 EC_KEY = ec.generate_private_key(ec.SECP256R1())
 
-AUTH_VARIANTS = ("none", "api_key", "jwt-hs", "jwt-rsa-es", "jwt-jwks")
+AUTH_VARIANTS = ("none", "api_key", "jwt-hs", "jwt-rsa-es", "jwt-jwks", "introspection", "session-list")
+INTROSPECTION_TOKENS = {"user-1": "opaque-token-user-1", "user-2": "opaque-token-user-2"}
 
 
 def b64url(raw: bytes) -> str:
@@ -87,7 +91,21 @@ def jwks_keys() -> list[dict[str, Any]]:
     ]
 
 
-def auth_block(variant: str, *, key_file: Path, jwks_url: str) -> dict[str, Any]:
+def auth_block(variant: str, *, key_file: Path, jwks_url: str, introspection_url: str = "") -> dict[str, Any]:
+    introspection = {
+        "url": introspection_url,
+        "client_id_env": "FUZZ_INTRO_ID",
+        "client_secret_env": "FUZZ_INTRO_SECRET",
+    }
+    if variant == "introspection":
+        return {"type": "oauth2_introspection", "oauth2_introspection": introspection}
+    if variant == "session-list":  # a session cookie, else an introspected token, else an API key
+        return {
+            "type": ["session", "oauth2_introspection", "api_key"],
+            "header": "X-API-Key",
+            "oauth2_introspection": introspection,
+            "session": {},
+        }
     if variant == "api_key":
         return {"type": "api_key", "header": "X-API-Key"}
     if variant == "jwt-hs":
@@ -106,6 +124,8 @@ class Credentials:
     variant: str
 
     def valid(self, sub: str = "user-1") -> dict[str, str]:
+        if self.variant in ("introspection", "session-list"):
+            return {"HTTP_AUTHORIZATION": "Bearer " + INTROSPECTION_TOKENS[sub]}
         if self.variant == "api_key":
             return {"HTTP_X_API_KEY": API_KEY}
         return self.signed({"sub": sub, "exp": int(time.time()) + 3600})
@@ -121,9 +141,11 @@ class Credentials:
         return {"HTTP_AUTHORIZATION": "Bearer " + token}
 
 
-def load_plan(variant: str, *, key_file: Path, jwks_url: str) -> Plan:
+def load_plan(variant: str, *, key_file: Path, jwks_url: str, introspection_url: str = "") -> Plan:
     document = copy.deepcopy(config_read(CONFIG))
-    document["layer"]["auth"] = auth_block(variant, key_file=key_file, jwks_url=jwks_url)
+    document["layer"]["auth"] = auth_block(
+        variant, key_file=key_file, jwks_url=jwks_url, introspection_url=introspection_url
+    )
     problems = config_check(document)
     assert not problems, problems
     return plan_from_document(document, version=f"client-input-{variant}")
@@ -145,7 +167,13 @@ def serving(variant: str, tmp_dir: Path, environ: Callable[[str, str], None]) ->
         RSA_KEY.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
     jwks = start_fake_downstream({"/jwks.json": (200, {"keys": jwks_keys()})})  # a real JWKS URL on loopback
-    plan = load_plan(variant, key_file=key_file, jwks_url=f"{jwks.url}/jwks.json")
+    idp_context = introspection_server()  # a real introspection endpoint on loopback
+    idp = idp_context.__enter__()
+    for sub, opaque in INTROSPECTION_TOKENS.items():
+        idp.active(opaque, sub)
+    environ("FUZZ_INTRO_ID", INTROSPECTION_CLIENT_ID)
+    environ("FUZZ_INTRO_SECRET", INTROSPECTION_CLIENT_SECRET)
+    plan = load_plan(variant, key_file=key_file, jwks_url=f"{jwks.url}/jwks.json", introspection_url=idp.url)
     downstreams = Downstreams()
     router, authenticator = build_runtime_parts(LoadedConfig(plan=plan, api_keys={hash_api_key(API_KEY): "app"}))
     pool = DownstreamPool(plan.services, lambda _service: httpx.MockTransport(downstreams.handle), environ={})
@@ -168,6 +196,7 @@ def serving(variant: str, tmp_dir: Path, environ: Callable[[str, str], None]) ->
         aggregate.install_runtime_source(runtime_before)  # type: ignore[arg-type]
         edge.install_edge(edge_before)
         stop_fake_downstream(jwks)
+        idp_context.__exit__(None, None, None)
 
 
 @dataclass(frozen=True)

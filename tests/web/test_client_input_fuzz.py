@@ -139,6 +139,12 @@ authorizations = st.one_of(
     st.text(max_size=60),
 ).map(wsgi)
 
+session_cookies = st.one_of(
+    st.builds(lambda value: "sessionid=" + value, st.text(max_size=80)),
+    st.builds(lambda value: "csrftoken=x; sessionid=" + value, st.from_regex(r"\A[a-z0-9]{32}\Z")),
+    st.sampled_from(["sessionid=", "sessionid", "=;=;", "sessionid=\x00", 'sessionid="a b"']),
+).map(wsgi)
+
 # --- bodies ----------------------------------------------------------------------
 
 
@@ -233,6 +239,8 @@ def client_requests(draw: st.DrawFn, credentials: Credentials) -> dict[str, Any]
         environ.update(credentials.signed(draw(signed_claims)))
     elif choice == "forged":
         environ["HTTP_AUTHORIZATION"] = draw(authorizations)
+    if draw(st.integers(0, 3)) == 0:  # session cookies of any shape (session auth reads them)
+        environ["HTTP_COOKIE"] = draw(session_cookies)
     if draw(st.booleans()):
         environ["HTTP_X_REQUEST_ID"] = draw(request_ids)
     if draw(st.integers(0, 9)) == 0:
@@ -258,7 +266,10 @@ def check_answer(answer: Answer, sent: dict[str, Any]) -> None:
     assert error["requestId"] == request_id, (error, request_id)
 
 
-@pytest.mark.parametrize("variant", AUTH_VARIANTS)
+@pytest.mark.parametrize(
+    "variant",  # session auth reads Django's sessions: cookies of every shape meet the real session store
+    [pytest.param(v, marks=pytest.mark.django_db) if v == "session-list" else v for v in AUTH_VARIANTS],
+)
 def test_no_client_input_gets_a_500_and_every_error_is_the_envelope(
     variant: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
