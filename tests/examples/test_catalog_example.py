@@ -34,12 +34,13 @@ def serve(executor: Executor, name: str, **path: str) -> Success | Failure:
     return executor.run(endpoint, RequestContext(method="GET", path_params=path))
 
 
-def test_the_catalog_example_passes_the_check_and_is_a_shared_cached_layer() -> None:
+def test_the_catalog_example_passes_the_check_and_is_a_shared_cdn_cached_session_layer() -> None:
     document = config_read(CATALOG)
     assert config_check(document) == []
+    assert document["layer"]["auth"]["type"] == "session"
     caches = {e["name"]: e["cache"] for e in document["endpoints"]}
-    assert caches["catalog"] == {"ttl_s": 300, "scope": "shared", "tags": ["catalog"]}
-    assert all("catalog" in cache["tags"] and cache["scope"] == "shared" for cache in caches.values())
+    assert caches["catalog"] == {"ttl_s": 300, "scope": "shared", "cdn": True, "tags": ["catalog"]}
+    assert all("catalog" in cache["tags"] and cache["scope"] == "shared" and cache["cdn"] for cache in caches.values())
     assert all("graphql" in e["calls"][0] for e in document["endpoints"])
 
 
