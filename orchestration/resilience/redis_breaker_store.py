@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,6 +80,9 @@ class RedisBreakerStore:
         }
         self._called: dict[str, tuple[BreakerPolicy, float]] = {}  # service: its policy, when last acquired
         self._found: dict[str, list[Change]] = {}  # transitions a peek found, reported with the next call
+        # One renewal at a time: greenlets (gevent patches the lock) that find the same
+        # snapshots expired wait for it instead of each sending their own.
+        self._renewing = threading.Lock()
         self._local: dict[str, _Local] = {}
         self._successes: dict[str, dict[int, int]] = {}  # rate rule: closed-state successes not yet sent
         self._fallback = InProcessBreakerStore()
@@ -89,8 +93,11 @@ class RedisBreakerStore:
         self._called[service] = (policy, now)
         local = self._local.get(service)
         if local is None or now - local.fetched_at >= self._snapshot_ttl_s:
-            self._peek_stale(now)
-            local = self._local.get(service)
+            with self._renewing:
+                local = self._local.get(service)
+                if local is None or now - local.fetched_at >= self._snapshot_ttl_s:
+                    self._peek_stale(now)
+                    local = self._local.get(service)
         found = self._found.pop(service, []) if self._found else []
         if local is not None and now - local.fetched_at < self._snapshot_ttl_s:
             if local.state is BreakerState.CLOSED:
