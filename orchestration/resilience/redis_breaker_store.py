@@ -130,7 +130,7 @@ class RedisBreakerStore:
             # SCRIPT EXISTS first, a second round trip on every renewal.
             pipe = self._client.pipeline(transaction=False)
             for keys, args in calls:
-                pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+                pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)  # type: ignore[no-untyped-call]
             try:
                 raws = pipe.execute(raise_on_error=False)
                 if attempt == 0 and any(isinstance(raw, NoScriptError) for raw in raws):

@@ -109,4 +109,3 @@ def test_redis_down_the_renewal_falls_back_to_per_process_state(prefix, clock):
         permit = breaker.acquire()
         assert permit.allowed and permit.fallback
         breaker.record(permit, failed=False)
-
