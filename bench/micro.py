@@ -7,6 +7,7 @@
     python bench/micro.py --env OTEL_SDK_DISABLED=true       # a feature off
     python bench/micro.py --profile             # cProfile of the measured requests (top 40 by tottime)
     python bench/micro.py --ab variant.py -n 4000   # A/B in one process, blocks interleaved (see --ab)
+    python bench/micro.py --redis URL --count-redis --pace-ms 45   # Redis round trips per request, by caller
 
 What it does: the simulated downstreams (bench/downstream.py) at zero latency in
 a separate process, a fresh SQLite database with the benchmark's checkout
@@ -92,6 +93,8 @@ def parent(args: argparse.Namespace) -> int:
             "transport": args.transport,
             "ab": str(Path(args.ab).resolve()) if args.ab else "",
             "blocks": args.blocks,
+            "count_redis": args.count_redis,
+            "pace_ms": args.pace_ms,
         }
         command = [str(VENV_PYTHON), str(Path(__file__)), "--child", json.dumps(child_args)]
         done = subprocess.run(servers.pinned(command, "1" if pin else None), cwd=ROOT, env=env, check=False)
@@ -134,6 +137,7 @@ def child(spec: dict[str, object]) -> int:
 
     if spec.get("transport") == "httpcore":
         use_httpcore_transport()
+    trips = count_redis_round_trips() if spec.get("count_redis") else None
 
     body = b'{"cartId":"c-1001"}'
     token = str(spec["token"])
@@ -187,10 +191,14 @@ def child(spec: dict[str, object]) -> int:
     def run(total: int, clients: int) -> None:
         remaining = [total]
 
+        pace_s = float(spec.get("pace_ms") or 0) / 1000  # type: ignore[arg-type]
+
         def worker() -> None:
             while remaining[0] > 0:
                 remaining[0] -= 1
                 one()
+                if pace_s:
+                    gevent.sleep(pace_s)  # a client's think time: time-based refreshes show per request
 
         pool = gevent.pool.Pool(clients)
         for _ in range(clients):
@@ -238,9 +246,16 @@ def child(spec: dict[str, object]) -> int:
     rounds = []
     for _ in range(int(spec.get("rounds") or 1)):  # type: ignore[call-overload]
         statuses.clear()
+        if trips is not None:
+            trips.clear()
         cpu0, wall0 = time.process_time(), time.perf_counter()
         run(n, int(spec["c"]))  # type: ignore[call-overload]
         cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+        if trips is not None:
+            total = sum(trips.values())
+            print(f"micro: Redis round trips {total / n:.3f} per request ({total} for {n} requests), by caller:")
+            for caller, count in sorted(trips.items(), key=lambda item: -item[1]):
+                print(f"    {count / n:8.3f}  {caller}")
         rounds.append(cpu / n * 1000)
         print(
             f"micro: {n} requests, {spec['c']} clients: {cpu / n * 1000:.2f} CPU ms/req, "
@@ -271,6 +286,31 @@ def child(spec: dict[str, object]) -> int:
             f"median {sorted(rounds)[len(rounds) // 2]:.2f}"
         )
     return 0
+
+
+def count_redis_round_trips() -> dict[str, int]:
+    """Counts every write to a Redis socket (one per round trip: a pipeline or a
+    script is one write and waits for its replies), keyed by the gateway function
+    that made it. Patched before the gateway is imported."""
+    import redis.connection
+
+    counts: dict[str, int] = {}
+    original = redis.connection.AbstractConnection.send_packed_command
+
+    def counting(self: Any, command: Any, check_health: bool = True) -> None:
+        frame = sys._getframe(1)
+        caller = "?"
+        while frame is not None:
+            module = frame.f_globals.get("__name__", "")
+            if module.startswith(("orchestration.", "gateway_project.", "registry.")):
+                caller = f"{module}.{frame.f_code.co_name}"
+                break
+            frame = frame.f_back  # type: ignore[assignment]
+        counts[caller] = counts.get(caller, 0) + 1
+        original(self, command, check_health)
+
+    redis.connection.AbstractConnection.send_packed_command = counting  # type: ignore[method-assign]
+    return counts
 
 
 def _load_toggle(path: str) -> Any:
@@ -335,6 +375,8 @@ def main(argv: list[str] | None = None) -> int:
         help="a Python file defining toggle(on: bool) that switches variant B on and off: "
         "A and B measured in interleaved blocks of one process (beats a machine whose speed drifts)",
     )
+    parser.add_argument("--count-redis", action="store_true", help="count Redis round trips per request, by caller")
+    parser.add_argument("--pace-ms", type=float, default=0.0, help="each client waits this long between requests")
     parser.add_argument("--blocks", type=int, default=20, help="with --ab: block pairs (n is split among them)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

@@ -147,3 +147,13 @@ local h = redis.call('HMGET', KEYS[1], 'state', 'opened_at', 'epoch', 'issued', 
 local count = redis.call('ZCOUNT', KEYS[2], '(' .. ARGV[1], '+inf')
 return {h[1] or 'closed', h[2] or '0', h[3] or '0', h[4] or '0', h[5] or '0', h[6] or '0', count}
 """
+
+# The state as it is, for a process's local snapshot: no transition, no probe issued;
+# like every script it sends this process's pending successes (rate rule) first.
+# ``RedisBreakerStore`` sends one per service in one pipeline (one round trip).
+PEEK = (
+    _PRELUDE
+    + """
+return reply(st.state == 'closed' and 1 or 0, 0)
+"""
+)
