@@ -75,9 +75,11 @@ def test_dependents_selector_for_the_admin_api(served) -> None:
             "method": "GET",
             "path": "/v1/summary",
             "call": "ship",
+            "order": "1 (parallel)",
             "required": False,
             "failure": "200 with partialData (the call's fallback in place)",
             "fallback": "Return null",
+            "fallbackValue": None,
             "responseFields": ["shipping"],
         }
     ]
