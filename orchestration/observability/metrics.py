@@ -255,6 +255,13 @@ resilience_decisions = Counter(
     "retry_over_budget): contract section 7.",
     ["service", "endpoint", "decision"],
 )
+explain_requests = Counter(
+    "gateway_explain_requests_total",
+    "Explain runs (contract section 6), per source: header (X-Gateway-Explain with the token) or "
+    "console (/console/explain/). Header runs are also counted in the request series, as served.",
+    ["source"],
+)
+EXPLAIN_SOURCES = ("header", "console")  # the only values of its one label
 
 
 _enabled = True
@@ -363,6 +370,15 @@ def observe_decision(*, service: str, endpoint: str, decision: str) -> None:
     if not _enabled:
         return
     resilience_decisions.labels(service=service, endpoint=endpoint, decision=decision).inc()
+
+
+def observe_explain(*, source: str) -> None:
+    """One explain run; ``source`` is one of ``EXPLAIN_SOURCES`` (anything else is a bug)."""
+    if not _enabled:
+        return
+    if source not in EXPLAIN_SOURCES:
+        raise ValueError(f"unknown explain source {source!r}")
+    explain_requests.labels(source=source).inc()
 
 
 def observe_store_error(*, store: str) -> None:

@@ -126,6 +126,20 @@ def test_explain_runs_the_real_engine_and_shows_the_waterfall(client, served, ma
     assert answer["partialData"] is True and answer["failedServices"] == ["shipping"]
 
 
+def test_a_console_explain_run_is_counted_in_metrics(client, served, make_user) -> None:
+    from prometheus_client import REGISTRY
+
+    def count(source: str) -> float:
+        return REGISTRY.get_sample_value("gateway_explain_requests_total", {"source": source}) or 0.0
+
+    client.force_login(_explainer(make_user))
+    before, header_before = count("console"), count("header")
+    client.get("/console/explain/?endpoint=cart-view")  # the form alone runs nothing
+    assert count("console") == before
+    assert "Answer: 200" in _text(client.post("/console/explain/", {"endpoint": "cart-view", "path_cart_id": "42"}))
+    assert (count("console"), count("header")) == (before + 1, header_before)
+
+
 def test_explain_path_values_reach_the_downstream(client, served, make_user) -> None:
     client.force_login(_explainer(make_user))
     text = _text(client.post("/console/explain/", {"endpoint": "cart-view", "path_cart_id": "42"}))
