@@ -84,8 +84,8 @@ class DependentSerializer(serializers.Serializer[Any]):
     required = serializers.BooleanField()  # type: ignore[assignment]  # a field named like Field.required
     failure = serializers.CharField(help_text="The status the endpoint answers when this call fails")
     fallback = serializers.CharField(help_text='"Fail request" for a required call, else what it returns')
-    fallbackValue = serializers.JSONField(allow_null=True)  # noqa: N815  # the JSON key of the contract's shape
-    responseFields = serializers.ListField(child=serializers.CharField())  # noqa: N815
+    fallbackValue = serializers.JSONField(allow_null=True)  # the JSON key of the contract's shape
+    responseFields = serializers.ListField(child=serializers.CharField())
 
 
 class DependentsSerializer(serializers.Serializer[Any]):
