@@ -32,14 +32,6 @@ _CALL_FIELDS = (
 # grid of every field was ~2,800 px wide) and the check's problems show beside their field.
 _JSON = {"rows": 2, "cols": 40, "class": "gateway-json", "style": "font-family: monospace"}
 _LINE = {"rows": 1, "cols": 60, "class": "gateway-line", "style": "font-family: monospace"}
-_CALL_FIELDSETS = [
-    (None, {"fields": [("call_id", "service", "stage"), ("method", "path"), ("required", "timeout_ms", "fallback")]}),
-    ("Request", {"fields": [("query", "headers"), ("has_body", "body"), "idempotent"], "classes": ["collapse"]}),
-    (
-        "Composition and cache",
-        {"fields": [("when", "for_each", "max_parallel"), ("cache_ttl_s", "cache_tags")], "classes": ["collapse"]},
-    ),
-]
 
 
 class EndpointForm(forms.ModelForm[models.Endpoint]):
@@ -112,7 +104,17 @@ class CallInline(admin.StackedInline[models.Call, models.Endpoint]):
     model = models.Call
     form = CallForm
     formset = CallFormSet
-    fieldsets = _CALL_FIELDSETS
+    fieldsets = [  # a few short fields a line (see _JSON)
+        (
+            None,
+            {"fields": [("call_id", "service", "stage"), ("method", "path"), ("required", "timeout_ms", "fallback")]},
+        ),
+        ("Request", {"fields": [("query", "headers"), ("has_body", "body"), "idempotent"], "classes": ["collapse"]}),
+        (
+            "Composition and cache",
+            {"fields": [("when", "for_each", "max_parallel"), ("cache_ttl_s", "cache_tags")], "classes": ["collapse"]},
+        ),
+    ]
     extra = 0
     ordering = ["stage", "position", "id"]
     autocomplete_fields = ["service"]
