@@ -21,7 +21,7 @@ def test_endpoint_admin_page_fits_1400px_with_the_call_sequence_on_top(fake_down
     executable = _chromium()
     cart = fake_downstream({"*": (200, {"items": [1]})})
     shipping = fake_downstream({"*": (200, {"eta": 2})})
-    database, redis_db = isolated_targets("f1", 0)
+    database, redis_db = isolated_targets("f1", 2)  # not 0: the in-process tests' Redis db (flushed here)
     server = gateway_server(
         ops_config(cart=cart.url, shipping=shipping.url), workers=1, database=database, redis_db=redis_db
     )

@@ -104,7 +104,7 @@ def test_spec_of_an_unknown_endpoint_is_a_located_error(checkout_imported):
     assert run("spec", "--endpoint", "nope") == (
         1,
         "",
-        "--endpoint: no endpoint named 'nope' (endpoints: checkout-summary, dashboard)\n",
+        "--endpoint: no endpoint named 'nope' (endpoints: checkout-summary, dashboard, cart-page)\n",
     )
 
 
