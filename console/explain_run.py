@@ -21,6 +21,7 @@ from orchestration.context import RequestContext
 from orchestration.edge.client_auth import Identity
 from orchestration.errors import BadRequest, Failure, GatewayError, envelope, failure_to_error
 from orchestration.explain import CallTiming, ExplainRecorder, call_timings, element_timings, recording
+from orchestration.observability import metrics
 from orchestration.plan import Endpoint
 from orchestration.web import edge
 from orchestration.web.client_request import json_body
@@ -100,6 +101,7 @@ def explain_run(runtime: Any, form: ExplainForm, *, operator: str) -> ExplainRes
         request_id=request_id,
     )
     logger.info("explain run of %s by %s", endpoint.name, operator, extra={"request_id": request_id, "explain": True})
+    metrics.observe_explain(source="console")
     recorder = ExplainRecorder()
     with recording(recorder):
         try:

@@ -206,6 +206,12 @@ def install() -> None:
     from orchestration.web.explain_header import install_explain_token
 
     install_explain_token(settings.GATEWAY["EXPLAIN_TOKEN"])
+    from gateway_project.observability import recent_stats
+    from orchestration.web.ops_access import install_request_stats
+
+    # Per-endpoint figures of /console/spec/; looked up per request, so the stats object (and
+    # its flush thread) is made in the worker on first use, never in a process that forks.
+    install_request_stats(lambda **answer: recent_stats().record_request(**answer))
     # /readyz checks at most once a second, over a database connection of its own (kept
     # open between checks) and this process's Redis client.
     health.install_readiness(health.readiness_probe(database=health.database_check(), redis_client=redis_client()))

@@ -8,9 +8,10 @@ breaker board and the admin API's ``services/NAME/dependents`` all use
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from orchestration.plan import Plan
-from registry.spec import fallback_words, response_fields
+from registry.spec import fallback_words, response_fields, stage_order
 
 REQUIRED_FAILURE = "502 DOWNSTREAM_FAILURE (504 if it timed out; its 401, 403, 429 or other 4xx passed on)"
 OPTIONAL_FAILURE = "200 with partialData (the call's fallback in place)"
@@ -28,6 +29,8 @@ class Dependent:
     failure_status: str
     fallback: str
     response_fields: tuple[str, ...]  # the response fields this call's result fills
+    order: str = ""  # the call sequence's Order, e.g. ``2 (parallel)``
+    fallback_value: Any = None  # the JSON value an optional call's failure leaves (None when required)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -35,9 +38,11 @@ class Dependent:
             "method": self.method,
             "path": self.path,
             "call": self.call_id,
+            "order": self.order,
             "required": self.required,
             "failure": self.failure_status,
             "fallback": self.fallback,
+            "fallbackValue": self.fallback_value,
             "responseFields": list(self.response_fields),
         }
 
@@ -61,6 +66,8 @@ def service_dependents(plan: Plan, service: str) -> tuple[Dependent, ...]:
                     failure_status=REQUIRED_FAILURE if call.required else OPTIONAL_FAILURE,
                     fallback=fallback_words(call),
                     response_fields=tuple(f.path for f in fields if call.id in f.calls),
+                    order=stage_order(endpoint, call),
+                    fallback_value=None if call.required else call.fallback,
                 )
             )
     return tuple(found)

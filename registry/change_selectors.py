@@ -1,13 +1,14 @@
 """Reads for change management: a version's diff, the current document's diff against
-a proposed one, and the endpoints that depend on a service."""
+a proposed one, and the endpoints that depend on a service (the blast radius)."""
 
 from __future__ import annotations
 
 from typing import Any, cast
 
-from registry import models
+from registry import blast_radius, models
+from registry.compiler import compile_plan
 from registry.config.changes import canonical, unified_diff
-from registry.selectors import config_document_get
+from registry.selectors import config_document_get, config_snapshot
 
 
 def version_diff(revision: models.ConfigRevision) -> str:
@@ -29,20 +30,12 @@ def config_diff(document: Any, *, current_version: int, label: str = "proposed")
 
 
 def service_dependents(*, name: str) -> list[dict[str, Any]] | None:
-    """Every endpoint call to service ``name`` (None: no such service). Required calls fail
-    their endpoint when they fail; optional ones degrade it to their fallback."""
-    if not models.Service.objects.filter(name=name).exists():
+    """Section 6's blast radius of service ``name`` in the configuration as stored (None: no
+    such service), from the same selector the console's service page uses
+    (``registry.blast_radius``): required calls fail their endpoint with the status a failure
+    gives; optional ones degrade it to their fallback; each lists the response fields it fills."""
+    with config_snapshot():  # the plan of one committed state
+        plan = compile_plan()
+    if name not in plan.services:
         return None
-    calls = models.Call.objects.filter(service__name=name).select_related("endpoint")
-    return [
-        {
-            "endpoint": call.endpoint.name,
-            "method": call.endpoint.method,
-            "path": call.endpoint.path,
-            "call": call.call_id,
-            "stage": call.stage,
-            "required": call.required,
-            "fallback": None if call.required else call.fallback,
-        }
-        for call in calls.order_by("endpoint__position", "endpoint__name", "stage", "position", "id")
-    ]
+    return [dependent.as_dict() for dependent in blast_radius.service_dependents(plan, name)]

@@ -258,6 +258,13 @@ resilience_decisions = Counter(
     "retry_over_budget, stale_served, hedge_*): contract section 7.",
     ["service", "endpoint", "decision"],
 )
+explain_requests = Counter(
+    "gateway_explain_requests_total",
+    "Explain runs (contract section 6), per source: header (X-Gateway-Explain with the token) or "
+    "console (/console/explain/). Header runs are also counted in the request series, as served.",
+    ["source"],
+)
+EXPLAIN_SOURCES = ("header", "console")  # the only values of its one label
 
 response_schema_violations = Counter(
     "gateway_response_schema_violations_total",
@@ -385,6 +392,15 @@ def observe_schema_violation(*, endpoint: str, field: str, failed: bool) -> None
         field = "(other)"
     seen.add(field)
     response_schema_violations.labels(endpoint=endpoint, field=field, action="fail" if failed else "log").inc()
+
+
+def observe_explain(*, source: str) -> None:
+    """One explain run; ``source`` is one of ``EXPLAIN_SOURCES`` (anything else is a bug)."""
+    if not _enabled:
+        return
+    if source not in EXPLAIN_SOURCES:
+        raise ValueError(f"unknown explain source {source!r}")
+    explain_requests.labels(source=source).inc()
 
 
 def observe_store_error(*, store: str) -> None:

@@ -1,5 +1,7 @@
 """Recent per-service numbers for on-call: error rate, P95, last success and failure,
-and the last breaker transitions — shared by every worker.
+and the last breaker transitions — shared by every worker. Also each served
+endpoint's answers (``record_request``, for the living specification's measured
+columns), kept in the same buckets under ``endpoint_key(name)``.
 
 Why not read Prometheus: its counters are cumulative and per process; the console
 and /health/downstream need "the last five minutes, for the whole gateway" without
@@ -32,6 +34,13 @@ BUCKET_S = 10
 WINDOW_S = 300
 TRANSITIONS_KEPT = 50
 _SKIPPED = ("circuit_open", "bulkhead_full", "other")  # never reached the service
+# Endpoint series share the sink with service series: a name of either is a slug, so a key
+# holding "/" never collides with a service. Bounded: only endpoints of the served plan.
+ENDPOINT_KEY = "endpoint/"
+
+
+def endpoint_key(name: str) -> str:
+    return ENDPOINT_KEY + name
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,16 +140,26 @@ class RecentStats:
     def record(self, *, service: str, outcome: str, duration_s: float) -> None:
         if outcome in _SKIPPED:
             return
+        failed = True if outcome in ERROR_OUTCOMES else False if outcome == "ok" else None
+        self._count(service, failed=failed, duration_s=duration_s)
+
+    def record_request(self, *, endpoint: str, status: int, duration_s: float) -> None:
+        """One answer of a served endpoint, when the request finishes. A 5xx (the gateway or a
+        required call failed) counts against its success rate; a client's 4xx does not."""
+        self._count(endpoint_key(endpoint), failed=status >= 500, duration_s=duration_s)
+
+    def _count(self, key: str, *, failed: bool | None, duration_s: float) -> None:
+        """One observation of ``key``; ``failed`` None: neither a success nor a failure (a 4xx)."""
         now = self._clock()
         with self._lock:
-            delta = self._pending[bucket_of(now)][service]
+            delta = self._pending[bucket_of(now)][key]
             delta["n"] += 1
             delta[_BUCKET_FIELDS[latency_bucket(duration_s)]] += 1
-            if outcome in ERROR_OUTCOMES:
+            if failed:
                 delta["err"] += 1
-                self._last[service]["fail"] = now
-            elif outcome == "ok":
-                self._last[service]["ok"] = now
+                self._last[key]["fail"] = now
+            elif failed is not None:
+                self._last[key]["ok"] = now
             due = now - self._flushed_at >= self._flush_every_s
         if due:
             self.flush()
@@ -187,6 +206,9 @@ class InProcessStatsSink:
 
     def add(self, bucket: int, deltas: dict[str, Delta], last: dict[str, dict[str, float]]) -> None:
         with self._lock:
+            horizon = bucket - WINDOW_S - BUCKET_S  # buckets out of every window: dropped (bounded memory)
+            for old in [b for b in self._buckets if b < horizon]:
+                del self._buckets[old]
             per_service = self._buckets.setdefault(bucket, {})
             for service, delta in deltas.items():
                 fields = per_service.setdefault(service, {})

@@ -3,7 +3,8 @@
 Only when ``GATEWAY_EXPLAIN_TOKEN`` is set and the header equals it (compared in
 constant time) does the response say anything about its calls; any other
 request — no header, a wrong one, or no token configured — is served exactly
-as usual. The explained run is marked in the access line (``explain: true``).
+as usual. The explained run is marked in the access line (``explain: true``) and
+counted in ``gateway_explain_requests_total{source="header"}``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse
 
 from orchestration.explain import CallTiming, ExplainRecorder, call_timings, recording, server_timing
+from orchestration.observability import metrics
 from orchestration.observability.access_log import current_record
 from orchestration.plan import Endpoint
 
@@ -51,6 +53,7 @@ def explained(
     started = time.perf_counter()
     record = current_record()
     record.extra["explain"] = True
+    metrics.observe_explain(source="header")
     with recording(ExplainRecorder()) as recorder:
         response = serve()
     total_ms = (time.perf_counter() - started) * 1000

@@ -74,10 +74,20 @@ class BreakerActionSerializer(serializers.Serializer[Any]):
 
 
 class DependentSerializer(serializers.Serializer[Any]):
+    """One call to the service: contract section 6's blast radius (registry.blast_radius)."""
+
     endpoint = serializers.CharField()
     method = serializers.CharField()
-    path = serializers.CharField()
+    path = serializers.CharField(help_text="The client's path, base path included")
     call = serializers.CharField()
-    stage = serializers.IntegerField()
+    order = serializers.CharField(help_text='The call sequence\'s Order, e.g. "2 (parallel)"')
     required = serializers.BooleanField()  # type: ignore[assignment]  # a field named like Field.required
-    fallback = serializers.JSONField(allow_null=True)
+    failure = serializers.CharField(help_text="The status the endpoint answers when this call fails")
+    fallback = serializers.CharField(help_text='"Fail request" for a required call, else what it returns')
+    fallbackValue = serializers.JSONField(allow_null=True)  # the JSON key of the contract's shape
+    responseFields = serializers.ListField(child=serializers.CharField())
+
+
+class DependentsSerializer(serializers.Serializer[Any]):
+    service = serializers.CharField()
+    dependents = DependentSerializer(many=True)

@@ -148,7 +148,7 @@ class VersionRollbackView(AdminApiView):
 class ServiceDependentsView(AdminApiView):
     required_perms = {"GET": SERVICE_READ_PERMS, "HEAD": SERVICE_READ_PERMS}
 
-    @extend_schema(responses={200: s.DependentSerializer(many=True), 404: OpenApiResponse()})
+    @extend_schema(responses={200: s.DependentsSerializer, 404: OpenApiResponse(description="The error envelope")})
     def get(self, request: Request, name: str) -> Response:
         dependents = service_dependents(name=name)
         if dependents is None:

@@ -54,6 +54,31 @@ def test_spec_page_shows_declared_and_measured_figures_and_field_sources(client,
     assert "@media print" in response.content.decode()
 
 
+def test_spec_page_measures_each_endpoint(client, served, make_user) -> None:
+    """Per endpoint: the requests that finished in the window, their p50/p95 and success
+    beside the declared total timeout; an endpoint nobody called says so."""
+    for _ in range(3):
+        assert client.get("/v1/cart/1").status_code == 200
+    assert client.get("/v1/nowhere").status_code == 404  # matched no endpoint: no series
+    client.force_login(make_user("viewer"))
+
+    page = client.get("/console/spec/").content.decode()
+
+    def measured(endpoint: str) -> str:
+        section = re.search(rf'data-endpoint="{endpoint}">(.*?)</section>', page, re.S)
+        assert section is not None
+        table = re.search(r'data-testid="endpoint-measured">(.*?)</table>', section.group(1), re.S)
+        assert table is not None
+        return _text_of(table.group(1))
+
+    assert re.fullmatch(r".* \d+ms \d+ms / \d+ms 100\.00% 3", measured("cart-view")), measured("cart-view")
+    assert measured("summary").endswith("— / — no requests 0")
+
+
+def _text_of(fragment: str) -> str:
+    return html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", fragment))).strip()
+
+
 def test_service_page_shows_the_blast_radius(client, served, make_user) -> None:
     client.force_login(make_user("viewer"))
     text = _text(client.get("/console/services/cart/"))
@@ -75,9 +100,11 @@ def test_dependents_selector_for_the_admin_api(served) -> None:
             "method": "GET",
             "path": "/v1/summary",
             "call": "ship",
+            "order": "1 (parallel)",
             "required": False,
             "failure": "200 with partialData (the call's fallback in place)",
             "fallback": "Return null",
+            "fallbackValue": None,
             "responseFields": ["shipping"],
         }
     ]
@@ -122,6 +149,20 @@ def test_explain_runs_the_real_engine_and_shows_the_waterfall(client, served, ma
     assert shown is not None
     answer = json.loads(html.unescape(shown.group(1)))
     assert answer["partialData"] is True and answer["failedServices"] == ["shipping"]
+
+
+def test_a_console_explain_run_is_counted_in_metrics(client, served, make_user) -> None:
+    from prometheus_client import REGISTRY
+
+    def count(source: str) -> float:
+        return REGISTRY.get_sample_value("gateway_explain_requests_total", {"source": source}) or 0.0
+
+    client.force_login(_explainer(make_user))
+    before, header_before = count("console"), count("header")
+    client.get("/console/explain/?endpoint=cart-view")  # the form alone runs nothing
+    assert count("console") == before
+    assert "Answer: 200" in _text(client.post("/console/explain/", {"endpoint": "cart-view", "path_cart_id": "42"}))
+    assert (count("console"), count("header")) == (before + 1, header_before)
 
 
 def test_explain_path_values_reach_the_downstream(client, served, make_user) -> None:

@@ -10,11 +10,15 @@ returning once /healthz answers. Everything started is stopped at teardown.
 
 from __future__ import annotations
 
+import atexit
+import functools
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -107,9 +111,26 @@ def stop_process(process: subprocess.Popen[bytes]) -> None:
             process.wait(timeout=5)
 
 
+@functools.cache
+def collected_static() -> Path:
+    """``collectstatic`` once per test process into a directory of its own, as a build or
+    deploy does (WhiteNoise serves only STATIC_ROOT): admin and console pages get their CSS."""
+    root = Path(tempfile.mkdtemp(prefix="gateway-static-"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "PROMETHEUS_", "PYTEST_"))},
+        "DJANGO_SECRET_KEY": "test",
+        "DJANGO_SETTINGS_MODULE": "gateway_project.settings",
+        "STATIC_ROOT": str(root),
+    }
+    _manage(env, "collectstatic", "--noinput", "-v", "0")
+    return root
+
+
 def process_env(workdir: Path, *, database: str, redis_db: int) -> dict[str, str]:
     """The environment of a gateway process (gunicorn or Celery) on ``database`` and Redis db
-    ``redis_db``: ours without OTEL_/PROMETHEUS_/PYTEST_ settings, HOME in ``workdir``."""
+    ``redis_db``: ours without OTEL_/PROMETHEUS_/PYTEST_ settings, HOME in ``workdir``, the
+    static files collected (``collected_static``)."""
     return {
         **{k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "PROMETHEUS_", "PYTEST_"))},
         "DATABASE_URL": database_url(database),
@@ -121,6 +142,7 @@ def process_env(workdir: Path, *, database: str, redis_db: int) -> dict[str, str
         # No load balancer to warn in most tests: SIGTERM closes the listener at once
         # (the graceful-stop tests set it: tests/e2e/test_graceful_stop_e2e.py).
         "GATEWAY_DRAIN_ACCEPT_S": "0",
+        "STATIC_ROOT": str(collected_static()),
     }
 
 

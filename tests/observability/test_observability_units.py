@@ -7,7 +7,13 @@ import logging
 import pytest
 
 from orchestration.observability import access_log, metrics
-from orchestration.observability.recent_stats import InProcessStatsSink, RecentStats, p95_from_buckets
+from orchestration.observability.recent_stats import (
+    BUCKET_S,
+    InProcessStatsSink,
+    RecentStats,
+    endpoint_key,
+    p95_from_buckets,
+)
 from orchestration.observability.tracing import exporter_wanted, tracing_disabled
 from orchestration.observer import BreakerTransition
 
@@ -48,6 +54,36 @@ def test_recent_stats_error_rate_p95_and_last_times() -> None:
     assert cart.last_success_at == 1_000_000.0 and cart.last_failure_at == 1_000_000.0
     assert read["tax"].error_rate is None and read["tax"].p95_s is None
     assert stats.sink.read(["cart"], now[0] + 400)["cart"].attempts == 0  # out of the 5-minute window
+
+
+def test_recent_stats_per_endpoint_apart_from_services() -> None:
+    """An endpoint's answers: a 5xx fails, a client's 4xx does not; a service of the same
+    name is another series."""
+    now = [1_000_000.0]
+    stats = RecentStats(InProcessStatsSink(), clock=lambda: now[0])
+    for status in (200, 200, 200, 404, 502):
+        stats.record_request(endpoint="cart", status=status, duration_s=0.03)
+    stats.record(service="cart", outcome="ok", duration_s=0.01)
+    stats.flush()
+
+    read = stats.sink.read([endpoint_key("cart"), "cart"], now[0])
+
+    endpoint = read[endpoint_key("cart")]
+    assert (endpoint.attempts, endpoint.errors, endpoint.error_rate) == (5, 1, 0.2)
+    assert endpoint.p50_s is not None and 0.02 < endpoint.p50_s <= 0.035
+    assert (read["cart"].attempts, read["cart"].errors) == (1, 0)
+
+
+def test_in_process_stats_keep_only_the_window() -> None:
+    now = [1_000_000.0]
+    stats = RecentStats(InProcessStatsSink(), clock=lambda: now[0])
+    for _ in range(200):  # 200 ten-second buckets: ~33 minutes of traffic
+        stats.record_request(endpoint="cart", status=200, duration_s=0.01)
+        stats.flush()
+        now[0] += BUCKET_S
+    assert len(stats.sink._buckets) <= 300 // BUCKET_S + 2  # type: ignore[attr-defined]
+    recent = stats.sink.read([endpoint_key("cart")], now[0])[endpoint_key("cart")]
+    assert recent.attempts == 29  # the 29 buckets before the current (empty) one
 
 
 def test_recent_transitions_newest_first() -> None:

@@ -189,20 +189,43 @@ def test_staff_session_works_and_a_non_staff_session_does_not(imported, client):
 
 
 def test_dependents_of_a_service(imported):
+    """Section 6's blast radius: the status a failure gives and the response fields each call
+    fills, besides the call, its order and fallback (the console's selector, one source)."""
     viewer = client_for(user_with("viewer", ("registry.view_service",)))
-    body = viewer.get(API + "services/shipping/dependents").json()
-    assert body["dependents"] == [
-        {
-            "endpoint": "checkout-summary",
-            "method": "POST",
-            "path": "/summary",
-            "call": "shipping",
-            "stage": 2,
-            "required": False,
-            "fallback": {"options": []},
-        }
+    response = viewer.get(API + "services/shipping/dependents")
+    assert response.status_code == 200
+    assert response.json() == {
+        "service": "shipping",
+        "dependents": [
+            {
+                "endpoint": "checkout-summary",
+                "method": "POST",
+                "path": "/v1/checkout/summary",
+                "call": "shipping",
+                "order": "2 (parallel)",
+                "required": False,
+                "failure": "200 with partialData (the call's fallback in place)",
+                "fallback": 'Return {"options": []}',
+                "fallbackValue": {"options": []},
+                "responseFields": ["shipping"],
+            }
+        ],
+    }
+    cart = viewer.get(API + "services/cart/dependents").json()["dependents"]
+    assert [(d["endpoint"], d["call"], d["order"], d["required"], d["fallback"]) for d in cart] == [
+        ("checkout-summary", "cart", "1", True, "Fail request"),
+        ("dashboard", "profile_cart", "1 (parallel)", True, "Fail request"),
     ]
-    assert viewer.get(API + "services/nope/dependents").status_code == 404
+    assert cart[0]["failure"].startswith("502 DOWNSTREAM_FAILURE")
+    assert cart[0]["responseFields"]
+
+
+def test_dependents_of_an_unknown_service_is_404_in_the_envelope(imported):
+    viewer = client_for(user_with("viewer", ("registry.view_service",)))
+    response = viewer.get(API + "services/nope/dependents")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "NOT_FOUND"
+    assert "nope" in response.json()["error"]["message"]
 
 
 def test_writes_are_throttled_per_user(imported, pipeline, settings):

@@ -165,3 +165,20 @@ def test_the_explain_header_and_token_never_reach_a_downstream(downstreams):
     for headers in downstreams.seen_headers:
         assert "x-gateway-explain" not in headers
         assert TOKEN not in str(list(headers.values()))
+
+
+def _explain_count(source: str) -> float:
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value("gateway_explain_requests_total", {"source": source}) or 0.0
+
+
+def test_explain_runs_are_counted_in_metrics_and_others_are_not(downstreams):
+    before, console_before = _explain_count("header"), _explain_count("console")
+    for headers in ({}, {"HTTP_X_GATEWAY_EXPLAIN": "wrong"}):
+        assert summary(**headers).status_code == 200
+    assert _explain_count("header") == before  # no token, no explain run
+    assert summary(HTTP_X_GATEWAY_EXPLAIN=TOKEN).status_code == 200
+    assert summary(HTTP_X_GATEWAY_EXPLAIN=TOKEN).status_code == 200
+    assert _explain_count("header") == before + 2
+    assert _explain_count("console") == console_before

@@ -51,7 +51,7 @@ class Command(BaseCommand):
             self._export(file, options.get("number"))
             return
         if action in ("diff", "history", "rollback"):
-            from registry.management.commands.gateway_changes import run_change_command
+            from registry.change_commands import run_change_command
 
             run_change_command(self, action, file=file, **options)
             return
@@ -63,7 +63,7 @@ class Command(BaseCommand):
         if action == "check":
             self.stdout.write(f"{file}: OK ({_summary(document)})")
         elif options.get("dry_run") or options.get("expect_version") is not None or options.get("comment"):
-            from registry.management.commands.gateway_changes import run_import
+            from registry.change_commands import run_import
 
             run_import(self, file, document, **options)
         else:
@@ -100,7 +100,7 @@ class Command(BaseCommand):
         from registry.selectors import config_document_get
 
         if number is not None:
-            from registry.management.commands.gateway_changes import version_document
+            from registry.change_commands import version_document
 
             text = config_dump(version_document(self, number))
         else:
