@@ -119,9 +119,19 @@ class CallInline(admin.StackedInline[models.Call, models.Endpoint]):
     fieldsets = [  # a few short fields a line (see _JSON)
         (
             None,
-            {"fields": [("call_id", "service", "stage"), ("method", "path"), ("required", "timeout_ms", "fallback")]},
+            {
+                "fields": [
+                    ("call_id", "service", "stage"),
+                    ("method", "path"),
+                    ("required", "timeout_ms", "fallback", "stale_if_error_s"),
+                ]
+            },
         ),
         ("Request", {"fields": [("query", "headers"), ("has_body", "body"), "idempotent"], "classes": ["collapse"]}),
+        (
+            "GraphQL",
+            {"fields": [("graphql_query", "graphql_variables"), "graphql_operation_name"], "classes": ["collapse"]},
+        ),
         (
             "Composition and cache",
             {"fields": [("when", "for_each", "max_parallel"), ("cache_ttl_s", "cache_tags")], "classes": ["collapse"]},
