@@ -15,7 +15,16 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from orchestration.plan import Call, Endpoint, Plan, RateLimitRule, RetryPolicy, Service
+from orchestration.plan import (
+    P99_TARGET_SHARE,
+    Call,
+    Endpoint,
+    GraphqlRequest,
+    Plan,
+    RateLimitRule,
+    RetryPolicy,
+    Service,
+)
 from orchestration.templates import compile_template
 
 _HOLE = re.compile(r"\{\{(.*?)\}\}", re.S)
@@ -115,11 +124,29 @@ def readable_path(source: str) -> str:
 
 
 def service_call(call: Call) -> str:
-    """``Cart: GET /carts/{id}``."""
+    """``Cart: GET /carts/{id}``; a GraphQL call ``Catalog: GraphQL query Listing (POST /graphql)``."""
     path = readable_path(str(call.path.source))
     if call.query:
         path += "?" + "&".join(f"{name}={readable_path(str(value.source))}" for name, value in call.query)
+    if call.graphql is not None:
+        return f"{service_label(call.service)}: GraphQL {graphql_operation(call.graphql)} ({call.method} {path})"
     return f"{service_label(call.service)}: {call.method} {path}"
+
+
+_OPERATION = re.compile(r"\b(query|mutation|subscription)\b\s*([A-Za-z_]\w*)?")
+
+
+def graphql_operation(request: GraphqlRequest) -> str:
+    """``query Listing``, ``mutation AddItem``, ``query`` for an anonymous one (and the
+    ``{ ... }`` shorthand): the operation the call runs, named as in its document."""
+    operations = [(match.group(1), match.group(2)) for match in _OPERATION.finditer(request.query)]
+    if request.operation_name is not None:
+        kind = next((k for k, name in operations if name == request.operation_name), "query")
+        return f"{kind} {request.operation_name}"
+    if operations and request.query.lstrip().startswith(operations[0][0]):
+        kind, name = operations[0]
+        return f"{kind} {name}" if name else kind
+    return "query"
 
 
 def fallback_words(call: Call) -> str:
@@ -164,6 +191,8 @@ def call_notes(call: Call) -> tuple[str, ...]:
         notes.append(f"when {expression_words(str(call.when.source))}")
     if call.cache is not None:
         notes.append(f"cached {call.cache.ttl_s}s")
+    if call.stale_if_error_s is not None:
+        notes.append(f"stale ≤ {call.stale_if_error_s}s on error")
     return tuple(notes)
 
 
@@ -202,7 +231,12 @@ def _client_auth(plan: Plan) -> str:
 def _one_client_auth(plan: Plan, kind: str) -> str:
     auth = plan.layer.auth
     if kind == "oauth2_introspection" and auth.introspection is not None:
-        return f"OAuth2 introspection ({auth.introspection.url}; user claim {auth.introspection.user_claim})"
+        # the URL and cache lifetime only: the client credentials stay env var names, unnamed here
+        introspection = auth.introspection
+        return (
+            f"OAuth2 introspection ({introspection.url}; active answers cached ≤ {introspection.cache_s}s;"
+            f" user claim {introspection.user_claim})"
+        )
     if kind == "session":
         return "Session cookie (CSRF token on unsafe methods)"
     if kind == "jwt" and auth.jwt is not None:
@@ -275,7 +309,20 @@ def _cache_ttl(endpoint: Endpoint) -> str:
     suffix = f" (per-call cache: {per_call})" if per_call else ""
     if not endpoint.cache.enabled or endpoint.method != "GET":
         return "No cache" + suffix
-    return f"{endpoint.cache.ttl_s}s ({'per user' if endpoint.cache.scope == 'user' else 'shared'})" + suffix
+    scope = "per user" if endpoint.cache.scope == "user" else "shared"
+    cdn = ", CDN" if endpoint.cache.cdn else ""
+    return f"{endpoint.cache.ttl_s}s ({scope}{cdn})" + suffix
+
+
+_ON_VIOLATION = {"log": "log (count + log line)", "fail": "fail (502 CONTRACT_VIOLATION)"}
+
+
+def _response_contract(endpoint: Endpoint) -> tuple[tuple[str, str], ...]:
+    """The settings row of an endpoint with a ``response_schema`` (contract section 7); none without."""
+    if endpoint.response_contract is None:
+        return ()
+    action = _ON_VIOLATION.get(endpoint.on_schema_violation, endpoint.on_schema_violation)
+    return (("Response contract", f"JSON Schema, on violation: {action}"),)
 
 
 def response_fields(endpoint: Endpoint) -> tuple[ResponseField, ...]:
@@ -315,6 +362,7 @@ def _endpoint(plan: Plan, number: int, endpoint: Endpoint) -> EndpointSpec:
             ("Parallel vs Sequential", _parallelism(endpoint)),
             ("Timeout (total)", _ms(endpoint.timeout_ms)),
             ("Cache TTL", _cache_ttl(endpoint)),
+            *_response_contract(endpoint),
         ),
     )
     sequence = Table(
@@ -360,6 +408,40 @@ _ERROR_HANDLING = (
 )
 
 
+def _error_handling(plan: Plan) -> Table:
+    """The template's scenarios, and those of contract section 7 that the plan uses."""
+    rows = list(_ERROR_HANDLING)
+    stale = [
+        f"{call.id} ≤ {call.stale_if_error_s}s"
+        for endpoint in plan.endpoints
+        for call in endpoint.calls
+        if call.stale_if_error_s is not None
+    ]
+    if stale:
+        rows.insert(
+            3,
+            (
+                f"Optional service fails, a recent good result on hand (stale_if_error_s: {', '.join(stale)})",
+                "200",
+                "The call's last good result for the same request stands in for the fallback; staleServices names it",
+            ),
+        )
+    failing = [endpoint.name for endpoint in plan.endpoints if _fails_on_violation(endpoint)]
+    if failing:
+        rows.append(
+            (
+                f"Assembled response breaks the endpoint's response_schema ({', '.join(failing)})",
+                "502",
+                "Envelope CONTRACT_VIOLATION",
+            )
+        )
+    return Table(("Scenario", "Response Code", "Behavior"), tuple(rows))
+
+
+def _fails_on_violation(endpoint: Endpoint) -> bool:
+    return endpoint.response_contract is not None and endpoint.on_schema_violation == "fail"
+
+
 def _failure_threshold(service: Service) -> str:
     """``5 failures in 60s``, and the rate rule when set (contract section 7)."""
     breaker = service.breaker
@@ -403,14 +485,16 @@ def _retry_on(policy: RetryPolicy) -> str:
 
 
 def _max_retries(service: Service) -> str:
-    """``2``, with the retry budget when set: ``2 (budget: 20% of calls, at least 3/s)``.
-    (Issue 14's hedge belongs beside it.)"""
+    """``2``, with the retry budget and the hedge when set:
+    ``2 (budget: 20% of calls, at least 3/s; hedged: a second attempt after 50ms unanswered)``."""
     policy = service.retry
-    words = str(policy.max_retries)
+    extras: list[str] = []
     if policy.budget_percent is not None:
         floor = f", at least {policy.budget_min_per_s:g}/s" if policy.budget_min_per_s else ""
-        words += f" (budget: {policy.budget_percent:g}% of calls{floor})"
-    return words
+        extras.append(f"budget: {policy.budget_percent:g}% of calls{floor}")
+    if service.hedge is not None:
+        extras.append(f"hedged: a second attempt after {service.hedge.after_ms}ms unanswered")
+    return str(policy.max_retries) + (f" ({'; '.join(extras)})" if extras else "")
 
 
 def _retries(plan: Plan) -> Table:
@@ -447,9 +531,20 @@ _SCOPES = {
 }
 
 
+def _user_source(plan: Plan, kind: str) -> str:
+    """Where a per-user limit's user comes from, for one client auth type (contract section 8)."""
+    auth = plan.layer.auth
+    if kind == "jwt":
+        return f"JWT ({auth.jwt.user_claim if auth.jwt is not None else 'the API key'})"
+    if kind == "oauth2_introspection" and auth.introspection is not None:
+        return f"OAuth2 introspection ({auth.introspection.user_claim})"
+    if kind == "session":
+        return "the session's Django user"
+    return "the API key"
+
+
 def _rate_limits(plan: Plan) -> Table:
-    claim = plan.layer.auth.jwt.user_claim if plan.layer.auth.jwt is not None else "the API key"
-    source = f"JWT ({claim})" if plan.layer.auth.type == "jwt" else "the API key"
+    source = " or ".join(dict.fromkeys(_user_source(plan, kind) for kind in plan.layer.auth.kinds))
 
     def row(rule: RateLimitRule, where: str) -> tuple[str, ...]:
         kind, scope = _SCOPES[rule.scope]
@@ -481,6 +576,11 @@ def _caching(plan: Plan) -> Table:
         if tags:
             invalidation += f" (entry tags: {tags})"
         layer = "Gateway response cache, Redis-shared (" + ("per user" if policy.scope == "user" else "shared") + ")"
+        if policy.cdn:  # contract section 8: the template's "Redis / CDN"
+            layer = (
+                "Redis + CDN: gateway response cache, Redis-shared (shared); CDN (s-maxage, Surrogate-Key;"
+                " purged via GATEWAY_CDN_PURGE_URL)"
+            )
         rows.append((f"GET {base}{endpoint.path}", layer, f"{policy.ttl_s}s", invalidation))
     if uncached:
         rows.append((", ".join(uncached), "No cache", "N/A", "N/A"))
@@ -531,6 +631,28 @@ _ALERTS = Table(
 )
 
 
+def _alerts(plan: Plan) -> Table:
+    """The alerts table; with a ``p99_target_ms`` on any endpoint, the P99 row per endpoint
+    with its threshold (the set target, or the default share of its timeout)."""
+    if all(endpoint.p99_target_ms is None for endpoint in plan.endpoints):
+        return _ALERTS
+    p99_rows = tuple(
+        (
+            f"Total endpoint latency P99 ({endpoint.name})",
+            f"> {_p99_target(endpoint)} (GatewayEndpointLatencyP99High)",
+            "Slack",
+        )
+        for endpoint in plan.endpoints
+    )
+    return Table(_ALERTS.headers, p99_rows + _ALERTS.rows[1:])
+
+
+def _p99_target(endpoint: Endpoint) -> str:
+    if endpoint.p99_target_ms is not None:
+        return f"{endpoint.p99_target_ms}ms (p99_target_ms)"
+    return f"{endpoint.p99_target_s * 1000:g}ms ({P99_TARGET_SHARE:.0%} of its {endpoint.timeout_ms}ms timeout)"
+
+
 def spec_build(plan: Plan, *, date: str, endpoint: str | None = None) -> Spec:
     """The whole specification, or one endpoint's (``endpoint`` is its name; KeyError if unknown)."""
     endpoints = list(enumerate(plan.endpoints, start=1))
@@ -544,14 +666,14 @@ def spec_build(plan: Plan, *, date: str, endpoint: str | None = None) -> Spec:
         overview=_overview(plan, date),
         registry=_registry(plan),
         endpoints=tuple(_endpoint(plan, n, e) for n, e in endpoints),
-        error_handling=Table(("Scenario", "Response Code", "Behavior"), _ERROR_HANDLING),
+        error_handling=_error_handling(plan),
         breakers=_breakers(plan),
         retries=_retries(plan),
         resilience_checklist=_resilience_checklist(plan),
         rate_limits=_rate_limits(plan),
         caching=_caching(plan),
         monitoring_checklist=_MONITORING,
-        alerts=_ALERTS,
+        alerts=_alerts(plan),
     )
 
 
