@@ -196,3 +196,30 @@ def test_a_good_answer_after_a_stale_one_is_fresh(clock, downstream):
     fresh = gateway.executor.run(_endpoint(), _request())
     assert isinstance(fresh, Success) and fresh.body["shipping"]["eta"] == 2 and "staleServices" not in fresh.body
     assert dataclasses.asdict(fresh)["stale_services"] == ()
+
+
+class _CountingStore(InProcessCacheStore):
+    def __init__(self, clock) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(clock=clock.wall)
+        self.puts = 0
+
+    def put(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        self.puts += 1
+        super().put(*args, **kwargs)
+
+
+def test_an_unchanged_result_is_not_written_again_at_once(clock):  # type: ignore[no-untyped-def]
+    store = _CountingStore(clock)
+    stale = StaleResults(store, wall=clock.wall)
+    for _ in range(5):  # a steady answer: one store write, not one per call
+        stale.keep("k", {"eta": 1}, max_age_s=300)
+    assert store.puts == 1
+    stale.keep("k", {"eta": 2}, max_age_s=300)  # a changed answer is kept at once
+    assert store.puts == 2 and stale.recall("k", max_age_s=300).body == {"eta": 2}  # type: ignore[union-attr]
+    clock.advance(1.0)  # an unchanged one again after REWRITE_S: its age and expiry move on
+    stale.keep("k", {"eta": 2}, max_age_s=300)
+    assert store.puts == 3 and stale.recall("k", max_age_s=300).age_s == 0  # type: ignore[union-attr]
+    stale.keep("k", {"eta": 2}, max_age_s=5)  # a short stale_if_error_s: rewritten after a tenth of it
+    clock.advance(0.5)
+    stale.keep("k", {"eta": 2}, max_age_s=5)
+    assert store.puts == 4
