@@ -45,7 +45,9 @@ def test_valid_hs256_token_gives_user_id_and_claims() -> None:
         (bearer(token({"sub": "42"}, key="another-secret-of-sufficient-length")), "Invalid token"),
         (bearer(jwt.encode({"sub": "42"}, SECRET, algorithm="HS256")), "Invalid token"),  # no exp
         (bearer(token({"sub": "42", "exp": int(time.time()) - 5})), "Token expired"),
-        (bearer(token({"sub": "42", "nbf": int(time.time()) + 300})), "Token not yet valid"),
+        # A day ahead, not minutes: these tokens are made at collection, and a serial run of the
+        # whole suite reaches this test ~10 minutes later.
+        (bearer(token({"sub": "42", "nbf": int(time.time()) + 86400})), "Token not yet valid"),
         (bearer(token({"name": "no sub"})), "Token has no 'sub' claim"),
     ],
 )

@@ -36,7 +36,7 @@ def key_set(*keys: dict[str, object]) -> tuple[int, str, bytes]:
 
 
 def token(private: Any, alg: str, kid: str, sub: str = "u1") -> str:
-    return jwt.encode({"sub": sub, "exp": int(time.time()) + 600}, private, algorithm=alg, headers={"kid": kid})
+    return jwt.encode({"sub": sub, "exp": int(time.time()) + 86400}, private, algorithm=alg, headers={"kid": kid})
 
 
 def bearer(value: str) -> dict[str, str]:
@@ -113,7 +113,7 @@ def test_a_key_set_with_mixed_and_broken_keys_serves_the_usable_ones(served: Jwk
         token(RSA_KEY, "RS256", "no-exponent"),
         token(RSA_KEY, "RS256", "shared"),
         token(RSA_KEY, "RS256", "enc"),
-        jwt.encode({"sub": "x", "exp": int(time.time()) + 60}, RSA_KEY, algorithm="RS256"),  # no kid
+        jwt.encode({"sub": "x", "exp": int(time.time()) + 86400}, RSA_KEY, algorithm="RS256"),  # no kid
         "eyJhbGciOiJFUzI1NiIsImtpZCI6InIxIn0.e30.AAAA",  # ES256 header, kid r1, junk signature
     ],
 )
