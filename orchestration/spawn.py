@@ -8,6 +8,11 @@
   it stops at the next retry boundary and its attempt timeout bounds it.
 * ``InlineSpawner`` — runs each task at once, in order; deterministic tests.
 
+``later`` arms a timer that starts one task when it fires (a hedge, ``resilience.hedge``):
+the common case is the timer being cancelled before it fires, so arming one must cost
+next to nothing — a gevent loop timer, no greenlet. ``InlineSpawner``'s never fires: with
+no concurrency, whatever it would race has already finished by then.
+
 Every task starts in a copy of the spawning context
 (``contextvars.copy_context().run``): a new greenlet or thread would otherwise
 start with empty contextvars and lose the OpenTelemetry span and request state.
@@ -35,6 +40,11 @@ class Running(Protocol[T_co]):
 
 class Spawner(Protocol):
     def start(self, tasks: Sequence[Callable[[], T]]) -> Running[T]: ...
+
+    def later(self, delay_s: float, task: Callable[[], T]) -> Running[T]:
+        """``task`` started after ``delay_s`` (index 0 in ``next_done``); ``cancel`` disarms
+        the timer, or kills the task once started. ``next_done`` is for a task known started."""
+        ...
 
 
 def _outcome_of(task: Callable[[], T]) -> T | Exception:
@@ -73,9 +83,24 @@ class _ThreadRun(_Mailbox[T]):
         return None  # abandoned: results are never read
 
 
+class _ThreadLater(_Mailbox[T]):
+    def __init__(self, delay_s: float, task: Callable[[], T]) -> None:
+        super().__init__(queue.Queue(), queue.Empty)
+        context = contextvars.copy_context()
+        self._timer = threading.Timer(delay_s, context.run, args=(self.put, 0, task))
+        self._timer.daemon = True
+        self._timer.start()
+
+    def cancel(self) -> None:
+        self._timer.cancel()  # a task already started is abandoned, like ``_ThreadRun``'s
+
+
 class ThreadSpawner:
     def start(self, tasks: Sequence[Callable[[], T]]) -> Running[T]:
         return _ThreadRun(tasks)
+
+    def later(self, delay_s: float, task: Callable[[], T]) -> Running[T]:
+        return _ThreadLater(delay_s, task)
 
 
 class _InlineRun(_Mailbox[T]):
@@ -88,9 +113,20 @@ class _InlineRun(_Mailbox[T]):
         return None
 
 
+class _Never:
+    def next_done(self, timeout_s: float) -> None:
+        return None
+
+    def cancel(self) -> None:
+        return None
+
+
 class InlineSpawner:
     def start(self, tasks: Sequence[Callable[[], T]]) -> Running[T]:
         return _InlineRun(tasks)
+
+    def later(self, delay_s: float, task: Callable[[], T]) -> Running[T]:
+        return _Never()
 
 
 class _GreenletRun(_Mailbox[T]):
@@ -108,9 +144,50 @@ class _GreenletRun(_Mailbox[T]):
         self._killall(self._greenlets, block=False)
 
 
+class _GreenletLater(Generic[T]):
+    """A loop timer (no greenlet) until it fires; then one greenlet, in the context of the
+    arming greenlet (the timer's callback runs in the hub, whose context is not the request's)."""
+
+    __slots__ = ("_context", "_greenlet", "_task", "_timer")
+
+    def __init__(self, delay_s: float, task: Callable[[], T]) -> None:
+        import gevent
+
+        self._task = task
+        self._greenlet: Any = None
+        self._context = contextvars.copy_context()
+        self._timer = gevent.get_hub().loop.timer(delay_s)
+        self._timer.start(self._fire)
+
+    def _fire(self) -> None:
+        import gevent
+
+        self._timer.close()
+        self._greenlet = gevent.spawn(self._context.run, _outcome_of, self._task)
+
+    def next_done(self, timeout_s: float) -> tuple[int, T | Exception] | None:
+        greenlet = self._greenlet
+        if greenlet is None:
+            return None
+        greenlet.join(max(0.0, timeout_s))
+        if not greenlet.ready():
+            return None
+        value: T | Exception = greenlet.value
+        return 0, value
+
+    def cancel(self) -> None:
+        if self._greenlet is None:
+            self._timer.close()
+        else:
+            self._greenlet.kill(block=False)
+
+
 class GeventSpawner:
     def start(self, tasks: Sequence[Callable[[], T]]) -> Running[T]:
         return _GreenletRun(tasks)
+
+    def later(self, delay_s: float, task: Callable[[], T]) -> Running[T]:
+        return _GreenletLater(delay_s, task)
 
 
 def default_spawner() -> Spawner:

@@ -1,11 +1,11 @@
 """Hedged requests (contract section 7, ``hedge.after_ms``): GET and idempotent calls only.
 
-An attempt is sent; when it has not answered after ``after_ms``, a second one is
-sent beside it, and the first *decisive* answer wins: a success, or an answer the
+An attempt is sent (in the calling greenlet); when it has not answered after
+``after_ms``, a timer starts a second one beside it, and the first *decisive* answer wins: a success, or an answer the
 retry policy would not retry (a 404 is an answer; a 503, a timeout or a refused
 connection is not, so the other attempt is still waited for). The loser is
 cancelled: its ``AttemptCancel`` shuts its socket (a thread blocked in ``recv``
-wakes up at once) and the spawner kills its greenlet, so its connection is closed,
+wakes up at once) and, for the hedge, the spawner kills its greenlet, so its connection is closed,
 never put back in the pool, its bulkhead slot is freed and its breaker permit is
 released without counting as a failure (``DownstreamClient.attempt``).
 
@@ -62,6 +62,32 @@ class AttemptCancel:
 CancellableAttempt = Callable[[float, AttemptCancel], Outcome]  # timeout_s, cancel token -> outcome
 
 
+class _Race:
+    """Who answered decisively first, between the caller's attempt (0) and the hedge (1)."""
+
+    __slots__ = ("first_done", "hedge_started", "lock", "tokens", "winner")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.first_done = False  # set once the caller's attempt returned: a late timer sends nothing
+        self.hedge_started = False
+        self.winner: int | None = None
+        self.tokens: list[AttemptCancel | None] = [AttemptCancel(), None]  # the hedge's made when it fires
+
+    def claim(self, index: int, outcome: Outcome, decisive: Callable[[Outcome], bool]) -> bool:
+        with self.lock:
+            if index == 0:
+                self.first_done = True
+            if self.winner is None and decisive(outcome):
+                self.winner = index
+            return self.winner == index
+
+    def cancel(self, index: int) -> None:
+        token = self.tokens[index]
+        if token is not None:
+            token.cancel()
+
+
 def hedged(
     attempt: CancellableAttempt,
     *,
@@ -71,53 +97,60 @@ def hedged(
     grant: RetryGrant | None,
     on_decision: DecisionListener,
 ) -> Callable[[float], Outcome]:
-    """``attempt`` as one hedged try: the function ``run_with_retry`` calls per attempt."""
+    """``attempt`` as one hedged try: the function ``run_with_retry`` calls per attempt.
+
+    The first attempt runs in the calling greenlet; ``spawner.later`` arms a timer that
+    starts the hedge only if it fires. A hedge not needed (the common case) thus costs a
+    timer, not a greenlet: issue 14 wants the features under 5 % CPU when not triggered."""
 
     def run(timeout_s: float) -> Outcome:
-        tokens = (AttemptCancel(), AttemptCancel())
-        answered = threading.Event()
+        if timeout_s <= after_s:
+            return attempt(timeout_s, AttemptCancel())  # the hedge would never go out in time
+        race = _Race()
 
-        def first() -> Outcome:
-            try:
-                return attempt(timeout_s, tokens[0])
-            finally:
-                answered.set()
-
-        def second() -> Outcome | None:
-            if answered.wait(after_s) or timeout_s <= after_s:
-                return None  # answered in time: no hedge
+        def hedge() -> Outcome | None:  # the timer fired: runs in its own task
+            with race.lock:
+                if race.first_done:
+                    return None  # answered just as the timer fired: no hedge
+                race.hedge_started = True
+                token = race.tokens[1] = AttemptCancel()
             if grant is not None and not grant():
                 on_decision("hedge_over_budget", f"no hedge after {after_s * 1000:.0f} ms: the retry budget is spent")
                 return None
             on_decision("hedge_fired", f"no answer after {after_s * 1000:.0f} ms: a second attempt was sent")
-            return attempt(timeout_s - after_s, tokens[1])
+            outcome = attempt(timeout_s - after_s, token)
+            if race.claim(1, outcome, decisive):
+                race.cancel(0)  # the caller's attempt: its socket is shut, its recv returns at once
+            return outcome
 
-        running = spawner.start([first, second])
-        results: dict[int, Outcome | None] = {}
-        winner: int | None = None
+        timer = spawner.later(after_s, hedge)
         try:
-            while len(results) < 2:
-                done = running.next_done(timeout_s + _WAIT_MARGIN_S)
-                if done is None:
-                    break
-                index, value = done
-                if isinstance(value, Exception):
-                    raise value
-                results[index] = value
-                if value is not None and decisive(value):
-                    winner = index
-                    break
-        finally:
-            for index, token in enumerate(tokens):
-                if index != winner and index not in results:
-                    token.cancel()
-            if len(results) < 2:
-                running.cancel()
-        if winner == 1:
+            first = attempt(timeout_s, race.tokens[0])  # type: ignore[arg-type]
+        except BaseException:  # the caller was cancelled (its stage failed): so is the hedge
+            with race.lock:
+                race.first_done = True
+            race.cancel(1)
+            timer.cancel()
+            raise
+        if race.claim(0, first, decisive):
+            race.cancel(1)
+            timer.cancel()
+            return first
+        if not race.hedge_started:
+            timer.cancel()  # not fired (or fired too late: it sends nothing, ``first_done``)
+            return first
+        done = timer.next_done(max(0.0, timeout_s - after_s) + _WAIT_MARGIN_S)
+        if done is None:
+            race.cancel(1)
+            timer.cancel()
+            return first
+        second = done[1]
+        if isinstance(second, Exception):
+            raise second
+        if race.winner == 1 and second is not None:
             on_decision("hedge_won", "the hedge answered first; the first attempt was cancelled")
-        if winner is not None:
-            return results[winner]  # type: ignore[return-value]
-        outcomes = [outcome for outcome in (results.get(0), results.get(1)) if outcome is not None]
+            return second
+        outcomes = [outcome for outcome in (first, second) if outcome is not None]
         touched = [outcome for outcome in outcomes if outcome.touched_network]
         return (touched or outcomes)[0]  # neither decisive: the first attempt's failure, unless it never went out
 

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from orchestration.downstream.transport import ATTEMPT_CANCEL
 from orchestration.executor import Success
 from orchestration.plan import BreakerPolicy, HedgePolicy, RetryPolicy
 from orchestration.resilience.breaker import BreakerState
@@ -20,8 +21,26 @@ from tests.orchestration.engine_kit import Gateway, call, endpoint, service
 HEDGE = HedgePolicy(after_ms=20)
 
 
+class _Socket:
+    """What the real transport binds to an attempt's cancel token: a shut socket wakes the
+    exchange blocked on it (``AttemptCancel``). ``MockTransport`` has none, so the fake binds this."""
+
+    def __init__(self, release: threading.Event) -> None:
+        self.shut = False
+        self._release = release
+
+    def shutdown(self, _how: int) -> None:
+        self.shut = True
+
+    def wait(self, seconds: float) -> None:
+        for _ in range(int(seconds / 0.005)):
+            if self.shut or self._release.wait(0.005):
+                return
+
+
 class _Replicas:
-    """Request n gets ``answers[n]``; a ``None`` answer blocks until the test releases it."""
+    """Request n gets ``answers[n]``; a ``None`` answer blocks until the test releases it or
+    the attempt is cancelled (its socket shut: a read error, as on a real connection)."""
 
     def __init__(self, *answers: tuple[int, dict[str, object]] | None, slow_status: int = 200) -> None:
         self.answers = list(answers)
@@ -35,7 +54,13 @@ class _Replicas:
             index, self.count = self.count, self.count + 1
         answer = self.answers[min(index, len(self.answers) - 1)]
         if answer is None:
-            self.release.wait(5)
+            sock = _Socket(self.release)
+            cancel = request.extensions.get(ATTEMPT_CANCEL)
+            if cancel is not None and not cancel.bind(sock):
+                raise httpx.ReadError("attempt cancelled before it was sent", request=request)
+            sock.wait(5)
+            if sock.shut:
+                raise httpx.ReadError("connection shut by the gateway", request=request)
             return httpx.Response(self.slow_status, json={"replica": "slow"})
         return httpx.Response(answer[0], json=answer[1])
 
