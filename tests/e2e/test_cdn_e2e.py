@@ -12,9 +12,7 @@ fake CDN purge API on loopback that fails its first tries.
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -24,7 +22,7 @@ import pytest
 import redis
 import yaml
 
-from tests.e2e.conftest import ROOT, VENV_BIN, GatewayServer, isolated_targets, process_env
+from tests.e2e.conftest import GatewayServer, isolated_targets, process_env
 from tests.e2e.test_edge_e2e import (
     JWT_SECRET,
     WEBHOOK_SECRET,
@@ -128,14 +126,7 @@ def worker(tmp_path_factory: pytest.TempPathFactory, cdn: tuple[FakeCdn, FakeDow
         "GATEWAY_CDN_PURGE_URL": cdn[1].url + "/purge",
         "GATEWAY_CDN_PURGE_TOKEN": PURGE_TOKEN,
     }
-    log_path = workdir / "celery.log"
-    command = [str(VENV_BIN / "celery"), "-A", "gateway_project", "worker", "--pool", "solo", "-c", "1"]
-    command += ["--without-gossip", "--without-mingle", "--without-heartbeat", "-Q", "celery", "-l", "info"]
-    command += ["--hostname", f"cdn-e2e-{os.getpid()}@%h"]
-    process = subprocess.Popen(
-        command, cwd=ROOT, env=env, stdout=log_path.open("wb"), stderr=subprocess.STDOUT, start_new_session=True
-    )
-    started = CeleryWorker(process, log_path)
+    started = CeleryWorker.start(workdir, env, name="cdn-e2e")
     yield started
     started.stop()
 

@@ -269,6 +269,23 @@ class CeleryWorker:
     def stop(self) -> None:
         stop_process(self.process)
 
+    @classmethod
+    def start(cls, workdir: Path, env: Mapping[str, str], *, name: str) -> CeleryWorker:
+        """A solo-pool worker on the default queue, logging to ``workdir/celery.log``."""
+        log_path = workdir / "celery.log"
+        command = [str(VENV_BIN / "celery"), "-A", "gateway_project", "worker", "--pool", "solo", "-c", "1"]
+        command += ["--without-gossip", "--without-mingle", "--without-heartbeat", "-Q", "celery", "-l", "info"]
+        command += ["--hostname", f"{name}-{os.getpid()}@%h"]
+        process = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env=dict(env),
+            stdout=log_path.open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        return cls(process, log_path)
+
 
 @pytest.fixture(scope="module")
 def celery_worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CeleryWorker]:
@@ -288,14 +305,7 @@ def celery_worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CeleryWo
         "GATEWAY_JWT_SECRET": JWT_SECRET,
         "GATEWAY_WEBHOOK_SECRET": WEBHOOK_SECRET,
     }
-    log_path = workdir / "celery.log"
-    command = [str(VENV_BIN / "celery"), "-A", "gateway_project", "worker", "--pool", "solo", "-c", "1"]
-    command += ["--without-gossip", "--without-mingle", "--without-heartbeat", "-Q", "celery", "-l", "info"]
-    command += ["--hostname", f"edge-e2e-{os.getpid()}@%h"]
-    process = subprocess.Popen(
-        command, cwd=ROOT, env=env, stdout=log_path.open("wb"), stderr=subprocess.STDOUT, start_new_session=True
-    )
-    worker = CeleryWorker(process, log_path)
+    worker = CeleryWorker.start(workdir, env, name="edge-e2e")
     yield worker
     worker.stop()
 
