@@ -4,7 +4,6 @@ decisions in ``Server-Timing``; the real executor over ``httpx.MockTransport`` d
 
 from __future__ import annotations
 
-import importlib
 import threading
 import time
 from collections import Counter
@@ -14,20 +13,10 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-from django.conf import settings
 from django.test import Client
 
-from orchestration.downstream.pool import DownstreamPool
-from orchestration.executor import Executor
-from orchestration.explain import ExplainObserver
-from orchestration.observer import NullObserver
 from orchestration.spawn import ThreadSpawner
-from orchestration.web import aggregate, edge
-from orchestration.web.explain_header import install_explain_token
-from orchestration.web.runtime import GatewayRuntime, LoadedConfig, build_runtime_parts
-from registry.config.loading import config_read
-from registry.config.plan import plan_from_document
-from tests.web.test_explain_header import CHECKOUT, SECRET, TOKEN, entries
+from tests.web.test_explain_header import SECRET, TOKEN, entries, serving_checkout
 
 PORTS = {9101: "cart", 9102: "inventory", 9109: "recommendations"}
 
@@ -58,24 +47,9 @@ class Downstreams:
 @pytest.fixture
 def downstreams(monkeypatch: pytest.MonkeyPatch) -> Iterator[Downstreams]:
     monkeypatch.setenv("GATEWAY_JWT_SECRET", SECRET)
-    plan = plan_from_document(config_read(CHECKOUT), version="explain-composition")
     fakes = Downstreams()
-    router, authenticator = build_runtime_parts(LoadedConfig(plan=plan, api_keys={}))
-    observer = ExplainObserver(NullObserver())
-    pool = DownstreamPool(plan.services, lambda _s: httpx.MockTransport(fakes.handle), observer=observer, environ={})
-    executor = Executor(plan, pool, observer=observer, spawner=ThreadSpawner(), sleep=lambda _s: None)
-    runtime = GatewayRuntime(plan, router, authenticator, executor, pool)
-    importlib.import_module(settings.ROOT_URLCONF)
-    runtime_before, edge_before = aggregate._runtime_source, edge.installed_edge()
-    aggregate.install_runtime_source(lambda: runtime)
-    edge.install_edge(None)
-    install_explain_token(TOKEN)
-    try:
+    with serving_checkout(fakes.handle, ThreadSpawner(), "explain-composition"):
         yield fakes
-    finally:
-        aggregate.install_runtime_source(runtime_before)  # type: ignore[arg-type]
-        edge.install_edge(edge_before)
-        install_explain_token(settings.GATEWAY["EXPLAIN_TOKEN"])
 
 
 def cart_page(**headers: str) -> Any:

@@ -11,6 +11,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from orchestration.downstream.pool import DownstreamPool
 from orchestration.executor import Executor
 from orchestration.explain import ExplainObserver
 from orchestration.observer import NullObserver
-from orchestration.spawn import InlineSpawner
+from orchestration.spawn import InlineSpawner, Spawner
 from orchestration.web import aggregate, edge
 from orchestration.web.explain_header import install_explain_token
 from orchestration.web.runtime import GatewayRuntime, LoadedConfig, build_runtime_parts
@@ -58,15 +59,17 @@ class Downstreams:
         return self.answers[service]()
 
 
-@pytest.fixture
-def downstreams(monkeypatch: pytest.MonkeyPatch) -> Iterator[Downstreams]:
-    monkeypatch.setenv("GATEWAY_JWT_SECRET", SECRET)
-    plan = plan_from_document(config_read(CHECKOUT), version="explain-test")
-    fakes = Downstreams()
+@contextmanager
+def serving_checkout(
+    handler: Callable[[httpx.Request], httpx.Response], spawner: Spawner, version: str
+) -> Iterator[None]:
+    """The Checkout BFF on the real executor with the explain observer, its downstreams
+    answered by ``handler``, and the explain token installed; all put back afterwards."""
+    plan = plan_from_document(config_read(CHECKOUT), version=version)
     router, authenticator = build_runtime_parts(LoadedConfig(plan=plan, api_keys={}))
     observer = ExplainObserver(NullObserver())
-    pool = DownstreamPool(plan.services, lambda _s: httpx.MockTransport(fakes.handle), observer=observer, environ={})
-    executor = Executor(plan, pool, observer=observer, spawner=InlineSpawner(), sleep=lambda _s: None)
+    pool = DownstreamPool(plan.services, lambda _s: httpx.MockTransport(handler), observer=observer, environ={})
+    executor = Executor(plan, pool, observer=observer, spawner=spawner, sleep=lambda _s: None)
     runtime = GatewayRuntime(plan, router, authenticator, executor, pool)
     importlib.import_module(settings.ROOT_URLCONF)  # wiring.install() now, not over ours
     runtime_before, edge_before = aggregate._runtime_source, edge.installed_edge()
@@ -74,11 +77,19 @@ def downstreams(monkeypatch: pytest.MonkeyPatch) -> Iterator[Downstreams]:
     edge.install_edge(None)
     install_explain_token(TOKEN)
     try:
-        yield fakes
+        yield
     finally:
         aggregate.install_runtime_source(runtime_before)  # type: ignore[arg-type]
         edge.install_edge(edge_before)
         install_explain_token(settings.GATEWAY["EXPLAIN_TOKEN"])
+
+
+@pytest.fixture
+def downstreams(monkeypatch: pytest.MonkeyPatch) -> Iterator[Downstreams]:
+    monkeypatch.setenv("GATEWAY_JWT_SECRET", SECRET)
+    fakes = Downstreams()
+    with serving_checkout(fakes.handle, InlineSpawner(), "explain-test"):
+        yield fakes
 
 
 def summary(**headers: str) -> Any:
