@@ -367,7 +367,8 @@ def _gateway_variants(
 ) -> Iterator[tuple[variants.Variant, servers.Managed, str, str]]:
     """(variant, server, url, token) of each gateway variant that starts; a row saying
     why for each that cannot run or did not start. The caller stops the servers."""
-    for variant in variants.variants(session.args.features, session.args.redis_variant):
+    extra = [variants.Variant(name, env=env) for name, env in session.args.gateway_variant]
+    for variant in [*variants.variants(session.args.features, session.args.redis_variant), *extra]:
         if variant.unavailable:
             session.points.append(Point("gateway", variant.name, 0, note=variant.unavailable))
             continue
@@ -602,6 +603,15 @@ def _clients(text: str) -> list[int]:
     return values
 
 
+def _env_variant(text: str) -> tuple[str, dict[str, str]]:
+    """``NAME:KEY=VALUE[,KEY=VALUE]`` -> (name, env)."""
+    name, _, assignments = text.partition(":")
+    pairs = [item.partition("=") for item in assignments.split(",") if item]
+    if not name or not pairs or any(not key or not sep for key, sep, _ in pairs):
+        raise argparse.ArgumentTypeError("NAME:KEY=VALUE[,KEY=VALUE]")
+    return name, {key: value for key, _, value in pairs}
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=_clients, default=None, help="connections per point (default 10,50,200)")
@@ -634,6 +644,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         metavar="URL",
         help="with --features: one more variant, all on with shared state in this Redis database (use your own)",
+    )
+    parser.add_argument(
+        "--gateway-variant",
+        type=_env_variant,
+        action="append",
+        default=[],
+        metavar="NAME:KEY=VALUE[,KEY=VALUE]",
+        help="one more gateway, all on with these environment variables (repeatable), e.g. "
+        "'no gate:GATEWAY_MAX_IN_FLIGHT=0'",
     )
     parser.add_argument("--profile", action="store_true", help="py-spy one gateway worker (bench/results/profile.*)")
     parser.add_argument("--profile-clients", type=int, default=None, help="clients while profiling (default: fewest)")
