@@ -395,7 +395,7 @@ def profile(session: Session, server: servers.Managed, url: str, token: str) -> 
     args = session.args
     workers = procstat.children(server.pid)
     out_dir = args.out
-    duration = max(args.duration, 5)
+    duration = args.profile_seconds or max(args.duration, 5)
     svg, raw = out_dir / "profile.svg", session.workdir / "profile.raw"
     recorders = [
         profiling.start_recording(workers[0], svg, duration_s=duration, fmt="flamegraph"),
@@ -655,6 +655,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "'no gate:GATEWAY_MAX_IN_FLIGHT=0'",
     )
     parser.add_argument("--profile", action="store_true", help="py-spy one gateway worker (bench/results/profile.*)")
+    parser.add_argument(
+        "--profile-seconds", type=int, default=None, help="py-spy duration (default: --duration, at least 5)"
+    )
     parser.add_argument("--profile-clients", type=int, default=None, help="clients while profiling (default: fewest)")
     parser.add_argument("--no-calibrate", dest="calibrate", action="store_false", help="skip the load-side ceiling")
     parser.add_argument("--out", type=Path, default=BENCH / "results", help="report directory (default bench/results)")

@@ -17,8 +17,9 @@ run time + run-queue delay). It nears 1 exactly when the CPU it runs on is
 saturated — by itself, by sibling workers or by anything else — and, unlike
 event-loop lag, it shows before a queue of ready greenlets has built up (lag
 tried first: it trailed admission by a critical path and breakers opened;
-bench/README.md). The limit grows by 10 % at most once per mean request
-duration while requests wait for it and the pressure is low, holds in a band,
+bench/README.md). The limit grows at most once per mean request duration while
+requests wait for it and the pressure is low — by 10 % near the threshold, up
+to twice over when the CPU is far from it (a slow start) — holds in a band,
 and is cut quickly when the pressure or the loop lag says the CPU is saturated.
 (Why the gate alone is not enough, and what keeps a late *read* from counting
 as a late *answer*: docs/adr/0005.)
@@ -153,7 +154,8 @@ class AdaptivePolicy:
     grow_below: float = 0.85  # pressure under which a waited-for limit grows
     cut_above: float = 0.97  # pressure over which it is cut
     lag_cut_s: float = 0.05  # a timer this late means ready work already queues
-    grow_factor: float = 1.10
+    grow_factor: float = 1.10  # the least growth of one step (+1)
+    max_grow_factor: float = 2.0  # the most: slow start while the CPU is far from saturated
     cut_factor: float = 0.75
     report_every: int = 100  # periods between two log lines with the limit and its inputs
     headroom: float = 1.25  # the limit stays within this factor of the recent peak of running requests
@@ -201,6 +203,7 @@ class AdaptiveLimit:
         self._observe_load(now)
         pressure = self._pressure()
         waited = self.gate.take_waited()
+        grown = False
         if lag_s > policy.lag_cut_s or (pressure is not None and pressure > policy.cut_above):
             self._limit = max(policy.minimum, self._limit * policy.cut_factor)
         elif (
@@ -209,10 +212,12 @@ class AdaptiveLimit:
             and pressure < policy.grow_below
             and now - self._last_growth >= max(policy.period_s, self.mean_duration_s())
         ):
-            self._limit = min(policy.maximum, self._limit * policy.grow_factor + 1)
+            self._limit = min(policy.maximum, self._limit * _growth(policy, pressure) + 1)
             self._last_growth = now
+            grown = True
         ceiling = max(policy.start, math.ceil(max(self._peaks, default=0) * policy.headroom) + 1)
-        self._limit = min(self._limit, ceiling)
+        if not grown:  # a step just taken stands (the waiters fill it at once, the peak follows)
+            self._limit = min(self._limit, ceiling)
         limit = max(policy.minimum, math.floor(self._limit))
         if limit != self.gate.limit:
             self.gate.set_limit(limit)
@@ -253,6 +258,17 @@ class AdaptiveLimit:
     def start(self) -> None:
         """In a daemon thread (a greenlet in a gevent-patched worker)."""
         threading.Thread(target=self.run_forever, name="admission-limit", daemon=True).start()
+
+
+def _growth(policy: AdaptivePolicy, pressure: float) -> float:
+    """How much one step grows the limit: in proportion to the room left under ``grow_below``
+    (CPU pressure rises about linearly with the requests running, so ``grow_below / pressure``
+    aims at the threshold in one step), between ``grow_factor`` and ``max_grow_factor``. A
+    limit left at ``start`` by a quiet spell thus reaches a sudden crowd's need in a few
+    request durations instead of ~20 (bench/README.md, round 8)."""
+    if pressure <= 0:
+        return policy.max_grow_factor
+    return min(policy.max_grow_factor, max(policy.grow_factor, policy.grow_below / pressure))
 
 
 def gate_from_settings(max_in_flight: str, wait_s: float) -> tuple[AdmissionGate, AdaptiveLimit | None]:

@@ -111,12 +111,32 @@ def _period(adaptive: AdaptiveLimit, clock: _Clock, *, lag_s: float = 0.0) -> in
 
 def test_the_limit_grows_while_requests_wait_and_the_cpu_has_room() -> None:
     gate, pressure, clock = AdmissionGate(8, wait_s=0.0), _Pressure(), _Clock()
+    pressure.value = 0.84  # just under grow_below (0.85): the least step
     adaptive = AdaptiveLimit(gate, pressure, AdaptivePolicy(start=8, maximum=20), clock=clock)
     seen = []
     for _ in range(12):
         _fill(gate)  # nothing finishes: no duration to wait for between two steps
         seen.append(_period(adaptive, clock))
     assert seen[0] == 9 and seen == sorted(seen) and seen[-1] == 20  # +10 % (+1) per period, up to the maximum
+
+
+@pytest.mark.parametrize(
+    ("pressure_value", "expected"), [(0.2, [17, 35, 71]), (0.425, [17, 35, 71]), (0.6, [12, 18, 27])]
+)
+def test_far_from_saturation_the_limit_grows_in_proportion_to_the_room_left(
+    pressure_value: float, expected: list[int]
+) -> None:
+    """A limit left at ``start`` by a quiet spell meets a crowd of 100: at pressure 0.2 or
+    0.425 (half the threshold) it doubles per step; at 0.6 it grows by 0.85 / 0.6."""
+    gate, pressure, clock = AdmissionGate(8, wait_s=0.0), _Pressure(), _Clock()
+    pressure.value = pressure_value
+    policy = AdaptivePolicy(start=8, maximum=512, period_s=0.125)  # exact in binary: a step every period
+    adaptive = AdaptiveLimit(gate, pressure, policy, clock=clock)
+    seen = []
+    for _ in range(3):
+        _fill(gate)
+        seen.append(_period(adaptive, clock))
+    assert seen == expected
 
 
 def test_the_limit_grows_at_most_once_per_mean_request_duration() -> None:
