@@ -139,11 +139,18 @@ class PropagatingTransport(httpx.BaseTransport):
 
     def __init__(self, inner: httpx.BaseTransport) -> None:
         self._inner = inner
+        # The lean lane (downstream.client): the inner transport's, with these headers added.
+        self.lean_exchange = getattr(inner, "lean_exchange", None)
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         for name, value in _propagation_headers():
             request.headers[name] = value
         return self._inner.handle_request(request)
+
+    def lean_headers(self) -> tuple[tuple[str, str], ...]:
+        inner = getattr(self._inner, "lean_headers", None)
+        own = _propagation_headers()
+        return (*inner(), *own) if inner is not None else own
 
     def close(self) -> None:
         self._inner.close()
