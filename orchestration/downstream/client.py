@@ -93,10 +93,11 @@ class DownstreamClient:
         self._base_url = _base_url(service.base_url)
         self._urls: dict[str, httpx.URL] = {}
         # The lean lane: a transport that writes a head it is given (``Urllib3Transport``,
-        # or a wrapper adding its own headers) gets the head bytes built here, from parts
-        # cached per (method, target, header names), and answers without httpx objects.
+        # or a wrapper adding headers: ``lean_headers``) gets the head bytes built here,
+        # from parts cached per (method, target, header names), and answers without httpx.
         self._lean_exchange = getattr(transport, "lean_exchange", None)
         self._lean_headers = getattr(transport, "lean_headers", None)
+        self._origin = (self._base_url.scheme, self._base_url.host, self._base_url.port)  # every URL's here
         self._heads: dict[tuple[str, bytes, bool, tuple[str, ...]], _HeadParts | None] = {}
         self._budget = retry_budget if retry_budget is not None else InProcessRetryBudgetStore()
 
@@ -225,7 +226,9 @@ class DownstreamClient:
         lines.extend([b"%s: %s\r\n" % (name.lower().encode(), value.encode()) for name, value in extra])
         lines.append(b"\r\n")
         try:
-            answer = self._lean_exchange(url, b"".join(lines), body or None, timeout_s, cancel, parts.head_request)
+            answer = self._lean_exchange(
+                self._origin, b"".join(lines), body or None, timeout_s, cancel, parts.head_request
+            )
             try:
                 outcome = self._read(answer, deadline)
             finally:

@@ -46,7 +46,7 @@ import socket
 import ssl
 import time
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, BinaryIO
 
 import httpx
@@ -210,15 +210,18 @@ class Urllib3Transport(httpx.BaseTransport):
         self._by_origin: dict[tuple[str, str, int | None], HTTPConnectionPool] = {}
 
     def _pool(self, url: httpx.URL) -> HTTPConnectionPool:
+        return self._pool_of((url.scheme, url.host, url.port))
+
+    def _pool_of(self, origin: tuple[str, str, int | None]) -> HTTPConnectionPool:
         """The origin's pool, by a plain dict lookup: urllib3 normalises a pool key on
         every ``connection_from_host`` (1.4 % of a request's CPU). A transport serves one
         service, so one origin in practice; the PoolManager never evicts below its size."""
-        origin = (url.scheme, url.host, url.port)
         pool = self._by_origin.get(origin)
         if pool is None:
             if len(self._by_origin) >= _MAX_POOLS:
                 self._by_origin.clear()
-            pool = self._by_origin[origin] = self._pools.connection_from_host(url.host, url.port, scheme=url.scheme)
+            scheme, host, port = origin
+            pool = self._by_origin[origin] = self._pools.connection_from_host(host, port, scheme=scheme)
         return pool
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
@@ -264,18 +267,20 @@ class Urllib3Transport(httpx.BaseTransport):
         )
 
     def lean_exchange(
-        self, url: httpx.URL, head: bytes, body: bytes | None, budget_s: float, cancel: Any, head_request: bool
+        self,
+        origin: tuple[str, str, int | None],
+        head: bytes,
+        body: bytes | None,
+        budget_s: float,
+        cancel: Any,
+        head_request: bool,
     ) -> Answer:
         """The lean lane (``DownstreamClient``): the exchange ``handle_request`` makes for a
         request whose head ``_request_head`` would write as ``head``, without the
         ``httpx.Request`` and ``httpx.Response`` around it; errors are the same httpx
         errors (with no request attached)."""
         deadline = time.monotonic() + budget_s
-        return _exchange(self._pool(url), head, body, deadline, head_request, cancel, None)
-
-    def lean_headers(self) -> tuple[tuple[str, str], ...]:
-        """Headers a wrapping transport adds to the lean lane's head (none here)."""
-        return ()
+        return _exchange(self._pool_of(origin), head, body, deadline, head_request, cancel, None)
 
     def close(self) -> None:
         self._by_origin.clear()
@@ -305,8 +310,8 @@ class Answer:
         """Every value of a header, decoded as ``httpx.Headers`` does for plain ASCII."""
         return [_decoded(value) for name, value in self.headers if name.lower() == lower_name]
 
-    def raw_chunks(self) -> Iterator[bytes]:
-        return iter(self.stream)
+    def raw_chunks(self) -> Iterable[bytes]:
+        return self.stream.chunks()
 
     def close(self) -> None:
         self.stream.close()
@@ -489,6 +494,13 @@ class _LengthStream(httpx.SyncByteStream):
         self._request = request
         self._cancel = cancel
 
+    def chunks(self) -> Iterable[bytes]:
+        """The body: at once when it came with the head (the usual small answer), else as read."""
+        whole = self._body.buffered()
+        if whole is None:
+            return self
+        return (whole,) if whole else ()
+
     def __iter__(self) -> Iterator[bytes]:
         try:
             yield from self._body
@@ -523,6 +535,9 @@ class _DirectStream(httpx.SyncByteStream):
         self._request = request
         self._cancel = cancel
         self._complete = False
+
+    def chunks(self) -> Iterable[bytes]:
+        return self
 
     def __iter__(self) -> Iterator[bytes]:
         response = self._response

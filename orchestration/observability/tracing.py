@@ -141,6 +141,7 @@ class PropagatingTransport(httpx.BaseTransport):
         self._inner = inner
         # The lean lane (downstream.client): the inner transport's, with these headers added.
         self.lean_exchange = getattr(inner, "lean_exchange", None)
+        self._inner_lean_headers = getattr(inner, "lean_headers", None)
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         for name, value in _propagation_headers():
@@ -148,7 +149,7 @@ class PropagatingTransport(httpx.BaseTransport):
         return self._inner.handle_request(request)
 
     def lean_headers(self) -> tuple[tuple[str, str], ...]:
-        inner = getattr(self._inner, "lean_headers", None)
+        inner = self._inner_lean_headers
         own = _propagation_headers()
         return (*inner(), *own) if inner is not None else own
 
