@@ -134,6 +134,7 @@ LAYERS: tuple[tuple[str, str, str], ...] = (
     ("Response.__init__", "httpx/_models.py", "call: httpx Request and Response objects"),
     ("PropagatingTransport.handle_request", "orchestration/observability/tracing.py", "call: metrics and tracing"),
     ("Urllib3Transport.handle_request", "orchestration/downstream/transport.py", "call: transport, sockets"),
+    ("Urllib3Transport.lean_exchange", "orchestration/downstream/transport.py", "call: transport, sockets"),
     ("DownstreamClient._read", "orchestration/downstream/client.py", "call: body, JSON decoding"),
     ("on_attempt", "orchestration/observability/telemetry_observer.py", "call: metrics and tracing"),
     ("Executor._observe", "orchestration/executor.py", "call: metrics and tracing"),

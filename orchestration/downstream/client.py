@@ -18,10 +18,13 @@ build: the same URL merge, the same default headers, the same JSON encoding.
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Iterator, Mapping
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
@@ -30,7 +33,7 @@ from orchestration.clock import Clock, Deadline
 from orchestration.downstream import content_encoding, graphql
 from orchestration.downstream.auth import MissingCredential, auth_headers
 from orchestration.downstream.request import RequestSpec
-from orchestration.downstream.transport import ANSWERED_IN_TIME, ATTEMPT_CANCEL
+from orchestration.downstream.transport import ANSWERED_IN_TIME, ATTEMPT_CANCEL, head_is_writable
 from orchestration.outcome import Outcome, OutcomeKind
 from orchestration.plan import Service
 from orchestration.resilience.breaker import CircuitBreaker
@@ -49,6 +52,7 @@ _BASE_HEADERS = {
 }
 _RETRY_AFTER_STATUSES = frozenset({429, 503})  # whose Retry-After a retry honours (contract section 7)
 _URL_CACHE_SIZE = 512  # merged URLs per service (paths repeat: most carry no request data)
+LEAN_LANE = True  # module switch for A/B runs (bench/ab/lean_lane.py): False sends everything through httpx
 
 
 def _client_default_headers() -> tuple[tuple[str, str, str], ...]:
@@ -88,6 +92,13 @@ class DownstreamClient:
         self._transport = transport
         self._base_url = _base_url(service.base_url)
         self._urls: dict[str, httpx.URL] = {}
+        # The lean lane: a transport that writes a head it is given (``Urllib3Transport``,
+        # or a wrapper adding headers: ``lean_headers``) gets the head bytes built here,
+        # from parts cached per (method, target, header names), and answers without httpx.
+        self._lean_exchange = getattr(transport, "lean_exchange", None)
+        self._lean_headers = getattr(transport, "lean_headers", None)
+        self._origin = (self._base_url.scheme, self._base_url.host, self._base_url.port)  # every URL's here
+        self._heads: dict[tuple[str, bytes, bool, tuple[str, ...]], _HeadParts | None] = {}
         self._budget = retry_budget if retry_budget is not None else InProcessRetryBudgetStore()
 
     def retry_grant(self) -> RetryGrant | None:
@@ -146,6 +157,11 @@ class DownstreamClient:
         if self.service.deadline_header:  # the whole ms this attempt has left, as it leaves
             left_us = round(deadline.remaining() * 1e6)  # rounded to µs first: 0.1 s is 100 ms, not 99
             headers[self.service.deadline_header] = str(max(0, left_us // 1000))
+        target = url.copy_merge_params(spec.params) if spec.params else url  # a configured path may carry a query
+        if LEAN_LANE and self._lean_exchange is not None:
+            lean = self._lean(spec, target, headers, timeout_s, deadline, cancel)
+            if lean is not None:
+                return _timed(lean, self._clock.monotonic() - started)
         extensions: dict[str, Any] = {
             "timeout": {"connect": timeout_s, "read": timeout_s, "write": timeout_s, "pool": timeout_s}
         }
@@ -153,7 +169,7 @@ class DownstreamClient:
             extensions[ATTEMPT_CANCEL] = cancel  # the transport binds the socket to it
         request = _request(
             spec.method,
-            url.copy_merge_params(spec.params) if spec.params else url,  # merged: a configured path may carry a query
+            target,
             _merged_headers(headers),
             spec.json_body if spec.has_body else None,
             extensions,
@@ -162,18 +178,64 @@ class DownstreamClient:
             response = self._transport.handle_request(request)
             response.request = request
             try:
-                outcome = self._read(response, deadline)
+                outcome = self._read(_HttpxAnswer(response), deadline)
             finally:
                 response.close()
-        except httpx.TimeoutException as error:
-            outcome = Outcome(OutcomeKind.TIMEOUT, detail=str(error))
-        except httpx.DecodingError as error:
-            outcome = Outcome(OutcomeKind.BAD_BODY, detail=str(error))
-        except httpx.TransportError as error:
-            outcome = Outcome(OutcomeKind.CONNECT_ERROR, detail=f"{type(error).__name__}: {error}")
+        except (httpx.TransportError, httpx.DecodingError) as error:
+            outcome = _failed(error)
         if spec.graphql:  # before the breaker sees it: a GraphQL error is not a breaker failure
             outcome = graphql.result(outcome)
         return _timed(outcome, self._clock.monotonic() - started)
+
+    def _lean(
+        self,
+        spec: RequestSpec,
+        url: httpx.URL,
+        headers: dict[str, str],
+        timeout_s: float,
+        deadline: Deadline,
+        cancel: AttemptCancel | None,
+    ) -> Outcome | None:
+        """``_exchange`` through the lean lane (None: this request takes the httpx path).
+        The head is the bytes ``_request`` + ``_request_head`` would write: the request
+        line and the headers that depend only on (method, target, header names) come from
+        the cache, then the header values, the body's framing and the wrapper's headers."""
+        assert self._lean_exchange is not None
+        has_json = spec.has_body and spec.json_body is not None
+        key = (spec.method, url.raw_path, has_json, tuple(headers))
+        parts = self._heads.get(key, _MISSING)
+        if parts is _MISSING:
+            parts = _head_parts(spec.method, url, has_json, key[3])
+            if len(self._heads) >= _URL_CACHE_SIZE:
+                self._heads.clear()
+            self._heads[key] = parts
+        if parts is None:
+            return None
+        extra = self._lean_headers() if self._lean_headers is not None else ()
+        values = headers.values()
+        joined = "\0".join([*values, *[value for _, value in extra]])
+        if not joined.isascii() or _BAD_VALUE(joined) or (extra and not _extra_fits(parts, extra)):
+            return None  # httpx's own errors, or its replacing of a header: the httpx path
+        lines = [parts.prefix]
+        lines.extend([b"%s: %s\r\n" % (name, text.encode()) for name, text in zip(parts.lowered, values, strict=True)])
+        body = fast_json.dumps(spec.json_body) if has_json else b""
+        if has_json:
+            lines.append(b"content-length: %d\r\n" % len(body))
+            if not parts.has_content_type:
+                lines.append(b"content-type: application/json\r\n")
+        lines.extend([b"%s: %s\r\n" % (name.lower().encode(), value.encode()) for name, value in extra])
+        lines.append(b"\r\n")
+        try:
+            answer = self._lean_exchange(
+                self._origin, b"".join(lines), body or None, timeout_s, cancel, parts.head_request
+            )
+            try:
+                outcome = self._read(answer, deadline)
+            finally:
+                answer.close()
+        except (httpx.TransportError, httpx.DecodingError) as error:
+            outcome = _failed(error)
+        return graphql.result(outcome) if spec.graphql else outcome
 
     def _url(self, path: str) -> httpx.URL:
         """``path`` (relative, leading ``/``) below the base URL, as ``httpx.Client`` merges it."""
@@ -186,15 +248,19 @@ class DownstreamClient:
             self._urls[path] = url
         return url
 
-    def _read(self, response: httpx.Response, deadline: Deadline) -> Outcome:
-        status = response.status_code
+    def _read(self, response: _Answer, deadline: Deadline) -> Outcome:
+        status = response.status
         # An answer that reached this host in time (kernel arrival stamp) is not the
         # downstream's lateness when this process got to it late: its CPU was busy.
-        on_time = response.extensions.get(ANSWERED_IN_TIME) is True
+        on_time = response.answered_in_time is True
         if deadline.expired and not on_time:
             return Outcome(OutcomeKind.TIMEOUT, status=status, detail="answered after the attempt timeout")
         if not 200 <= status < 300:
-            retry_after = _retry_after_s(response, self._clock.wall()) if status in _RETRY_AFTER_STATUSES else None
+            retry_after = (
+                _retry_after_s(", ".join(response.header_values(b"retry-after")), self._clock.wall())
+                if status in _RETRY_AFTER_STATUSES
+                else None
+            )
             return Outcome(OutcomeKind.BAD_STATUS, status=status, retry_after_s=retry_after)
         chunks: list[bytes] = []
         size = 0
@@ -213,13 +279,112 @@ class DownstreamClient:
         return _parsed(status, b"".join(chunks))
 
 
-def _body_chunks(response: httpx.Response, max_bytes: int) -> Iterator[bytes]:
-    """The body as it arrives: the transport's own stream (no httpx generator layers), an
-    encoded body inflated by ``content_encoding`` in bounded pieces, never by httpx, whose
-    decoders inflate a whole chunk at once, however large it becomes."""
-    raw = iter(response.stream) if isinstance(response.stream, httpx.SyncByteStream) else response.iter_raw()
-    encodings = response.headers.get_list("content-encoding")
+class _Answer(Protocol):
+    """What ``_read`` needs of an answer: ``transport.Answer`` (the lean lane) or an
+    ``httpx.Response`` seen through ``_HttpxAnswer``."""
+
+    status: int
+    answered_in_time: bool | None
+
+    def header_values(self, lower_name: bytes) -> list[str]: ...
+
+    def raw_chunks(self) -> Iterable[bytes]: ...
+
+
+class _HttpxAnswer:
+    __slots__ = ("_response", "answered_in_time", "status")
+
+    def __init__(self, response: httpx.Response) -> None:
+        self._response = response
+        self.status = response.status_code
+        self.answered_in_time = response.extensions.get(ANSWERED_IN_TIME)
+
+    def header_values(self, lower_name: bytes) -> list[str]:
+        return self._response.headers.get_list(lower_name.decode())
+
+    def raw_chunks(self) -> Iterable[bytes]:
+        """The transport's own stream (no httpx generator layers) when it is one."""
+        stream = self._response.stream
+        return stream if isinstance(stream, httpx.SyncByteStream) else self._response.iter_raw()
+
+
+def _body_chunks(response: _Answer, max_bytes: int) -> Iterator[bytes]:
+    """The body as it arrives; an encoded body inflated by ``content_encoding`` in bounded
+    pieces, never by httpx, whose decoders inflate a whole chunk at once, however large
+    it becomes."""
+    raw = iter(response.raw_chunks())
+    encodings = response.header_values(b"content-encoding")
     return content_encoding.decoded(raw, encodings, max_bytes=max_bytes) if encodings else raw
+
+
+def _failed(error: httpx.RequestError) -> Outcome:
+    if isinstance(error, httpx.TimeoutException):
+        return Outcome(OutcomeKind.TIMEOUT, detail=str(error))
+    if isinstance(error, httpx.DecodingError):
+        return Outcome(OutcomeKind.BAD_BODY, detail=str(error))
+    return Outcome(OutcomeKind.CONNECT_ERROR, detail=f"{type(error).__name__}: {error}")
+
+
+@dataclass(frozen=True, slots=True)
+class _HeadParts:
+    """The cached part of a lean head (``prefix``: the request line, Host, a bodiless
+    POST/PUT/PATCH's ``Content-Length: 0`` and the client's default headers not
+    overridden) and the request headers' names as written (lower case)."""
+
+    prefix: bytes
+    lowered: tuple[bytes, ...]
+    names: frozenset[str]  # every header name in the head, lower case
+    has_content_type: bool
+    head_request: bool
+
+
+_MISSING: Any = object()
+_LEAN_REFUSED = frozenset({"host", "content-length", "transfer-encoding"})  # framing the httpx path decides
+_BAD_VALUE = re.compile(r"\n(?![ \t])|\r(?![ \t\n])").search  # http.client's illegal header value
+
+
+def _head_parts(method: str, url: httpx.URL, has_json: bool, names: tuple[str, ...]) -> _HeadParts | None:
+    """The cached part of a lean head, or None when ``transport._request_head`` would
+    refuse the request or httpx would frame it its own way (it then takes the httpx
+    path): the same header order as ``_request``, names in lower case."""
+    lower = [name.lower() for name in names]
+    if not url.host or _LEAN_REFUSED.intersection(lower) or not all(name.isascii() for name in names):
+        return None
+    wire_method = method.upper()  # as httpx.Request writes it
+    if not head_is_writable(wire_method, url.raw_path, [b"host", *[name.encode() for name in lower]]):
+        return None
+    overridden = set(lower)
+    lines = [b"%s %s HTTP/1.1\r\n" % (wire_method.encode("ascii"), url.raw_path), b"host: %s\r\n" % url.netloc]
+    written = ["host"]
+    if not has_json and method in _BODY_METHODS:
+        lines.append(b"content-length: 0\r\n")
+        written.append("content-length")
+    for _, default_lower, value in _DEFAULT_HEADERS:
+        if default_lower not in overridden:
+            lines.append(b"%s: %s\r\n" % (default_lower.encode(), value.encode()))
+            written.append(default_lower)
+    if has_json:
+        written.extend(["content-length", "content-type"])
+    return _HeadParts(
+        prefix=b"".join(lines),
+        lowered=tuple(name.encode() for name in lower),
+        names=frozenset([*written, *lower]),
+        has_content_type="content-type" in overridden,
+        head_request=wire_method == "HEAD",
+    )
+
+
+def _extra_fits(parts: _HeadParts, extra: tuple[tuple[str, str], ...]) -> bool:
+    """The wrapper's headers are appended as httpx would (none already in the head: httpx
+    would replace it in place) and their names are ones ``_request_head`` writes."""
+    return all(name.lower() not in parts.names for name, _ in extra) and _legal_names(tuple(n for n, _ in extra))
+
+
+@functools.lru_cache(maxsize=64)
+def _legal_names(names: tuple[str, ...]) -> bool:
+    return all(name.isascii() for name in names) and head_is_writable(
+        "GET", b"/", [name.lower().encode() for name in names]
+    )
 
 
 def _merged_headers(headers: Mapping[str, str]) -> list[tuple[str, str]]:
@@ -284,8 +449,8 @@ def _reject_constant(name: str) -> Any:
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 
 
-def _retry_after_s(response: httpx.Response, now_wall: float) -> float | None:
-    value = response.headers.get("Retry-After", "").strip()
+def _retry_after_s(header: str, now_wall: float) -> float | None:
+    value = header.strip()
     if not value:
         return None
     if value.isdigit():

@@ -194,6 +194,15 @@ class LengthBody:
         self._chunk_bytes = chunk_bytes
         self.complete = False
 
+    def buffered(self) -> bytes | None:
+        """The whole body when exactly it came with the head (then no read is needed and
+        ``complete`` is set), else None: iterate."""
+        head = self._head
+        if len(head.rest) != head.content_length:
+            return None
+        self.complete = not head.will_close
+        return head.rest
+
     def __iter__(self) -> Iterator[bytes]:
         head = self._head
         first = head.rest

@@ -46,7 +46,7 @@ import socket
 import ssl
 import time
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, BinaryIO
 
 import httpx
@@ -210,15 +210,18 @@ class Urllib3Transport(httpx.BaseTransport):
         self._by_origin: dict[tuple[str, str, int | None], HTTPConnectionPool] = {}
 
     def _pool(self, url: httpx.URL) -> HTTPConnectionPool:
+        return self._pool_of((url.scheme, url.host, url.port))
+
+    def _pool_of(self, origin: tuple[str, str, int | None]) -> HTTPConnectionPool:
         """The origin's pool, by a plain dict lookup: urllib3 normalises a pool key on
         every ``connection_from_host`` (1.4 % of a request's CPU). A transport serves one
         service, so one origin in practice; the PoolManager never evicts below its size."""
-        origin = (url.scheme, url.host, url.port)
         pool = self._by_origin.get(origin)
         if pool is None:
             if len(self._by_origin) >= _MAX_POOLS:
                 self._by_origin.clear()
-            pool = self._by_origin[origin] = self._pools.connection_from_host(url.host, url.port, scheme=url.scheme)
+            scheme, host, port = origin
+            pool = self._by_origin[origin] = self._pools.connection_from_host(host, port, scheme=scheme)
         return pool
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
@@ -228,7 +231,14 @@ class Urllib3Transport(httpx.BaseTransport):
         body = request.read() or None
         head = _request_head(request, body)
         if head is not None:
-            return _exchange(pool, head, body, deadline, request)
+            cancel = request.extensions.get(ATTEMPT_CANCEL)
+            answer = _exchange(pool, head, body, deadline, request.method == "HEAD", cancel, request)
+            extensions: dict[str, Any] = {"http_version": b"HTTP/1.1"}
+            if answer.answered_in_time is not None:
+                extensions[ANSWERED_IN_TIME] = answer.answered_in_time
+            return httpx.Response(
+                answer.status, headers=answer.headers, stream=answer.stream, request=request, extensions=extensions
+            )
         headers = urllib3.HTTPHeaderDict()
         for name, value in request.headers.multi_items():
             headers.add(name, value)
@@ -256,9 +266,64 @@ class Urllib3Transport(httpx.BaseTransport):
             extensions={"http_version": b"HTTP/1.1"},
         )
 
+    def lean_exchange(
+        self,
+        origin: tuple[str, str, int | None],
+        head: bytes,
+        body: bytes | None,
+        budget_s: float,
+        cancel: Any,
+        head_request: bool,
+    ) -> Answer:
+        """The lean lane (``DownstreamClient``): the exchange ``handle_request`` makes for a
+        request whose head ``_request_head`` would write as ``head``, without the
+        ``httpx.Request`` and ``httpx.Response`` around it; errors are the same httpx
+        errors (with no request attached)."""
+        deadline = time.monotonic() + budget_s
+        return _exchange(self._pool_of(origin), head, body, deadline, head_request, cancel, None)
+
     def close(self) -> None:
         self._by_origin.clear()
         self._pools.clear()
+
+
+class Answer:
+    """One answer of ``_exchange``: status, raw header pairs, whether it arrived in time
+    (``ANSWERED_IN_TIME``; None: not known) and its body stream, whose ``close`` gives the
+    connection back (or closes it)."""
+
+    __slots__ = ("answered_in_time", "headers", "status", "stream")
+
+    def __init__(
+        self,
+        status: int,
+        headers: list[tuple[bytes, bytes]],
+        answered_in_time: bool | None,
+        stream: _LengthStream | _DirectStream,
+    ) -> None:
+        self.status = status
+        self.headers = headers
+        self.answered_in_time = answered_in_time
+        self.stream = stream
+
+    def header_values(self, lower_name: bytes) -> list[str]:
+        """Every value of a header, decoded as ``httpx.Headers`` does for plain ASCII."""
+        return [_decoded(value) for name, value in self.headers if name.lower() == lower_name]
+
+    def raw_chunks(self) -> Iterable[bytes]:
+        return self.stream.chunks()
+
+    def close(self) -> None:
+        self.stream.close()
+
+
+def _decoded(value: bytes) -> str:
+    if value.isascii():
+        return value.decode("ascii")
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return value.decode("iso-8859-1")
 
 
 class _DeadlineStream(httpx.SyncByteStream):
@@ -304,6 +369,16 @@ _LEGAL_NAMES = re.compile(rb"(?:[^:\s][^:\r\n]*\n)*[^:\s][^:\r\n]*").fullmatch  
 _BAD_VALUE = re.compile(rb"\n(?![ \t])|\r(?![ \t\n])").search  # http.client's illegal header value
 
 
+def head_is_writable(method: str, target: bytes, lower_names: list[bytes]) -> bool:
+    """Method, target and (lower-case) header names are ones http.client would write."""
+    return not (
+        _BAD_METHOD.search(method)
+        or _BAD_TARGET.search(target)
+        or not lower_names
+        or not _LEGAL_NAMES(b"\n".join(lower_names))
+    )
+
+
 def _request_head(request: httpx.Request, body: bytes | None) -> bytes | None:
     """The exact bytes urllib3's ``HTTPConnection.request`` writes before the body, when
     it would add nothing of its own: the request carries Host, Accept-Encoding and
@@ -313,11 +388,9 @@ def _request_head(request: httpx.Request, body: bytes | None) -> bytes | None:
     instead of two per header."""
     method = request.method
     target = request.url.raw_path
-    if _BAD_METHOD.search(method) or _BAD_TARGET.search(target):
-        return None
     pairs = request.headers.raw
     names = [name.lower() for name, _ in pairs]  # lower case, as ``Headers.multi_items`` hands them to urllib3
-    if not names or not _LEGAL_NAMES(b"\n".join(names)) or _BAD_VALUE(b"\0".join([value for _, value in pairs])):
+    if not head_is_writable(method, target, names) or _BAD_VALUE(b"\0".join([value for _, value in pairs])):
         return None
     seen = set(names)
     if not {b"host", b"accept-encoding", b"user-agent"} <= seen or b"transfer-encoding" in seen:
@@ -331,8 +404,14 @@ def _request_head(request: httpx.Request, body: bytes | None) -> bytes | None:
 
 
 def _exchange(
-    pool: HTTPConnectionPool, head: bytes, body: bytes | None, deadline: float, request: httpx.Request
-) -> httpx.Response:
+    pool: HTTPConnectionPool,
+    head: bytes,
+    body: bytes | None,
+    deadline: float,
+    head_request: bool,
+    cancel: Any,
+    request: httpx.Request | None,
+) -> Answer:
     """One HTTP/1.1 exchange on a pooled urllib3 connection, without urllib3's request
     and response layers: the head (and a small body) in one ``sendall``; a common-shape
     answer read by ``http1`` (its body by ``_LengthStream``), any other by ``http.client``
@@ -354,7 +433,6 @@ def _exchange(
                 raise _aborted(error, request) from error
             conn.arrival_stamps = not isinstance(conn, HTTPSConnection) and http1.enable_arrival_stamps(conn.sock)
         sock = conn.sock
-        cancel = request.extensions.get(ATTEMPT_CANCEL)
         if cancel is not None and not cancel.bind(sock):
             raise httpx.ReadError("attempt cancelled before it was sent", request=request)
         try:
@@ -372,22 +450,16 @@ def _exchange(
             raise _aborted(error, request) from error
         try:
             answer = http1.read_head(
-                sock, deadline, head_request=request.method == "HEAD", stamped=getattr(conn, "arrival_stamps", False)
+                sock, deadline, head_request=head_request, stamped=getattr(conn, "arrival_stamps", False)
             )
         except (OSError, http1.ClosedEarly, http1.HeadTooLarge) as error:
             raise _read_error(error, request) from error
         if isinstance(answer, http1.Head):
-            extensions: dict[str, Any] = {"http_version": b"HTTP/1.1"}
-            if answer.answered_in_time is not None:
-                extensions[ANSWERED_IN_TIME] = answer.answered_in_time
-            return httpx.Response(
-                answer.status,
-                headers=answer.headers,
-                stream=_LengthStream(pool, conn, http1.LengthBody(sock, answer, deadline, CHUNK_BYTES), request),
-                request=request,
-                extensions=extensions,
-            )
-        response = _Response(http1.PrefixedSocket(sock, answer.data), method=request.method)  # type: ignore[arg-type]
+            length_body = http1.LengthBody(sock, answer, deadline, CHUNK_BYTES)
+            body_stream = _LengthStream(pool, conn, length_body, request, cancel)
+            return Answer(answer.status, answer.headers, answer.answered_in_time, body_stream)
+        method = "HEAD" if head_request else "GET"  # http.client only asks whether it was HEAD
+        response = _Response(http1.PrefixedSocket(sock, answer.data), method=method)  # type: ignore[arg-type]
         try:
             response.begin()
         except (OSError, http.client.HTTPException) as error:
@@ -396,13 +468,8 @@ def _exchange(
     except BaseException:
         _give_back(pool, conn, reusable=False)
         raise
-    return httpx.Response(
-        response.status,
-        headers=response.msg.items(),
-        stream=_DirectStream(pool, conn, response, deadline, request),
-        request=request,
-        extensions={"http_version": b"HTTP/1.1"},
-    )
+    headers = [(name.encode("iso-8859-1"), value.encode("iso-8859-1")) for name, value in response.msg.items()]
+    return Answer(response.status, headers, None, _DirectStream(pool, conn, response, deadline, request, cancel))
 
 
 def _send_all(sock: Any, data: bytes) -> None:
@@ -418,11 +485,21 @@ class _LengthStream(httpx.SyncByteStream):
     """The body of a common-shape answer (``http1.LengthBody``); the connection goes
     back to the pool only if the body was read to its end and may be reused."""
 
-    def __init__(self, pool: HTTPConnectionPool, conn: Any, body: http1.LengthBody, request: httpx.Request) -> None:
+    def __init__(
+        self, pool: HTTPConnectionPool, conn: Any, body: http1.LengthBody, request: httpx.Request | None, cancel: Any
+    ) -> None:
         self._pool: HTTPConnectionPool | None = pool
         self._conn = conn
         self._body = body
         self._request = request
+        self._cancel = cancel
+
+    def chunks(self) -> Iterable[bytes]:
+        """The body: at once when it came with the head (the usual small answer), else as read."""
+        whole = self._body.buffered()
+        if whole is None:
+            return self
+        return (whole,) if whole else ()
 
     def __iter__(self) -> Iterator[bytes]:
         try:
@@ -435,7 +512,7 @@ class _LengthStream(httpx.SyncByteStream):
     def close(self) -> None:
         pool, self._pool = self._pool, None
         if pool is not None:
-            _give_back(pool, self._conn, reusable=self._body.complete and not _cancelled(self._request))
+            _give_back(pool, self._conn, reusable=self._body.complete and not _cancelled(self._cancel))
 
 
 class _DirectStream(httpx.SyncByteStream):
@@ -448,14 +525,19 @@ class _DirectStream(httpx.SyncByteStream):
         conn: Any,
         response: http.client.HTTPResponse,
         deadline: float,
-        request: httpx.Request,
+        request: httpx.Request | None,
+        cancel: Any,
     ) -> None:
         self._pool: HTTPConnectionPool | None = pool
         self._conn = conn
         self._response = response
         self._deadline = deadline
         self._request = request
+        self._cancel = cancel
         self._complete = False
+
+    def chunks(self) -> Iterable[bytes]:
+        return self
 
     def __iter__(self) -> Iterator[bytes]:
         response = self._response
@@ -479,13 +561,12 @@ class _DirectStream(httpx.SyncByteStream):
         pool, self._pool = self._pool, None
         if pool is None:
             return
-        reusable = self._complete and not self._response.will_close and not _cancelled(self._request)
+        reusable = self._complete and not self._response.will_close and not _cancelled(self._cancel)
         self._response.close()
         _give_back(pool, self._conn, reusable=reusable)
 
 
-def _cancelled(request: httpx.Request) -> bool:
-    cancel = request.extensions.get(ATTEMPT_CANCEL)
+def _cancelled(cancel: Any) -> bool:
     return cancel is not None and bool(cancel.cancelled)
 
 
@@ -502,12 +583,12 @@ def _give_back(pool: HTTPConnectionPool, conn: Any, *, reusable: bool) -> None:
 _BLOCKING_ERRNOS = {errno.EAGAIN, errno.EWOULDBLOCK}
 
 
-def _aborted(error: BaseException, request: httpx.Request) -> httpx.TransportError:
+def _aborted(error: BaseException, request: httpx.Request | None) -> httpx.TransportError:
     """What ``urlopen`` makes of an ``OSError`` or ``HTTPException``: "Connection aborted"."""
     return httpx.RemoteProtocolError(str(("Connection aborted.", error)), request=request)
 
 
-def _read_error(error: BaseException, request: httpx.Request) -> httpx.TransportError:
+def _read_error(error: BaseException, request: httpx.Request | None) -> httpx.TransportError:
     """A failed read of the status, headers or body, classified as urllib3 does."""
     if isinstance(error, (TimeoutError, socket.timeout)) or getattr(error, "errno", None) in _BLOCKING_ERRNOS:
         return httpx.ReadTimeout(f"Read timed out. ({error})", request=request)
@@ -524,7 +605,7 @@ def _budget_s(request: httpx.Request) -> float:
     return min(values) if values else DEFAULT_BUDGET_S
 
 
-def _translate(error: BaseException, request: httpx.Request) -> httpx.TransportError:
+def _translate(error: BaseException, request: httpx.Request | None) -> httpx.TransportError:
     message = str(error) or type(error).__name__
     if isinstance(error, (NewConnectionError, SSLError, ConnectionRefusedError)):  # before: a NewConnectionError
         return httpx.ConnectError(message, request=request)  # is also a ConnectTimeoutError in urllib3

@@ -139,11 +139,19 @@ class PropagatingTransport(httpx.BaseTransport):
 
     def __init__(self, inner: httpx.BaseTransport) -> None:
         self._inner = inner
+        # The lean lane (downstream.client): the inner transport's, with these headers added.
+        self.lean_exchange = getattr(inner, "lean_exchange", None)
+        self._inner_lean_headers = getattr(inner, "lean_headers", None)
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         for name, value in _propagation_headers():
             request.headers[name] = value
         return self._inner.handle_request(request)
+
+    def lean_headers(self) -> tuple[tuple[str, str], ...]:
+        inner = self._inner_lean_headers
+        own = _propagation_headers()
+        return (*inner(), *own) if inner is not None else own
 
     def close(self) -> None:
         self._inner.close()
