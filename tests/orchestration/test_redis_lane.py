@@ -19,6 +19,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError, ResponseError, TimeoutError
 from redis.retry import Retry
 
+from gateway_project import redis_ha
 from orchestration import redis_lane
 from orchestration.edge.rate_store import Bucket
 from orchestration.edge.redis_boundary import RedisBoundary, StoreUnavailable
@@ -78,6 +79,15 @@ def test_the_lane_is_used_for_a_plain_tcp_client_and_not_for_a_unix_socket():
     assert isinstance(redis_lane.register(_client(), ECHO), redis_lane.LaneScript)
     unix = redis.Redis(unix_socket_path="/nonexistent/redis.sock")
     assert isinstance(redis_lane.register(unix, ECHO), redis_lane._PyScript)
+
+
+def test_a_sentinel_client_gets_the_lane_which_asks_the_sentinels_for_the_primary():
+    # the failover itself: tests/e2e/test_redis_sentinel_e2e.py (rate limits shared again after it)
+    settings = redis_ha.SentinelSettings(sentinels=(("127.0.0.1", free_port()),), master="gateway")
+    client = settings.client(retry=Retry(NoBackoff(), 1))
+    assert isinstance(redis_lane.register(client, ECHO), redis_lane.LaneScript)
+    lane = redis_lane.lane_for(client)
+    assert lane is not None and lane._address == client.connection_pool.get_master_address
 
 
 def test_rate_limit_script_answers_exactly_as_through_redis_py(client):
