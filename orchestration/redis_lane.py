@@ -36,9 +36,9 @@ The rules it keeps:
   and pooled connections to a former primary are dropped;
 * after a fork the child starts with an empty pool (the parent's sockets are its own).
 
-A client the lane does not speak for (TLS, a Unix socket, RESP3, a client-side cache)
-gets the same interface on redis-py (``_PyScript``): ``script(keys, args)`` and
-``script.many(calls)``.
+A client the lane does not speak for (TLS, a Unix socket, RESP3, a client-side cache, a
+client name, a credential provider, decoded replies) gets the same interface on redis-py
+(``_PyScript``): ``script(keys, args)`` and ``script.many(calls)``.
 """
 
 from __future__ import annotations
@@ -179,7 +179,7 @@ class Lane:
             return None
         if getattr(pool, "cache", None) is not None or kwargs.get("protocol") not in (None, 2, "2"):
             return None
-        if kwargs.get("credential_provider") is not None or kwargs.get("decode_responses"):
+        if kwargs.get("credential_provider") is not None or kwargs.get("decode_responses") or kwargs.get("client_name"):
             return None
         retry = kwargs.get("retry")
         tcp = (kwargs.get("host", "localhost"), kwargs.get("port", 6379))
