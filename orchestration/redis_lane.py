@@ -28,8 +28,9 @@ The rules it keeps:
   its complete reply, so no two greenlets interleave on one, and one broken mid-command
   (an error, a timeout, a greenlet killed while it waits) is closed, never reused;
 * the client's timeouts (``socket_connect_timeout``, ``socket_timeout``: 0.25 s) and its
-  one retry of a ``ConnectionError``/``TimeoutError`` on a fresh connection (a pooled
-  connection gone stale after a Redis restart), as ``wiring.redis_client`` configures;
+  one retry of a ``ConnectionError``/``TimeoutError`` on a fresh connection (pooled
+  connections gone stale after a Redis restart: the idle ones are dropped with it), as
+  ``wiring.redis_client`` configures;
 * ``NOSCRIPT`` (a Redis restart, ``SCRIPT FLUSH``) loads the script and sends it again;
 * Sentinel: each new connection asks the sentinels' pool for the primary's address, a
   ``READONLY`` reply (a demoted primary) closes the connection as a ``ConnectionError``,
@@ -206,6 +207,9 @@ class Lane:
                 if attempt >= self._retries:
                     raise
                 attempt += 1
+                # The idle connections share the failed one's fate (a Redis restart leaves
+                # them all dead): the retry connects anew, as redis-py's reconnects.
+                self.close()
 
     def _once(self, packed: bytes, replies: int) -> list[Any]:
         conn = self._take()

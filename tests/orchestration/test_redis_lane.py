@@ -12,6 +12,7 @@ import textwrap
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import redis
@@ -30,6 +31,15 @@ from tests.support.scripts import run_script
 
 URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/2")
 ECHO = "return {KEYS[1], ARGV[1], tonumber(ARGV[2]) + 1}"
+# busy in Redis for ARGV[2] µs, so a caller can be killed, or others queue, while it waits
+SLOW = """
+local start = redis.call('TIME')
+while true do
+  local now = redis.call('TIME')
+  if (now[1] - start[1]) * 1000000 + (now[2] - start[2]) > tonumber(ARGV[2]) then break end
+end
+return ARGV[1]
+"""
 
 
 def _client(url: str = URL, retries: int = 1) -> redis.Redis:
@@ -53,13 +63,10 @@ def client() -> Iterator[redis.Redis]:
         client.delete(key)
 
 
-@pytest.fixture
-def own_redis() -> Iterator[tuple[subprocess.Popen[bytes], int]]:
-    """A redis-server of this test's own, to stop, freeze and kill."""
+def _start_redis(port: int) -> subprocess.Popen[bytes]:
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.skip("redis-server not installed")
-    port = free_port()
     args = [binary, "--port", str(port), "--save", "", "--appendonly", "no", "--daemonize", "no"]
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     probe = _client(f"redis://127.0.0.1:{port}/0", retries=0)
@@ -69,10 +76,22 @@ def own_redis() -> Iterator[tuple[subprocess.Popen[bytes], int]]:
             break
         except redis.RedisError:
             time.sleep(0.02)
-    yield process, port
+    return process
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
     process.send_signal(signal.SIGCONT)
     process.kill()
     process.wait(timeout=5)
+
+
+@pytest.fixture
+def own_redis() -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """A redis-server of this test's own, to stop, freeze and kill."""
+    port = free_port()
+    process = _start_redis(port)
+    yield process, port
+    _stop(process)
 
 
 def test_the_lane_is_used_for_a_plain_tcp_client_and_not_for_a_unix_socket():
@@ -159,6 +178,19 @@ def test_redis_stopped_is_store_unavailable_and_fails_open(own_redis):
         store.acquire([bucket], now=1000.1)
     with pytest.raises(StoreUnavailable):  # and now the boundary answers without trying
         store.acquire([bucket], now=1000.2)
+
+
+def test_after_a_redis_restart_the_next_call_is_answered(own_redis):
+    process, port = own_redis
+    slow = redis_lane.register(_client(f"redis://127.0.0.1:{port}/0"), SLOW)
+    with ThreadPoolExecutor(4) as threads:  # four calls at once: four pooled connections
+        assert list(threads.map(lambda i: slow(args=[i, 20_000]), range(4))) == [b"0", b"1", b"2", b"3"]
+    _stop(process)
+    restarted = _start_redis(port)
+    try:  # every pooled connection is dead; the one retry goes on a new one, as redis-py's
+        assert slow(args=["after", 0]) == b"after"
+    finally:
+        _stop(restarted)
 
 
 def test_a_frozen_redis_times_out_and_its_late_reply_is_never_read(own_redis):
