@@ -14,6 +14,8 @@ together: one ``PEEK`` script per service in one pipeline, i.e. one round trip
 per ``snapshot_ttl_s`` for all of a plan's services instead of one per service
 (issue 17: 5 per 0.25 s on the checkout). Transitions a peek finds (the rate
 rule, on the successes it sends) are reported with that service's next call.
+Every script goes through ``orchestration.redis_lane`` (the hot path's own lane to
+Redis), the batch as ``HotScript.many``.
 
 Redis down: the store falls back to per-process state (an
 ``InProcessBreakerStore``) for ``retry_after_s`` before trying Redis again; it
