@@ -290,8 +290,9 @@ def child(spec: dict[str, object]) -> int:
 
 def count_redis_round_trips() -> dict[str, int]:
     """Counts every write to a Redis socket (one per round trip: a pipeline or a
-    script is one write and waits for its replies), keyed by the gateway function
-    that made it. Patched before the gateway is imported."""
+    script is one write and waits for its replies), redis-py's and the hot path's
+    lane's (``orchestration.redis_lane``, marked "(lane)"), keyed by the gateway
+    function that made it. Patched before the gateway is imported."""
     import redis.connection
 
     counts: dict[str, int] = {}
@@ -310,6 +311,24 @@ def count_redis_round_trips() -> dict[str, int]:
         original(self, command, check_health)
 
     redis.connection.AbstractConnection.send_packed_command = counting  # type: ignore[method-assign]
+
+    from orchestration import redis_lane
+
+    lane_once = redis_lane.Lane._once
+
+    def counting_lane(self: Any, packed: bytes, replies: int) -> list[Any]:
+        caller = "?"
+        frame = sys._getframe(1)
+        while frame is not None:
+            module = frame.f_globals.get("__name__", "")
+            if module.startswith(("orchestration.", "gateway_project.", "registry.")) and module != redis_lane.__name__:
+                caller = f"{module}.{frame.f_code.co_name} (lane)"
+                break
+            frame = frame.f_back  # type: ignore[assignment]
+        counts[caller] = counts.get(caller, 0) + 1
+        return lane_once(self, packed, replies)
+
+    redis_lane.Lane._once = counting_lane  # type: ignore[method-assign]
     return counts
 
 

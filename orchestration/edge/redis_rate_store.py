@@ -14,6 +14,7 @@ from typing import Any
 
 from redis import Redis
 
+from orchestration import redis_lane
 from orchestration.edge.rate_store import TOLERANCE_S, Bucket, BucketState
 from orchestration.edge.redis_boundary import RedisBoundary
 
@@ -51,7 +52,7 @@ return replies
 
 class RedisRateStore:
     def __init__(self, client: Redis, boundary: RedisBoundary) -> None:
-        self._script = client.register_script(ACQUIRE)
+        self._script = redis_lane.register(client, ACQUIRE)  # EVALSHA on the hot path's own lane
         self._boundary = boundary
 
     def acquire(self, buckets: Sequence[Bucket], now: float) -> tuple[BucketState, ...]:

@@ -14,6 +14,8 @@ together: one ``PEEK`` script per service in one pipeline, i.e. one round trip
 per ``snapshot_ttl_s`` for all of a plan's services instead of one per service
 (issue 17: 5 per 0.25 s on the checkout). Transitions a peek finds (the rate
 rule, on the successes it sends) are reported with that service's next call.
+Every script goes through ``orchestration.redis_lane`` (the hot path's own lane to
+Redis), the batch as ``HotScript.many``.
 
 Redis down: the store falls back to per-process state (an
 ``InProcessBreakerStore``) for ``retry_after_s`` before trying Redis again; it
@@ -29,8 +31,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis import Redis
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import RedisError
 
+from orchestration import redis_lane
 from orchestration.observer import NullObserver, Observer
 from orchestration.plan import BreakerPolicy
 from orchestration.resilience import breaker_lua
@@ -75,7 +78,7 @@ class RedisBreakerStore:
         self._retry_after_s = retry_after_s
         self._observer: Observer = observer or NullObserver()
         self._scripts = {
-            name: client.register_script(getattr(breaker_lua, name))
+            name: redis_lane.register(client, getattr(breaker_lua, name))
             for name in ("ACQUIRE", "RECORD", "RELEASE", "ADMINISTER", "READ", "PEEK")
         }
         self._called: dict[str, tuple[BreakerPolicy, float]] = {}  # service: its policy, when last acquired
@@ -124,22 +127,11 @@ class RedisBreakerStore:
             return
         script = self._scripts["PEEK"]
         calls = [(self._keys(service), self._args(service, policy, now)) for service, policy in stale]
-        raws: list[Any] = []
-        for attempt in range(2):
-            # EVALSHA straight into the pipeline: redis-py's pipelined Script objects ask
-            # SCRIPT EXISTS first, a second round trip on every renewal.
-            pipe = self._client.pipeline(transaction=False)
-            for keys, args in calls:
-                pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)  # type: ignore[no-untyped-call]
-            try:
-                raws = pipe.execute(raise_on_error=False)
-                if attempt == 0 and any(isinstance(raw, NoScriptError) for raw in raws):
-                    self._client.script_load(breaker_lua.PEEK)  # Redis restarted or flushed its scripts
-                    continue
-            except RedisError as error:
-                self._went_down(error, now)
-                return
-            break
+        try:
+            raws = script.many(calls)  # one round trip; a NOSCRIPT reply loads the script and resends
+        except RedisError as error:
+            self._went_down(error, now)
+            return
         self._down_until = None
         for (service, _), raw in zip(stale, raws, strict=True):
             if isinstance(raw, Exception):

@@ -19,6 +19,7 @@ from typing import Any
 from redis import Redis
 from redis.exceptions import RedisError
 
+from orchestration import redis_lane
 from orchestration.observer import NullObserver, Observer
 from orchestration.plan import RetryPolicy
 from orchestration.resilience.retry_budget import WINDOW_S, InProcessRetryBudgetStore
@@ -61,7 +62,7 @@ class RedisRetryBudgetStore:
         retry_after_s: float = 1.0,
         observer: Observer | None = None,
     ) -> None:
-        self._script = client.register_script(_SCRIPT)
+        self._script = redis_lane.register(client, _SCRIPT)
         self._prefix = f"{prefix}retry_budget:{scope}:"
         self._flush_s = flush_s
         self._retry_after_s = retry_after_s

@@ -31,6 +31,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 
 from tests.support.fake_downstream import fake_downstream, free_port, module_fake_downstream  # noqa: F401 - fixtures
+from tests.support.redis import redis_url_for_db
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -134,7 +135,7 @@ def process_env(workdir: Path, *, database: str, redis_db: int) -> dict[str, str
     return {
         **{k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "PROMETHEUS_", "PYTEST_"))},
         "DATABASE_URL": database_url(database),
-        "REDIS_URL": f"redis://127.0.0.1:6379/{redis_db}",
+        "REDIS_URL": redis_url_for_db(redis_db),
         "DJANGO_SECRET_KEY": "test",
         "DJANGO_SETTINGS_MODULE": "gateway_project.settings",
         "HOME": str(workdir),

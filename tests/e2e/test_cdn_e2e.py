@@ -33,6 +33,7 @@ from tests.e2e.test_edge_e2e import (
     signed,
 )
 from tests.support.fake_downstream import FakeDownstream
+from tests.support.redis import redis_url_for_db
 
 pytestmark = pytest.mark.e2e
 
@@ -47,7 +48,7 @@ def _targets() -> tuple[str, int]:
 
 
 def _broker_url() -> str:
-    return f"redis://127.0.0.1:6379/{(_targets()[1] + 1) % 16}"
+    return redis_url_for_db((_targets()[1] + 1) % 16)
 
 
 class FakeCdn:

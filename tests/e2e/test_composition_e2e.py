@@ -22,6 +22,7 @@ import yaml
 
 from tests.e2e.conftest import GatewayServer, isolated_targets
 from tests.support.fake_downstream import FakeDownstream
+from tests.support.redis import redis_url_for_db
 
 pytestmark = pytest.mark.e2e
 
@@ -218,7 +219,7 @@ def test_product_answers_are_reused_across_both_workers_and_purged_by_tag(setup:
     for _ in range(12):  # a new connection each time: both workers serve some of them
         assert setup.get("/v1/cart-page?cartId=cached") == (200, expected)
     assert product_hits(setup, skus) == [1, 1]
-    client = redis.Redis.from_url(f"redis://127.0.0.1:6379/{setup.redis_db}")
+    client = redis.Redis.from_url(redis_url_for_db(setup.redis_db))
     assert client.zcard("gw:cache:t:product:c1") == 1  # the entry lives in Redis, under its tags
 
     body = json.dumps({"tags": ["product:c2"]}).encode()

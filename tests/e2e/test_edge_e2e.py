@@ -45,6 +45,7 @@ from tests.e2e.conftest import (
     wait_until_up,
 )
 from tests.support.fake_downstream import FakeDownstream, free_port
+from tests.support.redis import redis_url_for_db
 
 pytestmark = pytest.mark.e2e
 
@@ -234,7 +235,7 @@ def edge_config(fakes: Fakes) -> str:
 
 def _broker_url() -> str:
     redis_db = isolated_targets("edge", 8)[1]
-    return f"redis://127.0.0.1:6379/{redis_db + 1 if redis_db < 15 else redis_db - 1}"
+    return redis_url_for_db(redis_db + 1 if redis_db < 15 else redis_db - 1)
 
 
 @dataclass

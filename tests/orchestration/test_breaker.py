@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 import pytest
 import redis
 
+from orchestration import redis_lane
 from orchestration.clock import FakeClock
 from orchestration.plan import BreakerPolicy
 from orchestration.resilience.breaker import BreakerState, CircuitBreaker, Permit
@@ -211,8 +212,15 @@ class _CountingRedis(redis.Redis):
         return super().execute_command(*args, **options)
 
 
-def test_redis_store_costs_at_most_one_round_trip_per_attempt(clock):
+def test_redis_store_costs_at_most_one_round_trip_per_attempt(clock, monkeypatch):
     _redis()
+    lane_once = redis_lane.Lane._once
+
+    def counting_lane(self, packed, replies):  # type: ignore[no-untyped-def]
+        _CountingRedis.round_trips += 1  # the hot path's scripts go on the lane (one write each)
+        return lane_once(self, packed, replies)
+
+    monkeypatch.setattr(redis_lane.Lane, "_once", counting_lane)
     client = _CountingRedis.from_url(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/2"))
     prefix = f"test:{uuid.uuid4().hex}:"
     breaker = CircuitBreaker("cart", POLICY, RedisBreakerStore(client, prefix=prefix), clock=clock)

@@ -11,6 +11,7 @@ import pytest
 import redis
 import redis.connection
 
+from orchestration import redis_lane
 from orchestration.clock import FakeClock
 from orchestration.plan import BreakerPolicy
 from orchestration.resilience.breaker import CircuitBreaker
@@ -42,15 +43,22 @@ def prefix(client: redis.Redis) -> Iterator[str]:
 
 @pytest.fixture
 def sends(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
-    """Every write to a Redis socket: one per round trip (a pipeline is one write)."""
+    """Every write to a Redis socket, redis-py's or the hot path's lane (``redis_lane``):
+    one per round trip (a pipeline is one write)."""
     seen: list[bytes] = []
     original = redis.connection.AbstractConnection.send_packed_command
+    lane_once = redis_lane.Lane._once
 
     def counting(self, command, check_health=True):  # type: ignore[no-untyped-def]
         seen.append(b"".join(command) if isinstance(command, list) else command)
         return original(self, command, check_health)
 
+    def counting_lane(self, packed, replies):  # type: ignore[no-untyped-def]
+        seen.append(packed)
+        return lane_once(self, packed, replies)
+
     monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counting)
+    monkeypatch.setattr(redis_lane.Lane, "_once", counting_lane)
     return seen
 
 
