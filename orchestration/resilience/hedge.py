@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import contextlib
 import socket
-import threading
 from collections.abc import Callable
 from typing import Any
 
+from orchestration.native_lock import allocate_lock
 from orchestration.outcome import Outcome
 from orchestration.resilience.retry import DecisionListener, RetryGrant
 from orchestration.spawn import Spawner
@@ -33,14 +33,15 @@ _WAIT_MARGIN_S = 1.0  # attempts end by their own timeout; this only guards agai
 
 class AttemptCancel:
     """Cancels one attempt from another thread or greenlet: the transport ``bind``s the
-    attempt's socket, ``cancel`` shuts it down (or refuses the bind if it comes later)."""
+    attempt's socket, ``cancel`` shuts it down (or refuses the bind if it comes later).
+    Its lock is the OS's (``native_lock``): nothing waits while holding it."""
 
     __slots__ = ("_lock", "_sock", "cancelled")
 
     def __init__(self) -> None:
         self.cancelled = False
         self._sock: Any = None
-        self._lock = threading.Lock()
+        self._lock = allocate_lock()
 
     def bind(self, sock: Any) -> bool:
         """False when already cancelled: the caller must not send."""
@@ -63,12 +64,13 @@ CancellableAttempt = Callable[[float, AttemptCancel], Outcome]  # timeout_s, can
 
 
 class _Race:
-    """Who answered decisively first, between the caller's attempt (0) and the hedge (1)."""
+    """Who answered decisively first, between the caller's attempt (0) and the hedge (1).
+    ``decisive`` is pure, so nothing waits under the (OS) lock."""
 
     __slots__ = ("first_done", "hedge_started", "lock", "tokens", "winner")
 
     def __init__(self) -> None:
-        self.lock = threading.Lock()
+        self.lock = allocate_lock()
         self.first_done = False  # set once the caller's attempt returned: a late timer sends nothing
         self.hedge_started = False
         self.winner: int | None = None
