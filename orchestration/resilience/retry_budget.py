@@ -39,11 +39,18 @@ def allowed_retries(policy: RetryPolicy, calls: int) -> float:
 class _Buckets:
     """Calls and retries per whole second, for the last ``WINDOW_S`` seconds."""
 
-    __slots__ = ("calls", "retries")
+    __slots__ = ("calls", "latest", "retries")
 
     def __init__(self) -> None:
         self.calls: dict[int, int] = {}
         self.retries: dict[int, int] = {}
+        self.latest = 0  # the newest second a call was counted in
+
+    def add_call(self, second: int) -> None:
+        if second != self.latest:  # a new second: drop what left the window (a service never retried kept all)
+            self.latest = second
+            self.totals(second)
+        self.calls[second] = self.calls.get(second, 0) + 1
 
     def totals(self, second: int) -> tuple[int, int]:
         horizon = second - WINDOW_S
@@ -59,10 +66,8 @@ class InProcessRetryBudgetStore:
         self._lock = threading.Lock()
 
     def on_call(self, service: str, now: float) -> None:
-        second = int(now)
         with self._lock:
-            buckets = self._buckets(service)
-            buckets.calls[second] = buckets.calls.get(second, 0) + 1
+            self._buckets(service).add_call(int(now))
 
     def try_retry(self, service: str, policy: RetryPolicy, now: float) -> bool:
         second = int(now)

@@ -277,6 +277,18 @@ def test_rate_rule_forgets_calls_outside_the_window(rate_breaker, recorder, cloc
     assert recorder.transitions == []
 
 
+def test_rate_rule_drops_each_second_as_it_leaves_the_window(rate_breaker, recorder, clock):
+    _succeed_times(rate_breaker, 6)
+    clock.advance(5)
+    _fail(rate_breaker, 4)
+    clock.advance(5.5)  # the first second's 6 successes left the window, the failures did not
+    _succeed_times(rate_breaker, 4)
+    _fail(rate_breaker)  # 9 calls in the window: below min_calls
+    assert rate_breaker.acquire().allowed
+    _fail(rate_breaker)  # 10 calls, 6 failed
+    assert _sequence(recorder) == [("closed", "open", "60% of 10 calls failed within 10s")]
+
+
 def test_rate_rule_counts_the_calls_of_every_process(stores, clock, recorder):
     first = CircuitBreaker("inventory", RATE, stores(), clock=clock, observer=recorder)
     second = CircuitBreaker("inventory", RATE, stores(), clock=clock, observer=recorder)

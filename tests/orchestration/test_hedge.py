@@ -4,17 +4,22 @@ pays for the hedge. Threads and a real (short) ``after_ms``; no timing is assert
 
 from __future__ import annotations
 
+import os
 import threading
+import uuid
 from collections.abc import Iterator
 
 import httpx
 import pytest
+import redis
 
 from orchestration.downstream.transport import ATTEMPT_CANCEL
 from orchestration.executor import Success
 from orchestration.plan import BreakerPolicy, HedgePolicy, RetryPolicy
 from orchestration.resilience.breaker import BreakerState
+from orchestration.resilience.breaker_store import BreakerStore, InProcessBreakerStore
 from orchestration.resilience.hedge import AttemptCancel
+from orchestration.resilience.redis_breaker_store import RedisBreakerStore
 from orchestration.spawn import ThreadSpawner
 from tests.orchestration.engine_kit import Gateway, call, endpoint, service
 
@@ -73,11 +78,29 @@ def replicas() -> Iterator[list[_Replicas]]:
         replica.release.set()
 
 
-def _gateway(downstream, clock, replicas, *answers, slow_status=200, **policies):  # type: ignore[no-untyped-def]
+def _gateway(downstream, clock, replicas, *answers, slow_status=200, store=None, **policies):  # type: ignore[no-untyped-def]
     replica = _Replicas(*answers, slow_status=slow_status)
     replicas.append(replica)
     downstream.on("inventory", replica)
-    return Gateway([service("inventory", hedge=HEDGE, **policies)], downstream, clock, spawner=ThreadSpawner())
+    services = [service("inventory", hedge=HEDGE, **policies)]
+    return Gateway(services, downstream, clock, spawner=ThreadSpawner(), store=store)
+
+
+@pytest.fixture(params=["in_process", "redis"])
+def breaker_store(request: pytest.FixtureRequest) -> Iterator[BreakerStore]:
+    """The loser must not count in either store (the Redis one was suspected: bench/README.md)."""
+    if request.param == "in_process":
+        yield InProcessBreakerStore()
+        return
+    client = redis.Redis.from_url(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/2"), socket_timeout=1)
+    try:
+        client.ping()
+    except redis.RedisError:
+        pytest.skip("Redis not reachable at REDIS_URL")
+    prefix = f"test:{uuid.uuid4().hex}:"
+    yield RedisBreakerStore(client, prefix=prefix)
+    for key in client.scan_iter(f"{prefix}*"):
+        client.delete(key)
 
 
 def _decisions(gateway: Gateway) -> list[str]:
@@ -136,16 +159,56 @@ def test_the_hedge_spends_the_retry_budget(clock, downstream, request_context, r
     assert _decisions(gateway) == ["hedge_over_budget"]
 
 
-def test_the_cancelled_loser_is_no_breaker_failure(clock, downstream, request_context, replicas):
+ONE_FAILURE_OPENS = BreakerPolicy(failure_threshold=1, window_s=60, open_s=60, half_open_probes=1)
+
+
+def test_the_cancelled_loser_is_no_breaker_failure(clock, downstream, request_context, replicas, breaker_store):
     """The loser's late failure (what a cut connection looks like) is discarded and its
     permit released: a breaker that opens on one failure stays closed."""
-    one_failure_opens = BreakerPolicy(failure_threshold=1, window_s=60, open_s=60, half_open_probes=1)
     fast = (200, {"replica": "fast"})
-    gateway = _gateway(downstream, clock, replicas, None, fast, slow_status=500, breaker=one_failure_opens)
+    gateway = _gateway(
+        downstream, clock, replicas, None, fast, slow_status=500, breaker=ONE_FAILURE_OPENS, store=breaker_store
+    )
     assert isinstance(gateway.executor.run(endpoint(call("inventory")), request_context), Success)
     replicas[0].release.set()
     threading.Event().wait(0.3)  # the loser's thread ends its attempt (a 500) after the release
-    assert gateway.pool.breaker("inventory").snapshot().state is BreakerState.CLOSED
+    breaker = gateway.pool.breaker("inventory")
+    assert breaker.snapshot().state is BreakerState.CLOSED and breaker.snapshot().failures_in_window == 0
+    assert gateway.executor.run(endpoint(call("inventory")), request_context) is not None
+    assert breaker.acquire().allowed
+
+
+def test_a_cancelled_hedge_is_no_breaker_failure(clock, downstream, request_context, breaker_store):
+    """The other way round: the first attempt answers after the hedge went out, the hedge
+    (which would have failed) is hung up on and does not count either."""
+    hedge_sent = threading.Event()
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if len(seen) == 1:
+            assert hedge_sent.wait(2)  # the first attempt: answers once the hedge is out
+            threading.Event().wait(0.05)
+            return httpx.Response(200, json={"replica": "first"})
+        hedge_sent.set()
+        sock = _Socket(threading.Event())
+        cancel = request.extensions.get(ATTEMPT_CANCEL)
+        if cancel is not None and not cancel.bind(sock):
+            raise httpx.ReadError("attempt cancelled before it was sent", request=request)
+        sock.wait(2)
+        if sock.shut:
+            raise httpx.ReadError("connection shut by the gateway", request=request)
+        return httpx.Response(500, json={"replica": "hedge"})
+
+    downstream.on("inventory", answer)
+    services = [service("inventory", hedge=HEDGE, breaker=ONE_FAILURE_OPENS)]
+    gateway = Gateway(services, downstream, clock, spawner=ThreadSpawner(), store=breaker_store)
+    result = gateway.executor.run(endpoint(call("inventory")), request_context)
+    assert isinstance(result, Success) and result.body == {"inventory": {"replica": "first"}}
+    assert downstream.hits["inventory"] == 2 and _decisions(gateway) == ["hedge_fired"]
+    threading.Event().wait(0.3)  # the hedge's thread ends its (cut) attempt
+    breaker = gateway.pool.breaker("inventory")
+    assert breaker.snapshot().state is BreakerState.CLOSED and breaker.snapshot().failures_in_window == 0
 
 
 def test_a_cancel_token_shuts_the_bound_socket_and_refuses_later_binds():

@@ -161,3 +161,16 @@ def test_workers_of_a_host_share_one_budget(clock, downstream, request_context, 
     # 10 % of the host's 100 calls (less the first worker's last calls not yet sent to
     # Redis); a budget of its own would give the second worker 10 % of its 10 calls: 1
     assert 9 <= retries <= 10
+
+
+def test_a_budget_never_retried_keeps_only_its_window_of_call_counts() -> None:
+    """Calls are counted per second; a service that never retries (the usual case) must
+    not keep a bucket for every second it was ever called in (memory grew for ever)."""
+    from orchestration.resilience.retry_budget import WINDOW_S
+
+    store = InProcessRetryBudgetStore()
+    for second in range(1000, 1100):
+        store.on_call("cart", second + 0.5)
+    assert len(store._services["cart"].calls) <= WINDOW_S + 1
+    granted = store.try_retry("cart", RetryPolicy(max_retries=1, budget_percent=20, budget_min_per_s=0), 1099.5)
+    assert granted  # the window's 10 calls still earn 2 retries

@@ -223,3 +223,29 @@ def test_an_unchanged_result_is_not_written_again_at_once(clock):  # type: ignor
     clock.advance(0.5)
     stale.keep("k", {"eta": 2}, max_age_s=5)
     assert store.puts == 4
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"eta": 1, "note": "café ☕"},
+        {"eta": 2**70},  # beyond 64 bits: orjson refuses it, json writes it
+        {"note": "\ud800"},  # an unpaired surrogate (a "\ud800" escape the standard library read)
+    ],
+)
+def test_any_body_json_reads_is_kept_and_recalled_as_it_was(clock, body):  # type: ignore[no-untyped-def]
+    stale = StaleResults(wall=clock.wall)
+    stale.keep("k", body, max_age_s=300)
+    assert stale.recall("k", max_age_s=300).body == body  # type: ignore[union-attr]
+
+
+def test_the_key_is_the_same_for_the_same_rendered_request_only() -> None:
+    from orchestration.downstream.request import RequestSpec
+    from orchestration.resilience.stale import stale_key
+
+    spec = RequestSpec("POST", "/estimate", (("zip", "10115"),), (("X-A", "1"),), {"n": 2**70, "s": "\ud800"}, True)
+    same = RequestSpec("POST", "/estimate", (("zip", "10115"),), (("x-a", "1"),), {"n": 2**70, "s": "\ud800"}, True)
+    other = dataclasses.replace(spec, json_body={"n": 2**70 + 1, "s": "\ud800"})
+    key = stale_key("e", "c", spec, forwards_authorization=False)
+    assert key == stale_key("e", "c", same, forwards_authorization=False)
+    assert key != stale_key("e", "c", other, forwards_authorization=False)
