@@ -92,6 +92,7 @@ def parent(args: argparse.Namespace) -> int:
             "pyspy": str(Path(args.pyspy).resolve()) if args.pyspy else "",
             "transport": args.transport,
             "ab": str(Path(args.ab).resolve()) if args.ab else "",
+            "on": str(Path(args.on).resolve()) if args.on else "",
             "blocks": args.blocks,
             "count_redis": args.count_redis,
             "pace_ms": args.pace_ms,
@@ -211,6 +212,9 @@ def child(spec: dict[str, object]) -> int:
         toggle(True)
         run(int(spec["warmup"]), int(spec["c"]))  # type: ignore[call-overload]
         toggle(False)
+    if spec.get("on"):  # variant B throughout: its profile, its rounds
+        _load_toggle(str(spec["on"]))(True)
+        run(int(spec["warmup"]), int(spec["c"]))  # type: ignore[call-overload]
     answer = json.loads(first_body[0])
     if answer.get("total") != 16234:
         print(f"micro: unexpected answer {first_body[0][:300]!r}", file=sys.stderr)
@@ -393,6 +397,9 @@ def main(argv: list[str] | None = None) -> int:
         default="",
         help="a Python file defining toggle(on: bool) that switches variant B on and off: "
         "A and B measured in interleaved blocks of one process (beats a machine whose speed drifts)",
+    )
+    parser.add_argument(
+        "--on", default="", help="a --ab variant file switched on for the whole run (B's own rounds or profile)"
     )
     parser.add_argument("--count-redis", action="store_true", help="count Redis round trips per request, by caller")
     parser.add_argument("--pace-ms", type=float, default=0.0, help="each client waits this long between requests")
