@@ -264,16 +264,18 @@ class Executor:
         timeout_ms = call.timeout_ms if call.timeout_ms is not None else service.timeout_ms
         grant = client.retry_grant()
         decide = partial(self._decide, run.endpoint.name, call)
-        attempt: Callable[[float], Outcome] = lambda timeout_s: client.attempt(spec, timeout_s)  # noqa: E731
+        attempt: Callable[[float], Outcome]
         if service.hedge is not None and call.retryable_method:
             attempt = hedged(
-                lambda timeout_s, token: client.attempt(spec, timeout_s, token),
+                partial(client.attempt, spec),
                 after_s=service.hedge.after_ms / 1000,
                 spawner=self._spawner,
                 decisive=_decisive,
                 grant=grant,
                 on_decision=decide,
             )
+        else:
+            attempt = partial(client.attempt, spec)
         return run_with_retry(
             attempt,
             policy=service.retry,

@@ -148,22 +148,19 @@ class _GreenletLater(Generic[T]):
     """A loop timer (no greenlet) until it fires; then one greenlet, in the context of the
     arming greenlet (the timer's callback runs in the hub, whose context is not the request's)."""
 
-    __slots__ = ("_context", "_greenlet", "_task", "_timer")
+    __slots__ = ("_context", "_greenlet", "_spawn", "_task", "_timer")
 
-    def __init__(self, delay_s: float, task: Callable[[], T]) -> None:
-        import gevent
-
+    def __init__(self, delay_s: float, task: Callable[[], T], get_hub: Any, spawn: Any) -> None:
         self._task = task
+        self._spawn = spawn
         self._greenlet: Any = None
         self._context = contextvars.copy_context()
-        self._timer = gevent.get_hub().loop.timer(delay_s)
+        self._timer = get_hub().loop.timer(delay_s)
         self._timer.start(self._fire)
 
     def _fire(self) -> None:
-        import gevent
-
         self._timer.close()
-        self._greenlet = gevent.spawn(self._context.run, _outcome_of, self._task)
+        self._greenlet = self._spawn(self._context.run, _outcome_of, self._task)
 
     def next_done(self, timeout_s: float) -> tuple[int, T | Exception] | None:
         greenlet = self._greenlet
@@ -183,11 +180,17 @@ class _GreenletLater(Generic[T]):
 
 
 class GeventSpawner:
+    def __init__(self) -> None:
+        import gevent  # here, not per ``later``: an import statement is a lookup on every call
+
+        self._get_hub = gevent.get_hub
+        self._spawn = gevent.spawn
+
     def start(self, tasks: Sequence[Callable[[], T]]) -> Running[T]:
         return _GreenletRun(tasks)
 
     def later(self, delay_s: float, task: Callable[[], T]) -> Running[T]:
-        return _GreenletLater(delay_s, task)
+        return _GreenletLater(delay_s, task, self._get_hub, self._spawn)
 
 
 def default_spawner() -> Spawner:

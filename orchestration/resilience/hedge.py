@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import contextlib
 import socket
-import threading
 from collections.abc import Callable
 from typing import Any
 
+from orchestration.native_lock import allocate_lock
 from orchestration.outcome import Outcome
 from orchestration.resilience.retry import DecisionListener, RetryGrant
 from orchestration.spawn import Spawner
@@ -33,14 +33,15 @@ _WAIT_MARGIN_S = 1.0  # attempts end by their own timeout; this only guards agai
 
 class AttemptCancel:
     """Cancels one attempt from another thread or greenlet: the transport ``bind``s the
-    attempt's socket, ``cancel`` shuts it down (or refuses the bind if it comes later)."""
+    attempt's socket, ``cancel`` shuts it down (or refuses the bind if it comes later).
+    Its lock is the OS's (``native_lock``): nothing waits while holding it."""
 
     __slots__ = ("_lock", "_sock", "cancelled")
 
     def __init__(self) -> None:
         self.cancelled = False
         self._sock: Any = None
-        self._lock = threading.Lock()
+        self._lock = allocate_lock()
 
     def bind(self, sock: Any) -> bool:
         """False when already cancelled: the caller must not send."""
@@ -63,22 +64,26 @@ CancellableAttempt = Callable[[float, AttemptCancel], Outcome]  # timeout_s, can
 
 
 class _Race:
-    """Who answered decisively first, between the caller's attempt (0) and the hedge (1)."""
+    """One hedged try: who answered decisively first, between the caller's attempt (0) and
+    the hedge (1). ``decisive`` is pure, so nothing waits under the (OS) lock. The hedge is
+    this object's bound ``hedge``, not a closure: a hedged call made two per try."""
 
-    __slots__ = ("first_done", "hedge_started", "lock", "tokens", "winner")
+    __slots__ = ("first_done", "hedge_started", "hedging", "lock", "timeout_s", "tokens", "winner")
 
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
+    def __init__(self, hedging: _Hedged, timeout_s: float) -> None:
+        self.hedging = hedging
+        self.timeout_s = timeout_s
+        self.lock = allocate_lock()
         self.first_done = False  # set once the caller's attempt returned: a late timer sends nothing
         self.hedge_started = False
         self.winner: int | None = None
         self.tokens: list[AttemptCancel | None] = [AttemptCancel(), None]  # the hedge's made when it fires
 
-    def claim(self, index: int, outcome: Outcome, decisive: Callable[[Outcome], bool]) -> bool:
+    def claim(self, index: int, outcome: Outcome) -> bool:
         with self.lock:
             if index == 0:
                 self.first_done = True
-            if self.winner is None and decisive(outcome):
+            if self.winner is None and self.hedging.decisive(outcome):
                 self.winner = index
             return self.winner == index
 
@@ -86,6 +91,82 @@ class _Race:
         token = self.tokens[index]
         if token is not None:
             token.cancel()
+
+    def hedge(self) -> Outcome | None:
+        """The timer fired: runs in its own task."""
+        hedging = self.hedging
+        with self.lock:
+            if self.first_done:
+                return None  # answered just as the timer fired: no hedge
+            self.hedge_started = True
+            token = self.tokens[1] = AttemptCancel()
+        after_ms = f"{hedging.after_s * 1000:.0f} ms"
+        if hedging.grant is not None and not hedging.grant():
+            hedging.on_decision("hedge_over_budget", f"no hedge after {after_ms}: the retry budget is spent")
+            return None
+        hedging.on_decision("hedge_fired", f"no answer after {after_ms}: a second attempt was sent")
+        outcome = hedging.attempt(self.timeout_s - hedging.after_s, token)
+        if self.claim(1, outcome):
+            self.cancel(0)  # the caller's attempt: its socket is shut, its recv returns at once
+        return outcome
+
+
+class _Hedged:
+    """``attempt`` as one hedged try per call (``hedged``)."""
+
+    __slots__ = ("after_s", "attempt", "decisive", "grant", "on_decision", "spawner")
+
+    def __init__(
+        self,
+        attempt: CancellableAttempt,
+        after_s: float,
+        spawner: Spawner,
+        decisive: Callable[[Outcome], bool],
+        grant: RetryGrant | None,
+        on_decision: DecisionListener,
+    ) -> None:
+        self.attempt = attempt
+        self.after_s = after_s
+        self.spawner = spawner
+        self.decisive = decisive
+        self.grant = grant
+        self.on_decision = on_decision
+
+    def __call__(self, timeout_s: float) -> Outcome:
+        after_s = self.after_s
+        if timeout_s <= after_s:
+            return self.attempt(timeout_s, AttemptCancel())  # the hedge would never go out in time
+        race = _Race(self, timeout_s)
+        timer = self.spawner.later(after_s, race.hedge)
+        try:
+            first = self.attempt(timeout_s, race.tokens[0])  # type: ignore[arg-type]
+        except BaseException:  # the caller was cancelled (its stage failed): so is the hedge
+            with race.lock:
+                race.first_done = True
+            race.cancel(1)
+            timer.cancel()
+            raise
+        if race.claim(0, first):
+            race.cancel(1)
+            timer.cancel()
+            return first
+        if not race.hedge_started:
+            timer.cancel()  # not fired (or fired too late: it sends nothing, ``first_done``)
+            return first
+        done = timer.next_done(max(0.0, timeout_s - after_s) + _WAIT_MARGIN_S)
+        if done is None:
+            race.cancel(1)
+            timer.cancel()
+            return first
+        second = done[1]
+        if isinstance(second, Exception):
+            raise second
+        if race.winner == 1 and second is not None:
+            self.on_decision("hedge_won", "the hedge answered first; the first attempt was cancelled")
+            return second
+        outcomes = [outcome for outcome in (first, second) if outcome is not None]
+        touched = [outcome for outcome in outcomes if outcome.touched_network]
+        return (touched or outcomes)[0]  # neither decisive: the first attempt's failure, unless it never went out
 
 
 def hedged(
@@ -102,56 +183,4 @@ def hedged(
     The first attempt runs in the calling greenlet; ``spawner.later`` arms a timer that
     starts the hedge only if it fires. A hedge not needed (the common case) thus costs a
     timer, not a greenlet: issue 14 wants the features under 5 % CPU when not triggered."""
-
-    def run(timeout_s: float) -> Outcome:
-        if timeout_s <= after_s:
-            return attempt(timeout_s, AttemptCancel())  # the hedge would never go out in time
-        race = _Race()
-
-        def hedge() -> Outcome | None:  # the timer fired: runs in its own task
-            with race.lock:
-                if race.first_done:
-                    return None  # answered just as the timer fired: no hedge
-                race.hedge_started = True
-                token = race.tokens[1] = AttemptCancel()
-            if grant is not None and not grant():
-                on_decision("hedge_over_budget", f"no hedge after {after_s * 1000:.0f} ms: the retry budget is spent")
-                return None
-            on_decision("hedge_fired", f"no answer after {after_s * 1000:.0f} ms: a second attempt was sent")
-            outcome = attempt(timeout_s - after_s, token)
-            if race.claim(1, outcome, decisive):
-                race.cancel(0)  # the caller's attempt: its socket is shut, its recv returns at once
-            return outcome
-
-        timer = spawner.later(after_s, hedge)
-        try:
-            first = attempt(timeout_s, race.tokens[0])  # type: ignore[arg-type]
-        except BaseException:  # the caller was cancelled (its stage failed): so is the hedge
-            with race.lock:
-                race.first_done = True
-            race.cancel(1)
-            timer.cancel()
-            raise
-        if race.claim(0, first, decisive):
-            race.cancel(1)
-            timer.cancel()
-            return first
-        if not race.hedge_started:
-            timer.cancel()  # not fired (or fired too late: it sends nothing, ``first_done``)
-            return first
-        done = timer.next_done(max(0.0, timeout_s - after_s) + _WAIT_MARGIN_S)
-        if done is None:
-            race.cancel(1)
-            timer.cancel()
-            return first
-        second = done[1]
-        if isinstance(second, Exception):
-            raise second
-        if race.winner == 1 and second is not None:
-            on_decision("hedge_won", "the hedge answered first; the first attempt was cancelled")
-            return second
-        outcomes = [outcome for outcome in (first, second) if outcome is not None]
-        touched = [outcome for outcome in outcomes if outcome.touched_network]
-        return (touched or outcomes)[0]  # neither decisive: the first attempt's failure, unless it never went out
-
-    return run
+    return _Hedged(attempt, after_s, spawner, decisive, grant, on_decision)

@@ -13,13 +13,13 @@ the observer as ``on_store_error("retry_budget")``), never an error to a caller.
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 from redis import Redis
 from redis.exceptions import RedisError
 
 from orchestration import redis_lane
+from orchestration.native_lock import allocate_lock
 from orchestration.observer import NullObserver, Observer
 from orchestration.plan import RetryPolicy
 from orchestration.resilience.retry_budget import WINDOW_S, InProcessRetryBudgetStore
@@ -71,7 +71,7 @@ class RedisRetryBudgetStore:
         self._pending: dict[str, dict[int, int]] = {}
         self._flushed_at: dict[str, float] = {}
         self._down_until: float | None = None
-        self._lock = threading.Lock()
+        self._lock = allocate_lock()  # nothing waits under it: the script runs outside
 
     def on_call(self, service: str, now: float) -> None:
         self._fallback.on_call(service, now)  # ready to decide alone if Redis goes away

@@ -13,9 +13,9 @@ process; ``RedisRetryBudgetStore`` shares them between the workers of a host.
 
 from __future__ import annotations
 
-import threading
 from typing import Protocol
 
+from orchestration.native_lock import allocate_lock
 from orchestration.plan import RetryPolicy
 
 WINDOW_S = 10
@@ -61,9 +61,12 @@ class _Buckets:
 
 
 class InProcessRetryBudgetStore:
+    """Its lock is the OS's (``native_lock``): nothing waits while holding it, and
+    ``on_call`` runs on every call of a service with a budget."""
+
     def __init__(self) -> None:
         self._services: dict[str, _Buckets] = {}
-        self._lock = threading.Lock()
+        self._lock = allocate_lock()
 
     def on_call(self, service: str, now: float) -> None:
         with self._lock:

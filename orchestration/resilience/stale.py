@@ -18,6 +18,10 @@ same body under the same key at most every ``REWRITE_S`` (or a tenth of
 costs no store write per call (in Redis a round trip: ~5 % of a checkout's CPU,
 bench/ab/resilience_features.py). The price: a kept result may be up to that
 long older than the newest good one, and expire up to that much sooner.
+
+The key and the kept body are written by orjson (the text ``json.dumps`` compact and
+non-ASCII-escaping gives, ``fast_json``), the standard library only for what orjson
+refuses: ``json`` took ~20 µs of every such call (bench/README.md, issue 14).
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from orchestration.downstream.request import RequestSpec
 from orchestration.edge.cache_store import CacheStore, InProcessCacheStore
@@ -58,8 +64,17 @@ def stale_key(endpoint: str, call_id: str, spec: RequestSpec, *, forwards_author
         spec.json_body,
         spec.client_authorization if forwards_authorization else None,
     ]
-    text = json.dumps(identity, separators=(",", ":"), ensure_ascii=False, default=str)
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    return hashlib.sha256(_json(identity, default=str)).hexdigest()
+
+
+def _json(value: Any, default: Callable[[Any], Any] | None = None) -> bytes:
+    """Compact UTF-8 JSON as ``json.dumps(separators=(",", ":"), ensure_ascii=False)``
+    writes it (``fast_json``); unpaired surrogates kept (``surrogatepass``), as before."""
+    try:
+        return orjson.dumps(value, default=default)
+    except TypeError:  # big integers, non-string keys, unpaired surrogates: as json writes them
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=default)
+        return text.encode("utf-8", "surrogatepass")
 
 
 class StaleResults:
@@ -75,19 +90,17 @@ class StaleResults:
         self._store: CacheStore = store if store is not None else InProcessCacheStore(clock=wall)
         self._wall = wall
         self._on_store_error = on_store_error
-        self._written: dict[str, tuple[float, str]] = {}  # key -> (when, body as JSON) of this process's last write
+        self._written: dict[str, tuple[float, bytes]] = {}  # key -> (when, body as JSON) of this process's last write
 
     def keep(self, key: str, body: Any, *, max_age_s: float) -> None:
         now = self._wall()
-        text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+        text = _json(body)
         last = self._written.get(key)
         if last is not None and last[1] == text and now - last[0] < min(REWRITE_S, max_age_s / 10):
             return  # the same result was kept a moment ago
-        payload = f'{{"at":{now!r},"body":{text}}}'
+        payload = b'{"at":%s,"body":%s}' % (repr(now).encode(), text)
         try:
-            self._store.put(
-                key, payload.encode("utf-8", "surrogatepass"), ttl_s=max_age_s, tags=(), started_at=float("inf")
-            )
+            self._store.put(key, payload, ttl_s=max_age_s, tags=(), started_at=float("inf"))
         except StoreUnavailable as error:
             self._store_error(error)
             return
