@@ -251,3 +251,41 @@ def test_propagation_headers_follow_the_current_context_and_propagator(monkeypat
 
     monkeypatch.setattr(propagate, "_HTTP_TEXT_FORMAT", Fixed())
     assert tracing._propagation_headers() == (("x-fixed", "1"),)
+
+
+def test_interleaved_requests_each_inject_once_and_keep_their_own_headers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Requests in flight together (their calls interleave in one worker) each get their
+    own trace's ``traceparent``, and the propagator runs once per request, not once per
+    switch between them."""
+    real = propagate.get_global_textmap()
+    injected: list[str] = []
+
+    class Counting(propagate.textmap.TextMapPropagator):  # type: ignore[name-defined]
+        def inject(self, carrier, context=None, setter=propagate.textmap.default_setter):  # type: ignore[no-untyped-def, name-defined]
+            real.inject(carrier, context, setter)
+            injected.append(carrier["traceparent"])
+
+        def extract(self, carrier, context=None, getter=propagate.textmap.default_getter):  # type: ignore[no-untyped-def, name-defined]
+            return real.extract(carrier, context, getter)
+
+        @property
+        def fields(self):  # type: ignore[no-untyped-def]
+            return real.fields
+
+    monkeypatch.setattr(propagate, "_HTTP_TEXT_FORMAT", Counting())
+    requests = [
+        trace.set_span_in_context(
+            trace.NonRecordingSpan(trace.SpanContext(trace_id, 7, is_remote=False, trace_flags=trace.TraceFlags(1)))
+        )
+        for trace_id in (11, 12, 13, 14)
+    ]
+    seen = []
+    for _ in range(5):  # five calls each, round-robin across the four requests
+        for request_context in requests:
+            token = context.attach(request_context)
+            try:
+                seen.append(dict(tracing._propagation_headers())["traceparent"].split("-")[1])
+            finally:
+                context.detach(token)
+    assert seen == [format(trace_id, "032x") for trace_id in (11, 12, 13, 14)] * 5
+    assert len(injected) == 4
