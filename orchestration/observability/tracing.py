@@ -112,28 +112,24 @@ def instrument_httpx() -> None:
         instrumentor.instrument()
 
 
-_INJECTED_KEPT = 64  # contexts remembered: more than the requests a worker has in flight at once
-_injected: dict[int, tuple[Context, object, tuple[tuple[str, str], ...]]] = {}
+_last_injected: tuple[Context, object, tuple[tuple[str, str], ...]] | None = None
 
 
 def _propagation_headers() -> tuple[tuple[str, str], ...]:
     """What the configured propagators write for the current context, computed once
     per context: a request's attempts (its greenlets share the request's context
-    object) get the same headers. Several requests interleave in a worker, so the
-    last few contexts are remembered, not only the last one (with one slot, 4
-    clients injected ~3 times per checkout). Contexts are immutable and each one
-    remembered is held, so its id cannot be reused while it is a key."""
+    object) get the same headers. Contexts are immutable and the last one is held,
+    so the identity test cannot confuse two requests."""
+    global _last_injected
     current = context_api.get_current()
     propagator = propagate.get_global_textmap()
-    known = _injected.get(id(current))
-    if known is not None and known[0] is current and known[1] is propagator:
-        return known[2]
+    last = _last_injected
+    if last is not None and last[0] is current and last[1] is propagator:
+        return last[2]
     carrier: dict[str, str] = {}
     propagator.inject(carrier, context=current)
     headers = tuple(carrier.items())
-    if len(_injected) >= _INJECTED_KEPT:
-        del _injected[next(iter(_injected))]  # the oldest (dicts keep insertion order)
-    _injected[id(current)] = (current, propagator, headers)
+    _last_injected = (current, propagator, headers)
     return headers
 
 
