@@ -1,7 +1,6 @@
 """A/B for bench/micro.py --ab: B = every change of round 8 to the Django layer together
-(URL match remembered per path, propagation headers per request context, the lean
-django-prometheus middlewares, the request's headers read from META), A = all four as
-before (main at ec0bd05)."""
+(URL match remembered per path, the lean django-prometheus middlewares, the request's
+headers read from META), A = all three as before (main at ec0bd05)."""
 
 import importlib.util
 import sys
@@ -18,7 +17,7 @@ def _load(name: str):  # type: ignore[no-untyped-def]
     return module
 
 
-_VARIANTS = ("resolver_cache", "propagation_cache", "prometheus_lean", "lower_headers_meta")
+_VARIANTS = ("resolver_cache", "prometheus_lean", "lower_headers_meta")
 _toggles = [_load(name).toggle for name in _VARIANTS]
 
 
