@@ -88,7 +88,7 @@ CSRF_TRUSTED_ORIGINS: list[str] = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 # /health/downstream (gateway_project/middleware.py): API requests never use them.
 MIDDLEWARE = [
     *(["gateway_project.forwarded_proto.ForwardedProtoMiddleware"] if TLS_PROXY else []),  # before any is_secure()
-    *(["django_prometheus.middleware.PrometheusBeforeMiddleware"] if METRICS_ENABLED else []),
+    *(["orchestration.web.ops_metrics.PrometheusBeforeMiddleware"] if METRICS_ENABLED else []),
     "orchestration.web.ops_logging.RequestLogContextMiddleware",  # request id + trace id on every log line
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",

@@ -34,9 +34,26 @@ def lower_headers(request: HttpRequest) -> dict[str, str]:
     auth and the plan's template context both read them)."""
     cached: dict[str, str] | None = getattr(request, "_gateway_lower_headers", None)
     if cached is None:
-        cached = {name.lower(): value for name, value in request.headers.items()}
+        cached = _lower_headers_of(request.META)
         request._gateway_lower_headers = cached  # type: ignore[attr-defined]
     return cached
+
+
+_UNPREFIXED_HEADERS = frozenset(("CONTENT_TYPE", "CONTENT_LENGTH"))
+
+
+def _lower_headers_of(meta: dict[str, Any]) -> dict[str, str]:
+    """What ``{name.lower(): value for name, value in request.headers.items()}`` gives
+    (Django's ``HttpHeaders`` names, lower-cased), read from ``META`` directly: building
+    ``request.headers`` first cost 11 µs a request against 4 (bench/README.md, round 8)."""
+    headers: dict[str, str] = {}
+    for key, value in meta.items():
+        if key.startswith("HTTP_"):
+            key = key[5:]
+        elif key not in _UNPREFIXED_HEADERS:
+            continue
+        headers[key.replace("_", "-").title().lower()] = value  # title() first: HttpHeaders' names
+    return headers
 
 
 def query_params(request: HttpRequest) -> dict[str, str]:
