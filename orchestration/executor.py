@@ -53,7 +53,7 @@ from orchestration.fanout import (
 from orchestration.observer import AttemptObservation, NullObserver, Observer, ResilienceDecision, SchemaViolation
 from orchestration.outcome import Outcome, OutcomeKind, failure_kind, retry_after_whole_s
 from orchestration.plan import Call, Endpoint, Plan
-from orchestration.resilience.hedge import hedged
+from orchestration.resilience.hedge import Hedged
 from orchestration.resilience.retry import DEADLINE_PASSED, Random, Sleeper, run_with_retry
 from orchestration.resilience.stale import StaleResults, stale_key
 from orchestration.spawn import Running, Spawner, default_spawner
@@ -266,7 +266,7 @@ class Executor:
         decide = partial(self._decide, run.endpoint.name, call)
         attempt: Callable[[float], Outcome]
         if service.hedge is not None and call.retryable_method:
-            attempt = hedged(
+            attempt = Hedged(
                 partial(client.attempt, spec),
                 after_s=service.hedge.after_ms / 1000,
                 spawner=self._spawner,

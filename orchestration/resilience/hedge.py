@@ -70,7 +70,7 @@ class _Race:
 
     __slots__ = ("first_done", "hedge_started", "hedging", "lock", "timeout_s", "tokens", "winner")
 
-    def __init__(self, hedging: _Hedged, timeout_s: float) -> None:
+    def __init__(self, hedging: Hedged, timeout_s: float) -> None:
         self.hedging = hedging
         self.timeout_s = timeout_s
         self.lock = allocate_lock()
@@ -111,14 +111,19 @@ class _Race:
         return outcome
 
 
-class _Hedged:
-    """``attempt`` as one hedged try per call (``hedged``)."""
+class Hedged:
+    """``attempt`` as one hedged try: the function ``run_with_retry`` calls per attempt.
+
+    The first attempt runs in the calling greenlet; ``spawner.later`` arms a timer that
+    starts the hedge only if it fires. A hedge not needed (the common case) thus costs a
+    timer, not a greenlet: issue 14 wants the features under 5 % CPU when not triggered."""
 
     __slots__ = ("after_s", "attempt", "decisive", "grant", "on_decision", "spawner")
 
     def __init__(
         self,
         attempt: CancellableAttempt,
+        *,
         after_s: float,
         spawner: Spawner,
         decisive: Callable[[Outcome], bool],
@@ -167,20 +172,3 @@ class _Hedged:
         outcomes = [outcome for outcome in (first, second) if outcome is not None]
         touched = [outcome for outcome in outcomes if outcome.touched_network]
         return (touched or outcomes)[0]  # neither decisive: the first attempt's failure, unless it never went out
-
-
-def hedged(
-    attempt: CancellableAttempt,
-    *,
-    after_s: float,
-    spawner: Spawner,
-    decisive: Callable[[Outcome], bool],
-    grant: RetryGrant | None,
-    on_decision: DecisionListener,
-) -> Callable[[float], Outcome]:
-    """``attempt`` as one hedged try: the function ``run_with_retry`` calls per attempt.
-
-    The first attempt runs in the calling greenlet; ``spawner.later`` arms a timer that
-    starts the hedge only if it fires. A hedge not needed (the common case) thus costs a
-    timer, not a greenlet: issue 14 wants the features under 5 % CPU when not triggered."""
-    return _Hedged(attempt, after_s, spawner, decisive, grant, on_decision)

@@ -5,7 +5,6 @@ only reads it later; one that arrived after the deadline is still a timeout."""
 from __future__ import annotations
 
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -15,6 +14,7 @@ import pytest
 from orchestration.downstream import DownstreamPool, RequestSpec, http1
 from orchestration.outcome import OutcomeKind
 from orchestration.plan import Service
+from tests.support.raw_server import serve_connections
 
 ANSWER = b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{"ok":true}'
 
@@ -38,15 +38,7 @@ def delayed_server() -> Iterator[int]:
                 time.sleep(delay_ms / 1000)
                 conn.sendall(ANSWER)
 
-    def serve() -> None:
-        while True:
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                return
-            threading.Thread(target=handle, args=(conn,), daemon=True).start()
-
-    threading.Thread(target=serve, daemon=True).start()
+    serve_connections(server, handle)
     yield server.getsockname()[1]
     server.close()
 

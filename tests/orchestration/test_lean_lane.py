@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 import socket
-import threading
 from collections.abc import Iterator
 
 import pytest
@@ -17,6 +16,7 @@ from orchestration.downstream.transport import Urllib3Transport
 from orchestration.observability import tracing
 from orchestration.outcome import Outcome
 from orchestration.plan import DownstreamAuth, Service
+from tests.support.raw_server import serve_connections
 
 _ANSWERS = {
     b"/ok": b'HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\n{"a":1}',
@@ -51,15 +51,7 @@ def wire() -> Iterator[tuple[str, list[bytes]]]:
                 target = head.split(b" ")[1].split(b"?")[0]
                 conn.sendall(_ANSWERS.get(target, _ANSWERS[b"/ok"]))
 
-    def serve() -> None:
-        while True:
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                return
-            threading.Thread(target=handle, args=(conn,), daemon=True).start()
-
-    threading.Thread(target=serve, daemon=True).start()
+    serve_connections(server, handle)
     try:
         yield f"http://127.0.0.1:{server.getsockname()[1]}", received
     finally:
