@@ -298,18 +298,20 @@ class _PyScript:
         return self._script(keys=keys, args=args)
 
     def many(self, calls: Sequence[Call]) -> list[Any]:
-        for attempt in range(2):
-            # EVALSHA straight into the pipeline: redis-py's pipelined Script objects ask
-            # SCRIPT EXISTS first, a second round trip.
-            pipe = self._client.pipeline(transaction=False)
-            for keys, args in calls:
-                pipe.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)  # type: ignore[no-untyped-call]
-            raws: list[Any] = pipe.execute(raise_on_error=False)
-            if attempt == 0 and any(isinstance(raw, NoScriptError) for raw in raws):
-                self._client.script_load(self._source)  # Redis restarted or flushed its scripts
-                continue
-            return raws
-        raise AssertionError("unreachable")
+        raws = self._pipelined(calls)
+        if any(isinstance(raw, NoScriptError) for raw in raws):
+            self._client.script_load(self._source)  # Redis restarted or flushed its scripts
+            raws = self._pipelined(calls)
+        return raws
+
+    def _pipelined(self, calls: Sequence[Call]) -> list[Any]:
+        # EVALSHA straight into the pipeline: redis-py's pipelined Script objects ask
+        # SCRIPT EXISTS first, a second round trip.
+        pipe = self._client.pipeline(transaction=False)
+        for keys, args in calls:
+            pipe.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)  # type: ignore[no-untyped-call]
+        raws: list[Any] = pipe.execute(raise_on_error=False)
+        return raws
 
 
 class LaneScript:

@@ -41,7 +41,6 @@ def dedupe_key(service: str, spec: RequestSpec) -> str:
 class _Flight:
     done: threading.Event = field(default_factory=threading.Event)
     outcome: Outcome | None = None  # None when the leader never finished (cancelled)
-    followers: int = 0
 
 
 class InFlightRequests:
@@ -56,8 +55,6 @@ class InFlightRequests:
             leader = flight is None
             if flight is None:
                 flight = self._flights[key] = _Flight()
-            else:
-                flight.followers += 1
         if not leader:
             if not flight.done.wait(max(0.0, wait_s)):
                 return Outcome(OutcomeKind.TIMEOUT, detail="identical request in flight did not finish in time"), True

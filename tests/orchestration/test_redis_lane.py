@@ -145,8 +145,9 @@ def test_a_script_error_raises_redis_pys_exception(client):
     assert broken(keys=[f"{client.prefix}n"]) == 1  # the connection stays good after an error reply
 
 
-def test_script_flush_loads_the_script_again(client):
-    echo = redis_lane.register(client, ECHO)
+@pytest.mark.parametrize("way", ["lane", "redis-py"])
+def test_script_flush_loads_the_script_again(client, way):
+    echo = redis_lane.register(client, ECHO) if way == "lane" else redis_lane._PyScript(client, ECHO)
     assert echo(keys=["k"], args=["a", 1]) == [b"k", b"a", 2]
     client.script_flush()
     assert echo(keys=["k"], args=["b", 2]) == [b"k", b"b", 3]
