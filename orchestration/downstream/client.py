@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import functools
 import json
-import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -33,7 +32,12 @@ from orchestration.clock import Clock, Deadline
 from orchestration.downstream import content_encoding, graphql
 from orchestration.downstream.auth import MissingCredential, auth_headers
 from orchestration.downstream.request import RequestSpec
-from orchestration.downstream.transport import ANSWERED_IN_TIME, ATTEMPT_CANCEL, head_is_writable
+from orchestration.downstream.transport import (
+    ANSWERED_IN_TIME,
+    ATTEMPT_CANCEL,
+    bad_header_value,
+    head_is_writable,
+)
 from orchestration.outcome import Outcome, OutcomeKind
 from orchestration.plan import Service
 from orchestration.resilience.breaker import CircuitBreaker
@@ -214,7 +218,7 @@ class DownstreamClient:
         extra = self._lean_headers() if self._lean_headers is not None else ()
         values = headers.values()
         joined = "\0".join([*values, *[value for _, value in extra]])
-        if not joined.isascii() or _BAD_VALUE(joined) or (extra and not _extra_fits(parts, extra)):
+        if not joined.isascii() or bad_header_value(joined) or (extra and not _extra_fits(parts, extra)):
             return None  # httpx's own errors, or its replacing of a header: the httpx path
         lines = [parts.prefix]
         lines.extend([b"%s: %s\r\n" % (name, text.encode()) for name, text in zip(parts.lowered, values, strict=True)])
@@ -340,7 +344,6 @@ class _HeadParts:
 
 _MISSING: Any = object()
 _LEAN_REFUSED = frozenset({"host", "content-length", "transfer-encoding"})  # framing the httpx path decides
-_BAD_VALUE = re.compile(r"\n(?![ \t])|\r(?![ \t\n])").search  # http.client's illegal header value
 
 
 def _head_parts(method: str, url: httpx.URL, has_json: bool, names: tuple[str, ...]) -> _HeadParts | None:

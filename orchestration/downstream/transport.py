@@ -366,7 +366,9 @@ _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})  # urllib3 frames these with
 _BAD_METHOD = re.compile(r"[^!#$%&'*+\-.^_`|~0-9a-zA-Z]")  # not an HTTP token (urllib3 / http.client refuse it)
 _BAD_TARGET = re.compile(rb"[\x00-\x20\x7f]")
 _LEGAL_NAMES = re.compile(rb"(?:[^:\s][^:\r\n]*\n)*[^:\s][^:\r\n]*").fullmatch  # http.client's, "\n"-joined
-_BAD_VALUE = re.compile(rb"\n(?![ \t])|\r(?![ \t\n])").search  # http.client's illegal header value
+_BAD_VALUE_PATTERN = r"\n(?![ \t])|\r(?![ \t\n])"  # http.client's illegal header value
+_BAD_VALUE = re.compile(_BAD_VALUE_PATTERN.encode()).search
+bad_header_value = re.compile(_BAD_VALUE_PATTERN).search  # the same, on text (the lean lane checks before encoding)
 
 
 def head_is_writable(method: str, target: bytes, lower_names: list[bytes]) -> bool:
