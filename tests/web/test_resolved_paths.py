@@ -15,6 +15,10 @@ from django.urls import URLResolver, path
 from gateway_project import wsgi_request
 from gateway_project.wsgi_request import GatewayWSGIHandler
 
+# The handler sends request_started, whose close_old_connections checks any connection an
+# earlier test of the session left open: database access allowed, none made by these tests.
+pytestmark = pytest.mark.django_db
+
 
 def _first(request: HttpRequest) -> HttpResponse:
     return HttpResponse(f"first {request.resolver_match.url_name}")  # type: ignore[union-attr]
