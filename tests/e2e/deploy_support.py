@@ -143,13 +143,20 @@ def assert_breaker_shared(instances: Sequence[str], phase: str, hits: Callable[[
 
 class SteadyLoad:
     """``clients`` threads, each with a keep-alive client, sending GETs of ``paths`` round the
-    ``urls`` back to back; any answer but 200 (or any transport error) is a failure."""
+    ``urls`` back to back; any answer but 200 (or one ``expect`` refuses, or any transport
+    error) is a failure."""
 
-    def __init__(self, urls: Sequence[str], paths: Sequence[str], clients: int = 4) -> None:
+    def __init__(
+        self,
+        urls: Sequence[str],
+        paths: Sequence[str],
+        clients: int = 4,
+        expect: Callable[[httpx.Response], bool] = lambda reply: True,
+    ) -> None:
         import threading
         from collections import Counter
 
-        self.urls, self.paths = list(urls), list(paths)
+        self.urls, self.paths, self.expect = list(urls), list(paths), expect
         self.stop_event = threading.Event()
         self.outcomes: Counter[str] = Counter()
         self.failures: list[str] = []
@@ -174,7 +181,8 @@ class SteadyLoad:
                 n += 1
                 try:
                     reply = client.get(url)
-                    outcome = "ok" if reply.status_code == 200 else f"{reply.status_code} {url} {reply.text[:200]}"
+                    ok = reply.status_code == 200 and self.expect(reply)
+                    outcome = "ok" if ok else f"{reply.status_code} {url} {reply.text[:200]}"
                 except httpx.HTTPError as error:
                     outcome = f"{type(error).__name__}: {url} {error}"
                 with self._lock:

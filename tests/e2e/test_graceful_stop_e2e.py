@@ -11,7 +11,6 @@ import json
 import signal
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import GatewayServer, isolated_targets
+from tests.e2e.deploy_support import SteadyLoad
 from tests.support.fake_downstream import FakeDownstream, free_port
 from tests.support.haproxy import start_haproxy
 
@@ -61,45 +61,6 @@ def sleeping(seconds: float, value: str) -> Callable[[Any], tuple[int, Any]]:
     return answer
 
 
-class SteadyLoad:
-    """``clients`` threads, each with its own keep-alive client, sending GETs back to back."""
-
-    def __init__(self, url: str, clients: int = 4) -> None:
-        self.url, self.stop_event = url, threading.Event()
-        self.outcomes: Counter[str] = Counter()
-        self.failures: list[str] = []
-        self._lock = threading.Lock()
-        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(clients)]
-
-    def __enter__(self) -> SteadyLoad:
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.stop_event.set()
-        for thread in self._threads:
-            thread.join(timeout=30)
-
-    def _run(self) -> None:
-        with httpx.Client(timeout=15) as client:
-            while not self.stop_event.is_set():
-                try:
-                    reply = client.get(self.url)
-                    ok = reply.status_code == 200 and reply.json() == {"kind": "quick", "value": "q"}
-                    outcome = "ok" if ok else f"{reply.status_code} {reply.text[:200]}"
-                except httpx.HTTPError as error:
-                    outcome = f"{type(error).__name__}: {error}"
-                with self._lock:
-                    self.outcomes["ok" if outcome == "ok" else "failed"] += 1
-                    if outcome != "ok":
-                        self.failures.append(outcome)
-
-    def total(self) -> int:
-        with self._lock:
-            return sum(self.outcomes.values())
-
-
 def test_stopping_one_of_two_instances_under_load_loses_no_request(
     tmp_path: Path, gateway_server: Callable[..., GatewayServer], fake_downstream: Callable[..., FakeDownstream]
 ) -> None:
@@ -112,7 +73,8 @@ def test_stopping_one_of_two_instances_under_load_loses_no_request(
     proxy = start_haproxy(tmp_path, ("127.0.0.1", free_port()), servers)
     try:
         proxy.wait_until({"first": "UP", "second": "UP"})
-        with SteadyLoad(proxy.url + f"{BASE}/quick") as load:
+        quick = {"kind": "quick", "value": "q"}
+        with SteadyLoad([proxy.url], [f"{BASE}/quick"], expect=lambda reply: reply.json() == quick) as load:
             time.sleep(2.0)
             assert all(int(row["stot"]) > 0 for row in proxy.show_stat().values()), "both instances serve"
             long_reply: dict[str, Any] = {}
