@@ -408,6 +408,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.child:
         return child(json.loads(args.child))
+    for option, variant in (("--ab", args.ab), ("--on", args.on)):
+        if variant and not Path(variant).is_file():
+            parser.error(f"{option}: no variant file at {variant}")
     return parent(args)
 
 
