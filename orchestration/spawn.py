@@ -1,8 +1,9 @@
 """How the calls of one stage run in parallel: a seam with three strategies.
 
 * ``GeventSpawner`` — greenlets; chosen when the process is monkey-patched
-  (gunicorn's gevent workers). Cancelling kills them, so a cancelled call stops
-  at its next network wait and gives back its bulkhead slot.
+  (gunicorn's gevent workers). Tasks run on parked worker greenlets
+  (``worker_greenlets``: no greenlet made per call). Cancelling interrupts them,
+  so a cancelled call stops at its next network wait and gives back its bulkhead slot.
 * ``ThreadSpawner`` — daemon threads, for unpatched processes and tests.
   Threads cannot be killed: a cancelled one is abandoned (its result ignored);
   it stops at the next retry boundary and its attempt timeout bounds it.
@@ -24,7 +25,10 @@ import contextvars
 import queue
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+
+if TYPE_CHECKING:
+    from orchestration.worker_greenlets import WorkerGreenlets
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
@@ -129,19 +133,22 @@ class InlineSpawner:
         return _Never()
 
 
-class _GreenletRun(_Mailbox[T]):
-    def __init__(self, tasks: Sequence[Callable[[], T]]) -> None:
-        import gevent
-        import gevent.queue
+class _PooledRun(_Mailbox[T]):
+    """The tasks on parked worker greenlets (``worker_greenlets``): no greenlet made per task;
+    cancelling interrupts those still running at their next wait (``Greenlet.kill``'s way)."""
 
-        super().__init__(gevent.queue.Queue(), gevent.queue.Empty)
-        self._greenlets = [
-            gevent.spawn(contextvars.copy_context().run, self.put, index, task) for index, task in enumerate(tasks)
-        ]
-        self._killall = gevent.killall
+    def __init__(self, tasks: Sequence[Callable[[], T]], workers: WorkerGreenlets, queue: Any, empty: Any) -> None:
+        super().__init__(queue(), empty)
+        self._workers = workers
+        self._running = [workers.start(self, index, task) for index, task in enumerate(tasks)]
+
+    def put_result(self, index: int, result: T | Exception) -> None:
+        self._box.put((index, result))
 
     def cancel(self) -> None:
-        self._killall(self._greenlets, block=False)
+        interrupt = self._workers.interrupt
+        for running in self._running:
+            interrupt(running)
 
 
 class _GreenletLater(Generic[T]):
@@ -181,13 +188,20 @@ class _GreenletLater(Generic[T]):
 
 class GeventSpawner:
     def __init__(self) -> None:
-        import gevent  # here, not per ``later``: an import statement is a lookup on every call
+        # here, not per call: an import statement is a lookup on every call
+        import gevent
+        import gevent.queue
 
+        from orchestration.worker_greenlets import WorkerGreenlets
+
+        self._workers = WorkerGreenlets.for_current_hub
         self._get_hub = gevent.get_hub
         self._spawn = gevent.spawn
+        self._queue = gevent.queue.Queue
+        self._empty = gevent.queue.Empty
 
     def start(self, tasks: Sequence[Callable[[], T]]) -> Running[T]:
-        return _GreenletRun(tasks)
+        return _PooledRun(tasks, self._workers(), self._queue, self._empty)
 
     def later(self, delay_s: float, task: Callable[[], T]) -> Running[T]:
         return _GreenletLater(delay_s, task, self._get_hub, self._spawn)
