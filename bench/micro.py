@@ -3,6 +3,7 @@
 
     python bench/micro.py                       # 400 requests, 1 client, all features on
     python bench/micro.py -n 1000 -c 4          # 4 concurrent greenlets
+    python bench/micro.py -n 8000 -c 100 --latency-scale 1   # the demo latencies (critical path 225 ms)
     python bench/micro.py --redis redis://127.0.0.1:6379/9   # rate limits + breakers in Redis
     python bench/micro.py --env OTEL_SDK_DISABLED=true       # a feature off
     python bench/micro.py --profile             # cProfile of the measured requests (top 40 by tottime)
@@ -49,7 +50,7 @@ def parent(args: argparse.Namespace) -> int:
     # With two CPUs or more the simulator and the measured child each get their own,
     # as in run.py: they would otherwise take turns on one, and blur A/B comparisons.
     pin = not args.no_pin and (os.cpu_count() or 1) >= 2
-    simulator, ports = servers.start_simulator(workdir, latency_scale=0.0, cpus="0" if pin else None)
+    simulator, ports = servers.start_simulator(workdir, latency_scale=args.latency_scale, cpus="0" if pin else None)
     try:
         config = variants.base_config(ports)
         config_path = variants.write_config(config, workdir / "gateway.yaml")
@@ -377,6 +378,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=400, help="measured requests")
     parser.add_argument("-c", type=int, default=1, help="concurrent clients (greenlets)")
+    parser.add_argument(
+        "--latency-scale",
+        type=float,
+        default=0.0,
+        help="the simulated downstreams' latencies times this (default 0: no waiting; 1: the demo's, "
+        "critical path 225 ms — then use many clients, e.g. -c 100)",
+    )
     parser.add_argument("--warmup", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=1, help="measure N times in one process; reports best and median")
     parser.add_argument("--redis", default="", help="REDIS_URL for the gateway (default: none, in-process state)")
