@@ -13,7 +13,7 @@ import multiprocessing  # noqa: E402
 import os  # noqa: E402
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
-worker_class = "gevent"
+worker_class = "gateway_project.gunicorn_worker.GatewayWorker"  # gevent, with JSON envelopes for unparseable requests
 workers = int(os.environ.get("WEB_CONCURRENCY", str(max(2, multiprocessing.cpu_count()))))
 worker_connections = int(os.environ.get("GATEWAY_WORKER_CONNECTIONS", "1000"))
 preload_app = False

@@ -1,6 +1,7 @@
 """Issue 11 item 4 through real gunicorn: client input that produced a 500 — some of
 it before Django's middleware ran, where gunicorn answered a bare HTML 500 — gets
 the contract's envelope, and a client sending bad tokens is rate limited by IP.
+A request gunicorn itself cannot parse gets the envelope too (``gunicorn_worker``).
 
 One gateway serves the module (database ``<DATABASE_URL's name>_fuzz``, Redis db
 offset 15): client auth is JWT with ``algorithms: [RS256, ES256]`` and an RSA public
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -154,3 +156,39 @@ def test_bad_tokens_count_against_the_ip_limit(gateway: GatewayServer, service: 
     assert_envelope(reply, 429, "RATE_LIMITED")
     assert int(reply.headers["retry-after"]) >= 1
     assert service.hits["/users/limited"] == 0
+
+
+def raw_exchange(gateway: GatewayServer, request: bytes) -> HttpReply:
+    """``request`` written as given (no client library would send these), the answer read to its end."""
+    host, port = gateway.base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=15) as sock:
+        sock.sendall(request)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    headers = {name.lower(): value.strip() for name, _, value in (line.partition(":") for line in header_lines)}
+    return HttpReply(int(status_line.split()[1]), headers, body)
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        (b"THIS IS NOT HTTP\r\n\r\n", 400),
+        (b"GET /v1/profile/u1 HTTP/1.1\r\nHost: localhost\r\nBad Header Name: x\r\n\r\n", 400),
+        (b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\nHost: localhost\r\n\r\n", 414),
+        (b"GET /v1/profile/u1 HTTP/1.1\r\nHost: localhost\r\n" + b"X-Many: 1\r\n" * 120 + b"\r\n", 431),
+    ],
+    ids=["garbled request line", "bad header name", "request line too long", "too many headers"],
+)
+def test_a_request_gunicorn_cannot_parse_gets_the_envelope_not_html(
+    gateway: GatewayServer, service: FakeDownstream, request_bytes: bytes, status: int
+) -> None:
+    hits = sum(service.hits.values())
+    reply = raw_exchange(gateway, request_bytes)
+    assert_envelope(reply, status, "BAD_REQUEST")
+    assert reply.headers["content-type"] == "application/json"
+    assert reply.headers["connection"] == "close"
+    assert reply.json()["error"]["message"].startswith("Malformed HTTP request")
+    assert sum(service.hits.values()) == hits  # nothing reached a downstream
