@@ -576,7 +576,8 @@ def report(session: Session, started: dt.datetime, load_start: str, load_end: st
             "server, is the limit."
         )
     lines += ["", "## Results", "", HEADER]
-    main_points = [p for p in session.points if p.target != "gateway" or p.variant == "all on"]
+    asked = {"all on", *(name for name, _ in args.gateway_variant)}  # --features' variants: their own table
+    main_points = [p for p in session.points if p.target != "gateway" or p.variant in asked]
     main_points.sort(key=lambda p: p.target != "gateway")  # stable: each target's rows in client order
     lines += [_row(p, session.critical_path_ms) for p in main_points]
     if args.features:

@@ -73,3 +73,18 @@ def test_floor_run_measures_every_layer_and_writes_a_report(tmp_path: Path) -> N
         assert float(cells[3].strip("*")) > 0  # CPU ms per request
         assert cells[6] == "0"  # failed
     assert "Gateway checkout / reference checkout:" in text
+
+
+def test_a_gateway_variant_gets_its_own_row_beside_all_on(tmp_path: Path) -> None:
+    done = run_bench(
+        "run.py",
+        *("--quick", "--targets", "gateway", "--clients", "2", "--duration", "1", "--warmup", "0"),
+        *("--gateway-variant", "no gate:GATEWAY_MAX_IN_FLIGHT=0", "--no-calibrate", "--out", str(tmp_path)),
+        timeout=180,
+    )
+
+    assert done.returncode == 0, done.stderr[-2000:]
+    text = next(tmp_path.glob("*-quick.md")).read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| gateway |")]
+    variants = {row.strip("|").split("|")[1].strip() for row in rows}
+    assert variants == {"all on", "no gate"}
