@@ -141,6 +141,8 @@ def measure_point(session: Session, ready: Target, clients: int) -> Point:
     args = session.args
     target, variant, server, url = ready.name, ready.variant, ready.server, ready.url
     wrk_args = _wrk_args(session, ready.token)
+    if args.point_warmup:  # steady state at this client count: a step from the last point is not measured
+        loadgen.run_wrk(url + CHECKOUT_PATH, clients=clients, duration_s=args.point_warmup, **wrk_args)  # type: ignore[arg-type]
     log_offset = server.log_size()
     before, sim_before = procstat.sample_tree(server.pid), procstat.cpu_ticks(session.simulator.pid)
     cores_before = procstat.sample_cores(session.measured_cpus)
@@ -558,7 +560,8 @@ def report(session: Session, started: dt.datetime, load_start: str, load_end: st
         + ", PROMETHEUS_MULTIPROC_DIR set, access log to a file",
         f"- Reference: bench/reference_aggregator.py, aiohttp, {args.workers} worker processes, HS256 JWT verified",
         f"- Load: wrk {args.wrk_threads} thread(s), POST {CHECKOUT_PATH} with a JSON body and a bearer token, "
-        f"{args.duration} s per point after a {args.warmup} s warm-up, --timeout 30s",
+        f"{args.duration} s per point after a {args.warmup} s warm-up per server and {args.point_warmup} s at the "
+        "point's client count (not counted), --timeout 30s",
         "- Order: "
         + (
             "each server (and variant) alone, every point of one before the next"
@@ -618,6 +621,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--clients", type=_clients, default=None, help="connections per point (default 10,50,200)")
     parser.add_argument("--duration", type=int, default=None, help="seconds per point (default 10; --quick: 2)")
     parser.add_argument("--warmup", type=int, default=None, help="warm-up seconds per server (default 2; --quick: 1)")
+    parser.add_argument(
+        "--point-warmup",
+        type=int,
+        default=None,
+        help="seconds at a point's client count right before it is measured, not counted (default 2; --quick: 0): "
+        "a point measures the steady state, not the step from the previous point",
+    )
     parser.add_argument("--quick", action="store_true", help="a short smoke: 2 s points")
     parser.add_argument(
         "--targets",
@@ -667,6 +677,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.clients = args.clients or [10, 50, 200]
     args.duration = args.duration or (2 if args.quick else 10)
     args.warmup = args.warmup if args.warmup is not None else (1 if args.quick else 2)
+    args.point_warmup = args.point_warmup if args.point_warmup is not None else (0 if args.quick else 2)
     args.targets = [t.strip() for t in args.targets.split(",") if t.strip()]
     if args.sequential and args.rounds != 1:
         parser.error("--rounds needs the side-by-side order (drop --sequential)")
