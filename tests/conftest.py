@@ -22,6 +22,24 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         report.longrepr = f"skipped in CI, which must provide what this test needs: {reason}"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist, each worker's in-process gateway on a Redis database of its own
+    (pytest-django gives each its own PostgreSQL database likewise). Settings are read
+    before conftest files are, so they are changed here, before anything has connected."""
+    from django.conf import settings
+
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not worker or not settings.configured or not getattr(settings, "REDIS_URL", None):
+        return
+    from tests.support.redis import xdist_worker_redis_url
+
+    url = xdist_worker_redis_url(settings.REDIS_URL, worker)
+    settings.REDIS_URL = url
+    cache = settings.CACHES.get("default", {})
+    if cache.get("BACKEND") == "django_redis.cache.RedisCache":
+        cache["LOCATION"] = url
+
+
 @pytest.fixture(scope="session")
 def django_db_setup(django_db_setup: None) -> Iterator[None]:
     """pytest-django's, plus: /readyz keeps a database connection of its own
