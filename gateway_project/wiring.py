@@ -242,6 +242,8 @@ def warm_up() -> None:
         logging.getLogger(__name__).exception("warm-up failed; the runtime is built on the first request")
     finally:
         connections.close_all()  # outside a request nobody else closes it (CONN_MAX_AGE=0 is per request)
-    # From now on the version is read off the request path, by one poller per worker, which
-    # closes its own connection after each poll (a greenlet has its own under gevent).
-    runtime_holder().start_polling(after_poll=connections.close_all)
+    # From now on the version is read off the request path, by one poller per worker, over
+    # one database connection it keeps between polls (and replaces when it fails).
+    from orchestration.web.kept_connection import KeptConnection
+
+    runtime_holder().start_polling(run=KeptConnection().run)
