@@ -4,6 +4,7 @@ DATABASE_URL and REDIS_URL (set by `make test` and .ci/run)."""
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -48,3 +49,15 @@ def django_db_setup(django_db_setup: None) -> Iterator[None]:
     from orchestration.web import health
 
     health.readiness_close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_the_in_process_gateways_threads() -> Iterator[None]:
+    """The first in-process request imports the URLconf, whose ``wiring.install()`` starts the
+    adaptive admission limit's thread (a log line every 10 s), and telemetry starts the
+    recent-stats flush: stopped at the end, before pytest closes the streams their log
+    handler writes to (they logged "I/O operation on closed file" after the run)."""
+    yield
+    wiring = sys.modules.get("gateway_project.wiring")
+    if wiring is not None:
+        wiring.stop_background_threads()
