@@ -340,20 +340,14 @@ def _start_reference(session: Session, env: dict[str, str]) -> tuple[servers.Man
 
 
 def _start_gateway_variant(
-    session: Session, base_env: dict[str, str], variant: variants.Variant
+    session: Session, base_env: dict[str, str], variant: variants.Variant, index: int
 ) -> tuple[servers.Managed, str] | None:
-    """A gateway with the variant's configuration and environment, or None (and a row saying why)."""
-    slug = "".join(ch if ch.isalnum() else "-" for ch in variant.name)
-    metrics_dir = session.workdir / f"prometheus-{slug}"
-    metrics_dir.mkdir(exist_ok=True)
-    env = {
-        **base_env,
-        "DATABASE_URL": f"sqlite:///{session.workdir / f'gateway-{slug}.sqlite3'}",
-        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
-        **variant.env,
-    }
-    base = variants.base_config(session.ports)
-    config_path = variants.write_config(variant.transform(base), session.workdir / f"gateway-{slug}.yaml")
+    """A gateway with the variant's configuration and environment, or None (and a row saying why).
+    With ``--redis-url``, the ``index``-th variant's state in a Redis database of its own."""
+    env = gateway_variant_env(session.workdir, base_env, variant, index)
+    slug = _slug(variant)
+    config = variants.base_config(session.ports)
+    config_path = variants.write_config(variant.transform(config), session.workdir / f"gateway-{slug}.yaml")
     try:
         servers.prepare_gateway(session.workdir, config_path, env)
         return servers.start_gateway(session.workdir, env=env, workers=session.args.workers, cpus=session.server_cpus)
@@ -364,17 +358,41 @@ def _start_gateway_variant(
         return None
 
 
+def _slug(variant: variants.Variant) -> str:
+    return "".join(ch if ch.isalnum() else "-" for ch in variant.name)
+
+
+def gateway_variant_env(
+    workdir: Path, base_env: dict[str, str], variant: variants.Variant, index: int
+) -> dict[str, str]:
+    """The environment of the ``index``-th gateway variant: its own SQLite database and
+    Prometheus directory and, when the run has a REDIS_URL the variant does not set itself,
+    its own Redis database (``variants.redis_url_of_variant``)."""
+    slug = _slug(variant)
+    metrics_dir = workdir / f"prometheus-{slug}"
+    metrics_dir.mkdir(exist_ok=True)
+    env = {
+        **base_env,
+        "DATABASE_URL": f"sqlite:///{workdir / f'gateway-{slug}.sqlite3'}",
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+        **variant.env,
+    }
+    if base_env.get("REDIS_URL") and "REDIS_URL" not in variant.env:
+        env["REDIS_URL"] = variants.redis_url_of_variant(base_env["REDIS_URL"], index)
+    return env
+
+
 def _gateway_variants(
     session: Session, base_env: dict[str, str]
 ) -> Iterator[tuple[variants.Variant, servers.Managed, str, str]]:
     """(variant, server, url, token) of each gateway variant that starts; a row saying
     why for each that cannot run or did not start. The caller stops the servers."""
     extra = [variants.Variant(name, env=env) for name, env in session.args.gateway_variant]
-    for variant in [*variants.variants(session.args.features, session.args.redis_variant), *extra]:
+    for index, variant in enumerate([*variants.variants(session.args.features, session.args.redis_variant), *extra]):
         if variant.unavailable:
             session.points.append(Point("gateway", variant.name, 0, note=variant.unavailable))
             continue
-        started = _start_gateway_variant(session, base_env, variant)
+        started = _start_gateway_variant(session, base_env, variant, index)
         if started is not None:
             yield variant, *started, session.token if variant.jwt else ""
 
@@ -556,7 +574,11 @@ def report(session: Session, started: dt.datetime, load_start: str, load_end: st
         f"- Gateway: gunicorn -c gateway_project/gunicorn.conf.py gateway_project.wsgi (gevent), "
         f"WEB_CONCURRENCY={args.workers}, SQLite with examples/checkout.yaml imported "
         "(rate limits raised to 10^9: checked, never reached), "
-        + (f"REDIS_URL={args.redis_url}" if args.redis_url else "no Redis (in-process state)")
+        + (
+            f"REDIS_URL={args.redis_url} (each further variant on the next database)"
+            if args.redis_url
+            else "no Redis (in-process state)"
+        )
         + ", PROMETHEUS_MULTIPROC_DIR set, access log to a file",
         f"- Reference: bench/reference_aggregator.py, aiohttp, {args.workers} worker processes, HS256 JWT verified",
         f"- Load: wrk {args.wrk_threads} thread(s), POST {CHECKOUT_PATH} with a JSON body and a bearer token, "
@@ -649,7 +671,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--server-cpus", default="1", help="taskset list for gateway/reference (default 1)")
     parser.add_argument("--load-cpus", default="0", help="taskset list for wrk and the simulator (default 0)")
     parser.add_argument("--no-pin", action="store_true", help="do not pin processes to CPUs")
-    parser.add_argument("--redis-url", default=None, help="run the gateway with this REDIS_URL (default: none)")
+    parser.add_argument(
+        "--redis-url",
+        default=None,
+        help="run the gateway with this REDIS_URL (default: none); each further variant (--features, "
+        "--gateway-variant) on the next database number (mod 16), so variants share no breakers or counters",
+    )
     parser.add_argument(
         "--redis-variant",
         default=None,

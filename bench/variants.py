@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import yaml
 
@@ -131,6 +132,23 @@ def variants(features: bool, redis_variant_url: str | None = None) -> list[Varia
         _access_log_off(),
         *in_redis,
     ]
+
+
+def redis_url_of_variant(redis_url: str, index: int) -> str:
+    """``--redis-url`` for the ``index``-th gateway variant of a run (0: the URL as given):
+    its database number moved ``index`` on (mod 16), so variants running side by side keep
+    their breakers, rate-limit counters and caches apart (all use the same keys, and one
+    variant's overload would open the others' breakers). ``redis://host:port/N`` (no N: 0)
+    and ``unix:///path?db=N``."""
+    if index == 0:
+        return redis_url
+    parts = urlsplit(redis_url)
+    if parts.scheme == "unix":  # the database in the query (urlunsplit would drop the empty host's //)
+        query = dict(parse_qsl(parts.query))
+        query["db"] = str((int(query.get("db") or 0) + index) % 16)
+        return f"{redis_url.partition('?')[0]}?{urlencode(query)}"
+    path = parts.path.lstrip("/")
+    return urlunsplit(parts._replace(path=f"/{((int(path) if path else 0) + index) % 16}"))
 
 
 def _has_rate_limiter() -> bool:

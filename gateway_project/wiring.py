@@ -188,6 +188,26 @@ def cdn_purger() -> Any:
     return CdnPurger(url, settings.GATEWAY["CDN_PURGE_TOKEN"]) if url else None
 
 
+_adaptive_limits: list[admission.AdaptiveLimit] = []  # the one install() started, while it runs
+
+
+def stop_adaptive_limit() -> None:
+    """Stop the adaptive admission limit ``install`` started, if any."""
+    while _adaptive_limits:
+        _adaptive_limits.pop().stop()
+
+
+def stop_background_threads() -> None:
+    """Stop the threads an in-process gateway left running: the adaptive admission limit
+    and the recent-stats flush. A worker never needs to (they end with the process); the
+    tests do, before pytest closes the streams their log lines go to."""
+    from gateway_project.observability import recent_stats
+
+    stop_adaptive_limit()
+    if recent_stats.cache_info().currsize:  # made: its flush thread runs
+        recent_stats().stop_background_flush()
+
+
 def install() -> None:
     from orchestration.observability import access_log, metrics
     from orchestration.web import health
@@ -200,8 +220,10 @@ def install() -> None:
     limits = settings.GATEWAY
     gate, adaptive = admission.gate_from_settings(limits["MAX_IN_FLIGHT"], limits["ADMISSION_WAIT_MS"] / 1000)
     aggregate.install_admission_gate(gate)
+    stop_adaptive_limit()  # the one an earlier install started adjusts a gate no longer served
     if adaptive is not None:
         adaptive.start()
+        _adaptive_limits.append(adaptive)
     install_edge(edge())
     from orchestration.web.explain_header import install_explain_token
 
@@ -242,6 +264,8 @@ def warm_up() -> None:
         logging.getLogger(__name__).exception("warm-up failed; the runtime is built on the first request")
     finally:
         connections.close_all()  # outside a request nobody else closes it (CONN_MAX_AGE=0 is per request)
-    # From now on the version is read off the request path, by one poller per worker, which
-    # closes its own connection after each poll (a greenlet has its own under gevent).
-    runtime_holder().start_polling(after_poll=connections.close_all)
+    # From now on the version is read off the request path, by one poller per worker, over
+    # one database connection it keeps between polls (and replaces when it fails).
+    from orchestration.web.kept_connection import KeptConnection
+
+    runtime_holder().start_polling(run=KeptConnection().run)

@@ -136,6 +136,8 @@ class RecentStats:
         self._pending: dict[int, dict[str, Delta]] = defaultdict(lambda: defaultdict(lambda: defaultdict(int)))
         self._last: dict[str, dict[str, float]] = defaultdict(dict)
         self._flushed_at = clock()
+        self._stopped = threading.Event()
+        self._flusher: threading.Thread | None = None
 
     def record(self, *, service: str, outcome: str, duration_s: float) -> None:
         if outcome in _SKIPPED:
@@ -185,14 +187,21 @@ class RecentStats:
         """Flush even when traffic stops (a daemon thread; a greenlet under gevent)."""
 
         def loop() -> None:
-            while True:
-                time.sleep(interval_s)
+            while not self._stopped.wait(interval_s):
                 try:
                     self.flush()
                 except Exception:  # the loop must survive anything
                     logger.warning("recent stats: flush failed", exc_info=True)
 
-        threading.Thread(target=loop, name="recent-stats-flush", daemon=True).start()
+        self._flusher = threading.Thread(target=loop, name="recent-stats-flush", daemon=True)
+        self._flusher.start()
+
+    def stop_background_flush(self, timeout_s: float = 5.0) -> None:
+        """End the background flush (its wait included) and wait for its thread. A worker
+        never calls it (the thread dies with the process); the tests do, at their end."""
+        self._stopped.set()
+        if self._flusher is not None:
+            self._flusher.join(timeout_s)
 
 
 class InProcessStatsSink:

@@ -192,6 +192,8 @@ class AdaptiveLimit:
         self._running_mean = 0.0
         self._finished_per_s = 0.0
         self._peaks: collections.deque[int] = collections.deque(maxlen=self.policy.peak_window)
+        self._stopped = threading.Event()
+        self._thread: threading.Thread | None = None
 
     def mean_duration_s(self) -> float:
         """Little's law: mean running ÷ finished per second (0 before anything finished)."""
@@ -244,11 +246,15 @@ class AdaptiveLimit:
             self._running_mean += alpha * (running - self._running_mean)
             self._finished_per_s += alpha * (completed / elapsed - self._finished_per_s)
 
-    def run_forever(self, sleep: Callable[[float], None] = time.sleep) -> None:
+    def run_forever(self, sleep: Callable[[float], object] | None = None) -> None:
+        """A step per period until ``stop``; ``sleep`` (default: a wait that ``stop`` ends) between."""
         period = self.policy.period_s
-        while True:
+        sleep = self._stopped.wait if sleep is None else sleep
+        while not self._stopped.is_set():
             started = time.monotonic()
             sleep(period)
+            if self._stopped.is_set():
+                return
             lag = time.monotonic() - started - period
             try:
                 self.step(lag_s=max(0.0, lag))
@@ -257,7 +263,16 @@ class AdaptiveLimit:
 
     def start(self) -> None:
         """In a daemon thread (a greenlet in a gevent-patched worker)."""
-        threading.Thread(target=self.run_forever, name="admission-limit", daemon=True).start()
+        self._thread = threading.Thread(target=self.run_forever, name="admission-limit", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """End ``run_forever`` (its current wait included) and wait for the thread ``start``
+        made. A worker never calls it (the thread dies with the process); a process that
+        outlives the gateway it served does (the tests, before pytest closes its streams)."""
+        self._stopped.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
 
 
 def _growth(policy: AdaptivePolicy, pressure: float) -> float:

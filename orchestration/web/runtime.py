@@ -56,6 +56,9 @@ def build_runtime_parts(config: LoadedConfig) -> tuple[Router, Authenticator]:
     return Router(config.plan), build_authenticator(auth, api_keys=config.api_keys, sessions=sessions)
 
 
+# Runs one poll's work (``RuntimeHolder.refresh``) and returns what it returned.
+PollRunner = Callable[[Callable[[], bool]], bool]
+
 MIN_POLL_INTERVAL_S = 0.1  # GATEWAY_CONFIG_POLL_S=0 must not make the poller spin on the database
 
 
@@ -127,37 +130,34 @@ class RuntimeHolder:
             self._runtime, self._version_read = None, None
             self._next_check = 0.0
 
-    def start_polling(self, *, after_poll: Callable[[], None]) -> None:
+    def start_polling(self, *, run: PollRunner) -> None:
         """Poll in a daemon thread (a greenlet in a gevent-patched worker) from now on;
-        ``after_poll`` runs after every poll (closing the poller's DB connection)."""
+        each poll's work goes through ``run`` (in a worker: on the poller's kept
+        database connection, orchestration/web/kept_connection.py)."""
         if self._poller is not None:
             return
         self.checks_on_request = False
-        self._poller = threading.Thread(target=self.poll_forever, args=(after_poll,), name="config-poller", daemon=True)
+        self._poller = threading.Thread(target=self.poll_forever, args=(run,), name="config-poller", daemon=True)
         self._poller.start()
 
-    def poll_forever(self, after_poll: Callable[[], None], wait: Callable[[float], object] | None = None) -> None:
+    def poll_forever(self, run: PollRunner, wait: Callable[[float], object] | None = None) -> None:
         """The poller's loop: a poll, then ``wait`` up to ``poll_s`` (``expire`` ends the wait early)."""
         self.checks_on_request = False
         wait = self._wake.wait if wait is None else wait
         while True:
             self._wake.clear()
-            self.poll(after_poll)
+            self.poll(run)
             wait(max(self._poll_s, MIN_POLL_INTERVAL_S))
 
-    def poll(self, after_poll: Callable[[], None]) -> None:
-        """One poll that never raises: a failure (database down) is logged and the
-        current runtime keeps serving."""
+    def poll(self, run: PollRunner) -> None:
+        """One poll through ``run`` that never raises: a failure (database down) is
+        logged and the current runtime keeps serving."""
         try:
-            self.refresh()
+            run(self.refresh)
         except Exception:  # noqa: BLE001 - whatever failed (database down, a bad build), the current plan serves on
             self._note_failure()
         else:
             self._note_success()
-        try:
-            after_poll()
-        except Exception:  # the loop must outlive it: the next poll opens a new connection
-            logger.warning("cleaning up after a configuration poll failed", exc_info=True)
 
     def _due(self) -> bool:
         return self.checks_on_request and self._clock() >= self._next_check

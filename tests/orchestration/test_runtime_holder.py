@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
@@ -52,6 +53,11 @@ def build(config: LoadedConfig) -> GatewayRuntime:
     return GatewayRuntime(
         plan=config.plan, router=Router(config.plan), authenticator=NoAuth(), executor=None, pool=None
     )
+
+
+def direct(work: Callable[[], bool]) -> bool:
+    """The poll runner with nothing around the poll."""
+    return work()
 
 
 def make_holder(registry: FakeRegistry, clock: FakeClock, poll_s: float = 1.0) -> RuntimeHolder:
@@ -137,7 +143,7 @@ def test_a_plan_labelled_differently_from_the_read_version_is_rebuilt_once() -> 
     holder = make_holder(registry, clock)
     holder.current()
     for _ in range(5):
-        holder.poll(lambda: None)
+        holder.poll(direct)
     assert registry.loads == ["v1"]
     assert registry.reads == 6
 
@@ -147,10 +153,10 @@ def test_a_change_landing_between_read_and_load_costs_one_more_rebuild_not_a_loo
     holder = make_holder(registry, clock)
     holder.current()
     registry.version, registry.loaded_label = "v2", "v3"  # v3 committed after the read, before the load
-    holder.poll(lambda: None)
+    holder.poll(direct)
     registry.version, registry.loaded_label = "v3", None
     for _ in range(3):
-        holder.poll(lambda: None)
+        holder.poll(direct)
     assert registry.loads == ["v1", "v3", "v3"]
     assert holder.current().plan.version == "v3"
 
@@ -164,28 +170,33 @@ def test_once_polled_requests_never_read_the_version_and_a_poll_swaps_the_runtim
     first = holder.current()
     reads_before = registry.reads
     with pytest.raises(StopLoop):
-        holder.poll_forever(lambda: None, wait=stop_after(1, waits))
+        holder.poll_forever(direct, wait=stop_after(1, waits))
     registry.version = "v2"
     for _ in range(3):
         clock.now += 10
         assert holder.current() is first  # long past the poll interval, still no look
     assert registry.reads == reads_before + 1
     with pytest.raises(StopLoop):
-        holder.poll_forever(lambda: None, wait=stop_after(2, waits))
+        holder.poll_forever(direct, wait=stop_after(2, waits))
     assert holder.current().plan.version == "v2"
     assert registry.loads == ["v1", "v2"]
     assert waits == [0.5, 0.5]
 
 
-def test_each_poll_cleans_up_after_itself_even_when_it_fails(caplog: pytest.LogCaptureFixture) -> None:
-    registry, clock, waits, cleanups = FakeRegistry(), FakeClock(), [], []
+def test_each_poll_runs_through_the_runner_and_a_failure_keeps_the_plan(caplog: pytest.LogCaptureFixture) -> None:
+    registry, clock, waits, runs = FakeRegistry(), FakeClock(), [], []
     holder = make_holder(registry, clock)
     first = holder.current()
     registry.down = True
     caplog.clear()
+
+    def counted(work: Callable[[], bool]) -> bool:
+        runs.append("run")
+        return work()
+
     with caplog.at_level(logging.INFO, logger="orchestration.web.runtime"), pytest.raises(StopLoop):
-        holder.poll_forever(lambda: cleanups.append("closed"), wait=stop_after(3, waits))
-    assert cleanups == ["closed"] * 3
+        holder.poll_forever(counted, wait=stop_after(3, waits))
+    assert runs == ["run"] * 3
     assert holder.current() is first
     messages = [record.getMessage() for record in caplog.records]
     assert messages == [
@@ -195,21 +206,21 @@ def test_each_poll_cleans_up_after_itself_even_when_it_fails(caplog: pytest.LogC
     ]
     assert caplog.records[0].exc_info is not None  # the first one with its traceback
     registry.down, registry.version = False, "v2"
-    holder.poll(lambda: cleanups.append("closed"))
+    holder.poll(counted)
     assert holder.current().plan.version == "v2"
     assert caplog.records[-1].getMessage() == "configuration poll works again after 3 failures"
 
 
-def test_a_failing_cleanup_does_not_end_the_loop() -> None:
+def test_a_failing_runner_does_not_end_the_loop() -> None:
     registry, clock, waits = FakeRegistry(), FakeClock(), []
     holder = make_holder(registry, clock)
 
-    def broken_cleanup() -> None:
-        raise OSError("close failed")
+    def broken(work: Callable[[], bool]) -> bool:
+        raise OSError("no connection")
 
     with pytest.raises(StopLoop):
-        holder.poll_forever(broken_cleanup, wait=stop_after(3, waits))
-    assert registry.reads == 3
+        holder.poll_forever(broken, wait=stop_after(3, waits))
+    assert len(waits) == 3 and registry.reads == 0
 
 
 def test_expire_wakes_the_poller_before_its_interval() -> None:
@@ -218,7 +229,14 @@ def test_expire_wakes_the_poller_before_its_interval() -> None:
     polled = threading.Semaphore(0)
     holder = make_holder(registry, clock, poll_s=3600)
     holder.current()
-    holder.start_polling(after_poll=polled.release)
+
+    def released(work: Callable[[], bool]) -> bool:
+        try:
+            return work()
+        finally:
+            polled.release()
+
+    holder.start_polling(run=released)
     assert polled.acquire(timeout=10)  # the first poll, at start
     registry.version = "v2"
     holder.expire()

@@ -240,3 +240,14 @@ def test_settings_values_pick_the_gate() -> None:
     assert all(off.enter() for _ in range(100))
     auto, adaptive = gate_from_settings("auto", 1.0)
     assert adaptive is not None and auto.limit == AdaptivePolicy().start
+
+
+def test_stop_ends_the_adaptive_threads_wait_and_its_steps() -> None:
+    gate = AdmissionGate(8, wait_s=0.0)
+    adaptive = AdaptiveLimit(gate, _Pressure(), AdaptivePolicy(period_s=3600))  # a wait only stop() ends
+    adaptive.start()
+    thread = adaptive._thread
+    assert thread is not None and thread.is_alive()
+    adaptive.stop()
+    assert not thread.is_alive()
+    assert adaptive._steps == 0  # woken by stop, it took no step
