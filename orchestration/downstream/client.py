@@ -161,9 +161,10 @@ class DownstreamClient:
     ) -> Outcome:
         started = self._clock.monotonic()
         url = self._url(spec.path)
-        timeout_s = max(0.001, deadline.remaining())
+        left_s = deadline.remaining()
+        timeout_s = max(0.001, left_s)
         if self.service.deadline_header:  # the whole ms this attempt has left, as it leaves
-            left_us = round(deadline.remaining() * 1e6)  # rounded to µs first: 0.1 s is 100 ms, not 99
+            left_us = round(left_s * 1e6)  # rounded to µs first: 0.1 s is 100 ms, not 99
             headers[self.service.deadline_header] = str(max(0, left_us // 1000))
         target = url.copy_merge_params(spec.params) if spec.params else url  # a configured path may carry a query
         if LEAN_LANE and self._lean_exchange is not None:

@@ -146,6 +146,8 @@ def _count_call(record: BreakerRecord, policy: BreakerPolicy, failed: bool, now:
     if failed:
         record.failed_calls[second] = record.failed_calls.get(second, 0) + 1
         record.failed_total += 1
+    elif not record.failed_total:
+        return  # no failure in the window: the rule cannot open (the common case, no call made)
     reason = rate_reason(policy, record.calls_total, record.failed_total)
     if reason is not None:
         _open(record, reason, now, changes)

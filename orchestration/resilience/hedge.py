@@ -23,11 +23,12 @@ from collections.abc import Callable
 from typing import Any
 
 from orchestration.native_lock import allocate_lock
-from orchestration.outcome import Outcome
+from orchestration.outcome import Outcome, OutcomeKind
 from orchestration.resilience.retry import DecisionListener, RetryGrant
 from orchestration.spawn import Spawner
 
 HEDGE_CANCELLED = "cancelled: the other attempt of the hedge answered first"
+_OK = OutcomeKind.OK
 _WAIT_MARGIN_S = 1.0  # attempts end by their own timeout; this only guards against a stuck spawner
 
 
@@ -64,11 +65,17 @@ class AttemptCancel:
 CancellableAttempt = Callable[[Any, float, AttemptCancel | None], Outcome]
 
 
+# One OS lock for every race (``native_lock``): its sections only set flags, never wait and
+# never take it twice, so sharing it costs nothing, where a lock per race was one more
+# object per hedged call.
+_RACE_LOCK = allocate_lock()
+
+
 class _Race:
     """One hedged try: who answered decisively first, between the caller's attempt (0) and
     the hedge (1). It is also the first attempt's cancel token (``bind``, ``cancel``,
-    ``cancelled``, as ``AttemptCancel``): a call not hedged makes this one object and one
-    OS lock, no second token. ``decisive`` is pure, so nothing waits under the lock. The
+    ``cancelled``, as ``AttemptCancel``): a call not hedged makes this one object, no second
+    token. ``decisive`` is pure, so nothing waits under the (shared) lock. The
     hedge is this object's bound ``hedge``, not a closure."""
 
     __slots__ = (
@@ -88,7 +95,7 @@ class _Race:
         self.hedging = hedging
         self.request = request
         self.timeout_s = timeout_s
-        self.lock = allocate_lock()
+        self.lock = _RACE_LOCK
         self.first_done = False  # set once the caller's attempt returned: a late timer sends nothing
         self.hedge_started = False
         self.winner: int | None = None
@@ -147,6 +154,8 @@ class Hedged:
     """``attempt`` as one hedged try, built once per (endpoint, call): ``run_with_retry``
     calls ``partial(hedged, request)`` per attempt.
 
+    ``decisive`` says which answers win; a success always does.
+
     The first attempt runs in the calling greenlet; ``spawner.later`` arms a timer that
     starts the hedge only if it fires. A hedge not needed (the common case) thus costs a
     timer and one ``_Race``, not a greenlet: issue 14 wants the features under 5 % CPU when
@@ -185,7 +194,7 @@ class Hedged:
             raise
         with race.lock:
             race.first_done = True
-            if race.winner is None and self.decisive(first):
+            if race.winner is None and (first.kind is _OK or self.decisive(first)):
                 race.winner = 0
             won, started = race.winner == 0, race.hedge_started
         if won:
