@@ -76,7 +76,7 @@ class _Race:
     the hedge (1). It is also the first attempt's cancel token (``bind``, ``cancel``,
     ``cancelled``, as ``AttemptCancel``): a call not hedged makes this one object, no second
     token. ``decisive`` is pure, so nothing waits under the (shared) lock. The
-    hedge is this object's bound ``hedge``, not a closure."""
+    hedge is this object called, not a closure."""
 
     __slots__ = (
         "_sock",
@@ -127,8 +127,9 @@ class _Race:
         if token is not None:
             token.cancel()
 
-    def hedge(self) -> Outcome | None:
-        """The timer fired: runs in its own task."""
+    def __call__(self) -> Outcome | None:
+        """The timer fired (the race is the timer's task: no bound method made per call):
+        runs in its own task."""
         hedging = self.hedging
         with self.lock:
             if self.first_done:
@@ -185,7 +186,7 @@ class Hedged:
         if timeout_s <= after_s:
             return self.attempt(request, timeout_s, None)  # the hedge would never go out in time: nothing to cancel
         race = _Race(self, request, timeout_s)
-        timer = self.spawner.later(after_s, race.hedge)
+        timer = self.spawner.later(after_s, race)
         try:
             first = self.attempt(request, timeout_s, race)  # type: ignore[arg-type]
         except BaseException:  # the caller was cancelled (its stage failed): so is the hedge
