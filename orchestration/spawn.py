@@ -155,17 +155,19 @@ class _GreenletLater(Generic[T]):
     """A loop timer (no greenlet) until it fires; then one greenlet, in the context of the
     arming greenlet (the timer's callback runs in the hub, whose context is not the request's)."""
 
-    __slots__ = ("_context", "_greenlet", "_spawn", "_task", "_timer")
+    __slots__ = ("_context", "_greenlet", "_task", "_timer")
 
-    def __init__(self, delay_s: float, task: Callable[[], T], get_hub: Any, spawn: Any) -> None:
+    _get_hub: Any = None  # gevent's, set by the first ``GeventSpawner`` (gevent is imported only then)
+    _spawn: Any = None
+
+    def __init__(self, delay_s: float, task: Callable[[], T]) -> None:
         self._task = task
-        self._spawn = spawn
         self._greenlet: Any = None
         self._context = contextvars.copy_context()
-        self._timer = get_hub().loop.timer(delay_s)
-        self._timer.start(self._fire)
+        self._timer = self._get_hub().loop.timer(delay_s)
+        self._timer.start(_fire, self)  # a function and this object: no bound method made per timer
 
-    def _fire(self) -> None:
+    def fire(self) -> None:
         self._timer.close()
         self._greenlet = self._spawn(self._context.run, _outcome_of, self._task)
 
@@ -186,7 +188,15 @@ class _GreenletLater(Generic[T]):
             self._greenlet.kill(block=False)
 
 
+def _fire(later: _GreenletLater[Any]) -> None:
+    later.fire()
+
+
 class GeventSpawner:
+    # ``later(delay_s, task)`` is the class itself: arming a hedge's timer is one Python call
+    # (issue 14: the resilience features under 5 % CPU when not triggered).
+    later = _GreenletLater
+
     def __init__(self) -> None:
         # here, not per call: an import statement is a lookup on every call
         import gevent
@@ -195,16 +205,13 @@ class GeventSpawner:
         from orchestration.worker_greenlets import WorkerGreenlets
 
         self._workers = WorkerGreenlets.for_current_hub
-        self._get_hub = gevent.get_hub
-        self._spawn = gevent.spawn
         self._queue = gevent.queue.Queue
         self._empty = gevent.queue.Empty
+        _GreenletLater._get_hub = staticmethod(gevent.get_hub)
+        _GreenletLater._spawn = staticmethod(gevent.spawn)
 
     def start(self, tasks: Sequence[Callable[[], T]]) -> Running[T]:
         return _PooledRun(tasks, self._workers(), self._queue, self._empty)
-
-    def later(self, delay_s: float, task: Callable[[], T]) -> Running[T]:
-        return _GreenletLater(delay_s, task, self._get_hub, self._spawn)
 
 
 def default_spawner() -> Spawner:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
@@ -39,7 +39,7 @@ from orchestration.downstream.transport import (
     head_is_writable,
 )
 from orchestration.outcome import Outcome, OutcomeKind
-from orchestration.plan import Service
+from orchestration.plan import RetryPolicy, Service
 from orchestration.resilience.breaker import CircuitBreaker
 from orchestration.resilience.bulkhead import Bulkhead
 from orchestration.resilience.hedge import HEDGE_CANCELLED, AttemptCancel
@@ -104,16 +104,20 @@ class DownstreamClient:
         self._origin = (self._base_url.scheme, self._base_url.host, self._base_url.port)  # every URL's here
         self._heads: dict[tuple[str, bytes, bool, tuple[str, ...]], _HeadParts | None] = {}
         self._budget = retry_budget if retry_budget is not None else InProcessRetryBudgetStore()
+        policy = service.retry
+        # What grants this service's retries (and hedges): one object for every call, not a closure per call.
+        self.grant: RetryGrant | None = (
+            None
+            if policy.budget_percent is None or policy.max_retries == 0
+            else _BudgetGrant(self._budget, service.name, policy, clock.wall)
+        )
 
     def retry_grant(self) -> RetryGrant | None:
         """For one call about to be made: what grants its retries (None: no budget).
         Counts the call toward the service's retry budget."""
-        policy = self.service.retry
-        if policy.budget_percent is None or policy.max_retries == 0:
-            return None
-        name, budget, clock = self.service.name, self._budget, self._clock
-        budget.on_call(name, clock.wall())
-        return lambda: budget.try_retry(name, policy, clock.wall())
+        if self.grant is not None:
+            self._budget.on_call(self.service.name, self._clock.wall())
+        return self.grant
 
     def attempt(self, spec: RequestSpec, timeout_s: float, cancel: AttemptCancel | None = None) -> Outcome:
         """One try. ``cancel`` (a hedge's, ``resilience.hedge``): when it is cancelled the
@@ -157,9 +161,10 @@ class DownstreamClient:
     ) -> Outcome:
         started = self._clock.monotonic()
         url = self._url(spec.path)
-        timeout_s = max(0.001, deadline.remaining())
+        left_s = deadline.remaining()
+        timeout_s = max(0.001, left_s)
         if self.service.deadline_header:  # the whole ms this attempt has left, as it leaves
-            left_us = round(deadline.remaining() * 1e6)  # rounded to µs first: 0.1 s is 100 ms, not 99
+            left_us = round(left_s * 1e6)  # rounded to µs first: 0.1 s is 100 ms, not 99
             headers[self.service.deadline_header] = str(max(0, left_us // 1000))
         target = url.copy_merge_params(spec.params) if spec.params else url  # a configured path may carry a query
         if LEAN_LANE and self._lean_exchange is not None:
@@ -281,6 +286,21 @@ class DownstreamClient:
         if deadline.expired and not on_time:
             return Outcome(OutcomeKind.TIMEOUT, status=status, detail="body finished after the timeout")
         return _parsed(status, b"".join(chunks))
+
+
+class _BudgetGrant:
+    """``RetryGrant`` of a service with a retry budget: may one more retry (or hedge) go out now?"""
+
+    __slots__ = ("_budget", "_name", "_policy", "_wall")
+
+    def __init__(self, budget: RetryBudgetStore, name: str, policy: RetryPolicy, wall: Callable[[], float]) -> None:
+        self._budget = budget
+        self._name = name
+        self._policy = policy
+        self._wall = wall
+
+    def __call__(self) -> bool:
+        return self._budget.try_retry(self._name, self._policy, self._wall())
 
 
 class _Answer(Protocol):

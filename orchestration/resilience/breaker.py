@@ -146,6 +146,8 @@ def _count_call(record: BreakerRecord, policy: BreakerPolicy, failed: bool, now:
     if failed:
         record.failed_calls[second] = record.failed_calls.get(second, 0) + 1
         record.failed_total += 1
+    elif not record.failed_total:
+        return  # no failure in the window: the rule cannot open (the common case, no call made)
     reason = rate_reason(policy, record.calls_total, record.failed_total)
     if reason is not None:
         _open(record, reason, now, changes)
@@ -170,7 +172,12 @@ def record_outcome(
     if permit.epoch != record.epoch or record.forced:
         return changes
     if record.state is BreakerState.CLOSED and policy.rate_based:
-        _count_call(record, policy, failed, now, changes)
+        second = int(now)
+        if failed or record.failed_total or second - policy.window_s != record.rate_horizon:
+            _count_call(record, policy, failed, now, changes)
+        else:  # a success, no failure in the window, the same second: ``_count_call``'s count alone
+            record.calls[second] = record.calls.get(second, 0) + 1
+            record.calls_total += 1
     if record.state is BreakerState.CLOSED and failed:
         horizon = now - policy.window_s
         record.failures = [at for at in record.failures if at > horizon]

@@ -23,11 +23,12 @@ from collections.abc import Callable
 from typing import Any
 
 from orchestration.native_lock import allocate_lock
-from orchestration.outcome import Outcome
+from orchestration.outcome import Outcome, OutcomeKind
 from orchestration.resilience.retry import DecisionListener, RetryGrant
 from orchestration.spawn import Spawner
 
 HEDGE_CANCELLED = "cancelled: the other attempt of the hedge answered first"
+_OK = OutcomeKind.OK
 _WAIT_MARGIN_S = 1.0  # attempts end by their own timeout; this only guards against a stuck spawner
 
 
@@ -60,63 +61,106 @@ class AttemptCancel:
                 sock.shutdown(socket.SHUT_RDWR)
 
 
-CancellableAttempt = Callable[[float, AttemptCancel], Outcome]  # timeout_s, cancel token -> outcome
+# request, timeout_s, cancel token (None: nothing will cancel it) -> outcome
+CancellableAttempt = Callable[[Any, float, AttemptCancel | None], Outcome]
+
+
+# One OS lock for every race (``native_lock``): its sections only set flags, never wait and
+# never take it twice, so sharing it costs nothing, where a lock per race was one more
+# object per hedged call.
+_RACE_LOCK = allocate_lock()
 
 
 class _Race:
     """One hedged try: who answered decisively first, between the caller's attempt (0) and
-    the hedge (1). ``decisive`` is pure, so nothing waits under the (OS) lock. The hedge is
-    this object's bound ``hedge``, not a closure: a hedged call made two per try."""
+    the hedge (1). It is also the first attempt's cancel token (``bind``, ``cancel``,
+    ``cancelled``, as ``AttemptCancel``): a call not hedged makes this one object, no second
+    token. ``decisive`` is pure, so nothing waits under the (shared) lock. The
+    hedge is this object called, not a closure."""
 
-    __slots__ = ("first_done", "hedge_started", "hedging", "lock", "timeout_s", "tokens", "winner")
+    __slots__ = (
+        "_sock",
+        "cancelled",
+        "first_done",
+        "hedge_started",
+        "hedging",
+        "lock",
+        "request",
+        "second",
+        "timeout_s",
+        "winner",
+    )
 
-    def __init__(self, hedging: Hedged, timeout_s: float) -> None:
+    def __init__(self, hedging: Hedged, request: Any, timeout_s: float) -> None:
         self.hedging = hedging
+        self.request = request
         self.timeout_s = timeout_s
-        self.lock = allocate_lock()
+        self.lock = _RACE_LOCK
         self.first_done = False  # set once the caller's attempt returned: a late timer sends nothing
         self.hedge_started = False
         self.winner: int | None = None
-        self.tokens: list[AttemptCancel | None] = [AttemptCancel(), None]  # the hedge's made when it fires
+        self.cancelled = False  # the first attempt's token
+        self._sock: Any = None
+        self.second: AttemptCancel | None = None  # the hedge's token, made when it fires
 
-    def claim(self, index: int, outcome: Outcome) -> bool:
+    def bind(self, sock: Any) -> bool:
+        """The first attempt's socket (``AttemptCancel.bind``)."""
         with self.lock:
-            if index == 0:
-                self.first_done = True
-            if self.winner is None and self.hedging.decisive(outcome):
-                self.winner = index
-            return self.winner == index
+            if self.cancelled:
+                return False
+            self._sock = sock
+            return True
 
-    def cancel(self, index: int) -> None:
-        token = self.tokens[index]
+    def cancel(self) -> None:
+        """Stops the first attempt (``AttemptCancel.cancel``): a winning hedge calls it."""
+        with self.lock:
+            self.cancelled = True
+            sock, self._sock = self._sock, None
+        if sock is not None:
+            with contextlib.suppress(OSError):  # already closed: nothing left to stop
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def cancel_hedge(self) -> None:
+        with self.lock:
+            self.first_done = True  # a timer firing from now on sends nothing
+            token = self.second
         if token is not None:
             token.cancel()
 
-    def hedge(self) -> Outcome | None:
-        """The timer fired: runs in its own task."""
+    def __call__(self) -> Outcome | None:
+        """The timer fired (the race is the timer's task: no bound method made per call):
+        runs in its own task."""
         hedging = self.hedging
         with self.lock:
             if self.first_done:
                 return None  # answered just as the timer fired: no hedge
             self.hedge_started = True
-            token = self.tokens[1] = AttemptCancel()
+            token = self.second = AttemptCancel()
         after_ms = f"{hedging.after_s * 1000:.0f} ms"
         if hedging.grant is not None and not hedging.grant():
             hedging.on_decision("hedge_over_budget", f"no hedge after {after_ms}: the retry budget is spent")
             return None
         hedging.on_decision("hedge_fired", f"no answer after {after_ms}: a second attempt was sent")
-        outcome = hedging.attempt(self.timeout_s - hedging.after_s, token)
-        if self.claim(1, outcome):
-            self.cancel(0)  # the caller's attempt: its socket is shut, its recv returns at once
+        outcome = hedging.attempt(self.request, self.timeout_s - hedging.after_s, token)
+        with self.lock:
+            if self.winner is None and hedging.decisive(outcome):
+                self.winner = 1
+            won = self.winner == 1
+        if won:
+            self.cancel()  # the caller's attempt: its socket is shut, its recv returns at once
         return outcome
 
 
 class Hedged:
-    """``attempt`` as one hedged try: the function ``run_with_retry`` calls per attempt.
+    """``attempt`` as one hedged try, built once per (endpoint, call): ``run_with_retry``
+    calls ``partial(hedged, request)`` per attempt.
+
+    ``decisive`` says which answers win; a success always does.
 
     The first attempt runs in the calling greenlet; ``spawner.later`` arms a timer that
     starts the hedge only if it fires. A hedge not needed (the common case) thus costs a
-    timer, not a greenlet: issue 14 wants the features under 5 % CPU when not triggered."""
+    timer and one ``_Race``, not a greenlet: issue 14 wants the features under 5 % CPU when
+    not triggered."""
 
     __slots__ = ("after_s", "attempt", "decisive", "grant", "on_decision", "spawner")
 
@@ -137,30 +181,34 @@ class Hedged:
         self.grant = grant
         self.on_decision = on_decision
 
-    def __call__(self, timeout_s: float) -> Outcome:
+    def __call__(self, request: Any, timeout_s: float) -> Outcome:
         after_s = self.after_s
         if timeout_s <= after_s:
-            return self.attempt(timeout_s, AttemptCancel())  # the hedge would never go out in time
-        race = _Race(self, timeout_s)
-        timer = self.spawner.later(after_s, race.hedge)
+            return self.attempt(request, timeout_s, None)  # the hedge would never go out in time: nothing to cancel
+        race = _Race(self, request, timeout_s)
+        timer = self.spawner.later(after_s, race)
         try:
-            first = self.attempt(timeout_s, race.tokens[0])  # type: ignore[arg-type]
+            first = self.attempt(request, timeout_s, race)  # type: ignore[arg-type]
         except BaseException:  # the caller was cancelled (its stage failed): so is the hedge
-            with race.lock:
-                race.first_done = True
-            race.cancel(1)
+            race.cancel_hedge()
             timer.cancel()
             raise
-        if race.claim(0, first):
-            race.cancel(1)
+        with race.lock:
+            race.first_done = True
+            if race.winner is None and (first.kind is _OK or self.decisive(first)):
+                race.winner = 0
+            won, started = race.winner == 0, race.hedge_started
+        if won:
+            if race.second is not None:
+                race.second.cancel()
             timer.cancel()
             return first
-        if not race.hedge_started:
+        if not started:
             timer.cancel()  # not fired (or fired too late: it sends nothing, ``first_done``)
             return first
         done = timer.next_done(max(0.0, timeout_s - after_s) + _WAIT_MARGIN_S)
         if done is None:
-            race.cancel(1)
+            race.cancel_hedge()
             timer.cancel()
             return first
         second = done[1]

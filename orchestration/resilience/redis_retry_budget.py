@@ -75,9 +75,12 @@ class RedisRetryBudgetStore:
 
     def on_call(self, service: str, now: float) -> None:
         self._fallback.on_call(service, now)  # ready to decide alone if Redis goes away
+        second = int(now)
         with self._lock:
-            pending = self._pending.setdefault(service, {})
-            pending[int(now)] = pending.get(int(now), 0) + 1
+            pending = self._pending.get(service)
+            if pending is None:  # not ``setdefault``: that builds a dict on every call
+                pending = self._pending[service] = {}
+            pending[second] = pending.get(second, 0) + 1
             due = now - self._flushed_at.get(service, 0.0) >= self._flush_s
         if due:
             self._run(service, RetryPolicy(), now, spend=False)

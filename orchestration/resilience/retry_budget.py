@@ -69,8 +69,16 @@ class InProcessRetryBudgetStore:
         self._lock = allocate_lock()
 
     def on_call(self, service: str, now: float) -> None:
+        second = int(now)
         with self._lock:
-            self._buckets(service).add_call(int(now))
+            buckets = self._services.get(service)
+            if buckets is None:
+                buckets = self._services[service] = _Buckets()
+            if second != buckets.latest:
+                buckets.add_call(second)
+            else:  # ``add_call``'s common case, inlined: this runs on every call
+                calls = buckets.calls
+                calls[second] = calls.get(second, 0) + 1
 
     def try_retry(self, service: str, policy: RetryPolicy, now: float) -> bool:
         second = int(now)
