@@ -388,6 +388,8 @@ def _gateway_variants(
     """(variant, server, url, token) of each gateway variant that starts; a row saying
     why for each that cannot run or did not start. The caller stops the servers."""
     extra = [variants.Variant(name, env=env) for name, env in session.args.gateway_variant]
+    if session.args.resilience_variant:
+        extra.append(variants.resilience_variant())
     for index, variant in enumerate([*variants.variants(session.args.features, session.args.redis_variant), *extra]):
         if variant.unavailable:
             session.points.append(Point("gateway", variant.name, 0, note=variant.unavailable))
@@ -602,6 +604,8 @@ def report(session: Session, started: dt.datetime, load_start: str, load_end: st
         )
     lines += ["", "## Results", "", HEADER]
     asked = {"all on", *(name for name, _ in args.gateway_variant)}  # --features' variants: their own table
+    if args.resilience_variant:
+        asked.add(variants.resilience_variant().name)
     main_points = [p for p in session.points if p.target != "gateway" or p.variant in asked]
     main_points.sort(key=lambda p: p.target != "gateway")  # stable: each target's rows in client order
     lines += [_row(p, session.critical_path_ms) for p in main_points]
@@ -691,6 +695,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="NAME:KEY=VALUE[,KEY=VALUE]",
         help="one more gateway, all on with these environment variables (repeatable), e.g. "
         "'no gate:GATEWAY_MAX_IN_FLIGHT=0'",
+    )
+    parser.add_argument(
+        "--resilience-variant",
+        action="store_true",
+        help="one more gateway, all on plus every issue-14 resilience feature configured but not triggered "
+        "(bench/resilience_config.py)",
     )
     parser.add_argument("--profile", action="store_true", help="py-spy one gateway worker (bench/results/profile.*)")
     parser.add_argument(

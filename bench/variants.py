@@ -112,6 +112,14 @@ def _access_log_off() -> Variant:
     return variant
 
 
+def resilience_variant() -> Variant:
+    """Every issue-14 resilience feature configured on the checkout, none triggered
+    (``bench/resilience_config.py``): their cost on a real server, beside "all on"."""
+    from resilience_config import with_features  # bench/resilience_config.py
+
+    return Variant("resilience features", transform=with_features)
+
+
 def variants(features: bool, redis_variant_url: str | None = None) -> list[Variant]:
     """The base variant; with ``features``, one more per feature turned off, and with
     ``redis_variant_url`` one with every feature on and the shared state (breakers,
