@@ -15,6 +15,7 @@ from orchestration.plan import BreakerPolicy
 from orchestration.resilience.breaker import BreakerState, CircuitBreaker, Permit
 from orchestration.resilience.breaker_store import BreakerStore, InProcessBreakerStore
 from orchestration.resilience.redis_breaker_store import RedisBreakerStore
+from orchestration.spawn import InlineSpawner
 from tests.orchestration.engine_kit import Recorder
 
 POLICY = BreakerPolicy(failure_threshold=3, window_s=10, open_s=30, half_open_probes=2)
@@ -38,7 +39,7 @@ def stores(request: pytest.FixtureRequest) -> Iterator[StoreFactory]:
         return
     client = _redis()
     prefix = f"test:{uuid.uuid4().hex}:"
-    yield lambda: RedisBreakerStore(client, prefix=prefix)
+    yield lambda: RedisBreakerStore(client, prefix=prefix, spawner=InlineSpawner())  # renewals at once, in order
     for key in client.scan_iter(f"{prefix}*"):
         client.delete(key)
 
@@ -161,7 +162,7 @@ def test_open_through_one_process_is_open_in_the_other(stores, clock):
     theirs = CircuitBreaker("inventory", POLICY, stores(), clock=clock)
     assert theirs.acquire().allowed
     _fail(mine, 3)
-    clock.advance(0.3)  # the Redis store's local snapshot lives 0.25 s
+    clock.advance(0.55)  # past the Redis store's max_age_s (0.5 s, the contract's bound)
     assert not theirs.acquire().allowed
     assert theirs.snapshot().state is BreakerState.OPEN
 
@@ -298,7 +299,7 @@ def test_rate_rule_counts_the_calls_of_every_process(stores, clock, recorder):
     assert second.acquire().allowed
     _fail(second)
     assert _sequence(recorder) == [("closed", "open", "50% of 10 calls failed within 10s")]
-    clock.advance(0.3)
+    clock.advance(0.55)  # past the Redis store's max_age_s
     assert not first.acquire().allowed
 
 
