@@ -13,6 +13,7 @@ from django.http import HttpRequest, JsonResponse
 
 from orchestration.clock import Clock, SystemClock
 from orchestration.web import draining
+from orchestration.web.kept_connection import close_quietly
 from orchestration.web.readiness import Check, ReadinessProbe
 
 logger = logging.getLogger(__name__)
@@ -70,11 +71,7 @@ class DatabaseCheck:
 
     def _discard(self) -> None:
         connection, self._connection = self._connection, None
-        if connection is not None:
-            try:
-                connection.close()
-            except Exception:  # already broken: dropping it is all that is left
-                logger.debug("readiness: closing a broken database connection failed", exc_info=True)
+        close_quietly(connection, "the readiness check's database connection")
 
 
 def database_check(alias: str = "default") -> DatabaseCheck:

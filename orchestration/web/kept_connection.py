@@ -70,8 +70,13 @@ class KeptConnection:
 
     def _discard(self) -> None:
         connection, self._connection = self._connection, None
-        if connection is not None:
-            try:
-                connection.close()
-            except Exception:  # already broken: dropping it is all that is left
-                logger.debug("closing a broken kept database connection failed", exc_info=True)
+        close_quietly(connection, "the kept database connection")
+
+
+def close_quietly(connection: BaseDatabaseWrapper | None, what: str) -> None:
+    """Close a connection being dropped; one already broken may fail to close, which is fine."""
+    if connection is not None:
+        try:
+            connection.close()
+        except Exception:  # already broken: dropping it is all that is left
+            logger.debug("closing %s failed", what, exc_info=True)

@@ -9,7 +9,6 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-import psycopg
 import pytest
 from django.db import connection
 
@@ -17,25 +16,11 @@ from gateway_project import wiring
 from orchestration.web.kept_connection import KeptConnection
 from orchestration.web.runtime import GatewayRuntime, LoadedConfig, RuntimeHolder, build_runtime_parts
 from registry.services import config_version_bump
+from tests.support.postgres import backends_on_test_database
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the poller's connection sees only committed rows
 
 T = TypeVar("T")
-
-
-def _backends() -> set[int]:
-    """PostgreSQL backends on the test database, seen from outside it."""
-    settings_dict = connection.settings_dict
-    with psycopg.connect(
-        host=settings_dict["HOST"] or "127.0.0.1",
-        port=settings_dict["PORT"] or 5432,
-        user=settings_dict["USER"],
-        password=settings_dict["PASSWORD"] or None,
-        dbname="postgres",
-        autocommit=True,
-    ) as admin:
-        rows = admin.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", (settings_dict["NAME"],)).fetchall()
-    return {row[0] for row in rows}
 
 
 def _build(config: LoadedConfig) -> GatewayRuntime:
@@ -77,26 +62,26 @@ def poller() -> Iterator[Poller]:
 
 
 def test_polls_keep_one_backend_and_see_each_change(poller: Poller) -> None:
-    before = _backends()  # the test's own connection, and whatever else is connected
+    before = backends_on_test_database()  # the test's own connection, and whatever else is connected
     seen = []
     for _ in range(5):
         poller.poll()
-        seen.append(_backends() - before)
+        seen.append(backends_on_test_database() - before)
     (backend,) = seen[0]
     assert seen == [{backend}] * 5  # the same one all along, open between polls
 
     version = config_version_bump(summary="a change")
     poller.poll()
     assert poller.version() == version
-    assert _backends() - before == {backend}
+    assert backends_on_test_database() - before == {backend}
 
 
 def test_a_killed_backend_is_replaced_within_the_poll_that_finds_it(
     poller: Poller, caplog: pytest.LogCaptureFixture
 ) -> None:
-    before = _backends()
+    before = backends_on_test_database()
     poller.poll()
-    (first,) = _backends() - before
+    (first,) = backends_on_test_database() - before
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_terminate_backend(%s)", [first])  # a restart, an idle timeout, an operator
 
@@ -105,7 +90,7 @@ def test_a_killed_backend_is_replaced_within_the_poll_that_finds_it(
         poller.poll()
 
     assert poller.version() == version
-    (second,) = _backends() - before
+    (second,) = backends_on_test_database() - before
     assert second != first
     assert "configuration poll failed" not in caplog.text
     assert "the kept database connection failed; once more on a new one" in caplog.text

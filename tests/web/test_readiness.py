@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import psycopg
 import pytest
 from django.db import connection, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -21,6 +20,7 @@ from django.urls import get_resolver
 from orchestration.clock import FakeClock
 from orchestration.web import health
 from orchestration.web.readiness import ReadinessProbe
+from tests.support.postgres import backends_on_test_database
 from tests.support.redis import edge_redis_or_skip
 
 
@@ -156,21 +156,6 @@ def test_a_flood_of_readyz_makes_one_database_query_and_one_redis_ping_per_secon
     assert probe.redis.pings == 2
 
 
-def _backends() -> set[int]:
-    """PostgreSQL backends on the test database, seen from outside it."""
-    settings_dict = connection.settings_dict
-    with psycopg.connect(
-        host=settings_dict["HOST"] or "127.0.0.1",
-        port=settings_dict["PORT"] or 5432,
-        user=settings_dict["USER"],
-        password=settings_dict["PASSWORD"] or None,
-        dbname="postgres",
-        autocommit=True,
-    ) as admin:
-        rows = admin.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", (settings_dict["NAME"],)).fetchall()
-    return {row[0] for row in rows}
-
-
 def _terminate(pid: int) -> None:
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
@@ -187,12 +172,12 @@ def test_refreshes_over_several_seconds_keep_one_database_connection(
 ) -> None:
     _postgres_or_skip()
     probe, client = production_probe_on_a_fake_clock, Client()
-    before = _backends()  # the test's own connection, and whatever else is connected
+    before = backends_on_test_database()  # the test's own connection, and whatever else is connected
 
     probe_backends = []
     for _ in range(8):  # eight refreshes, 1.5 s apart on the probe's clock
         assert [client.get("/readyz").status_code for _ in range(5)] == [200] * 5
-        probe_backends.append(_backends() - before)
+        probe_backends.append(backends_on_test_database() - before)
         probe.clock.advance(1.5)
 
     assert len(probe.connections.queries()) == 8
@@ -206,16 +191,16 @@ def test_a_connection_the_server_dropped_is_replaced_within_the_same_check(
 ) -> None:
     _postgres_or_skip()
     probe, client = production_probe_on_a_fake_clock, Client()
-    before = _backends()
+    before = backends_on_test_database()
     assert client.get("/readyz").status_code == 200
-    (first,) = _backends() - before
+    (first,) = backends_on_test_database() - before
 
     _terminate(first)  # a database restart, an idle timeout, an operator's kill
     probe.clock.advance(1.5)
     reply = client.get("/readyz")
 
     assert reply.status_code == 200 and reply.json()["checks"] == {"database": "ok", "redis": "ok"}
-    (second,) = _backends() - before
+    (second,) = backends_on_test_database() - before
     assert second != first and len(probe.connections.made) == 2
 
 
