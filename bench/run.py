@@ -350,7 +350,8 @@ def _start_gateway_variant(
     config_path = variants.write_config(variant.transform(config), session.workdir / f"gateway-{slug}.yaml")
     try:
         servers.prepare_gateway(session.workdir, config_path, env)
-        return servers.start_gateway(session.workdir, env=env, workers=session.args.workers, cpus=session.server_cpus)
+        workers = int(variant.env.get("WEB_CONCURRENCY", session.args.workers))  # a variant may set its own
+        return servers.start_gateway(session.workdir, env=env, workers=workers, cpus=session.server_cpus)
     except RuntimeError as error:
         print(f"  gateway [{variant.name}]: {error}", file=sys.stderr)
         first_line = str(error).splitlines()[0]
@@ -694,7 +695,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=[],
         metavar="NAME:KEY=VALUE[,KEY=VALUE]",
         help="one more gateway, all on with these environment variables (repeatable), e.g. "
-        "'no gate:GATEWAY_MAX_IN_FLIGHT=0'",
+        "'no gate:GATEWAY_MAX_IN_FLIGHT=0' or 'one worker:WEB_CONCURRENCY=1' (its own worker count)",
     )
     parser.add_argument(
         "--resilience-variant",
