@@ -17,17 +17,14 @@ from orchestration.resilience.breaker_store import BreakerStore, InProcessBreake
 from orchestration.resilience.redis_breaker_store import RedisBreakerStore
 from orchestration.spawn import InlineSpawner
 from tests.orchestration.engine_kit import Recorder
+from tests.support.redis import redis_or_skip
 
 POLICY = BreakerPolicy(failure_threshold=3, window_s=10, open_s=30, half_open_probes=2)
 StoreFactory = Callable[[], BreakerStore]  # a second call gives another process's view of the same state
 
 
 def _redis() -> redis.Redis:
-    client = redis.Redis.from_url(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/2"), socket_timeout=1)
-    try:
-        client.ping()
-    except redis.RedisError:
-        pytest.skip("Redis not reachable at REDIS_URL")
+    client = redis_or_skip()
     return client
 
 

@@ -6,7 +6,6 @@ answered from the kept snapshot, the next ones from the renewed one."""
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Callable, Iterator
 
@@ -21,6 +20,7 @@ from orchestration.resilience.breaker import CircuitBreaker
 from orchestration.resilience.redis_breaker_store import RedisBreakerStore
 from orchestration.spawn import InlineSpawner
 from tests.orchestration.engine_kit import Recorder
+from tests.support.redis import redis_or_skip
 
 POLICY = BreakerPolicy(failure_threshold=3, window_s=10, open_s=30, half_open_probes=2)
 RATE = BreakerPolicy(failure_threshold=1000, window_s=10, open_s=30, half_open_probes=2, min_calls=10, failure_rate=50)
@@ -29,11 +29,7 @@ SERVICES = ("cart", "pricing", "inventory", "shipping", "profile")
 
 @pytest.fixture
 def client() -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/2"), socket_timeout=1)
-    try:
-        client.ping()
-    except redis.RedisError:
-        pytest.skip("Redis not reachable at REDIS_URL")
+    client = redis_or_skip()
     yield client
 
 

@@ -4,14 +4,12 @@ pays for the hedge. Threads and a real (short) ``after_ms``; no timing is assert
 
 from __future__ import annotations
 
-import os
 import threading
 import uuid
 from collections.abc import Iterator
 
 import httpx
 import pytest
-import redis
 
 from orchestration.downstream.transport import ATTEMPT_CANCEL
 from orchestration.executor import Success
@@ -22,6 +20,7 @@ from orchestration.resilience.hedge import AttemptCancel
 from orchestration.resilience.redis_breaker_store import RedisBreakerStore
 from orchestration.spawn import ThreadSpawner
 from tests.orchestration.engine_kit import Gateway, call, endpoint, service
+from tests.support.redis import redis_or_skip
 
 HEDGE = HedgePolicy(after_ms=20)
 
@@ -92,11 +91,7 @@ def breaker_store(request: pytest.FixtureRequest) -> Iterator[BreakerStore]:
     if request.param == "in_process":
         yield InProcessBreakerStore()
         return
-    client = redis.Redis.from_url(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/2"), socket_timeout=1)
-    try:
-        client.ping()
-    except redis.RedisError:
-        pytest.skip("Redis not reachable at REDIS_URL")
+    client = redis_or_skip()
     prefix = f"test:{uuid.uuid4().hex}:"
     yield RedisBreakerStore(client, prefix=prefix)
     for key in client.scan_iter(f"{prefix}*"):

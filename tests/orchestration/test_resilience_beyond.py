@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Callable, Iterator
 
@@ -17,6 +16,7 @@ from orchestration.plan import BreakerPolicy, RetryPolicy
 from orchestration.resilience.redis_retry_budget import RedisRetryBudgetStore
 from orchestration.resilience.retry_budget import InProcessRetryBudgetStore, RetryBudgetStore
 from tests.orchestration.engine_kit import Gateway, call, endpoint, reply, service
+from tests.support.redis import redis_or_skip
 
 BudgetFactory = Callable[[], RetryBudgetStore]  # a second call: another worker of the same host
 
@@ -87,11 +87,7 @@ def test_a_short_retry_after_does_not_shorten_the_backoff(clock, downstream, req
 
 
 def _redis() -> redis.Redis:
-    client = redis.Redis.from_url(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/2"), socket_timeout=1)
-    try:
-        client.ping()
-    except redis.RedisError:
-        pytest.skip("Redis not reachable at REDIS_URL")
+    client = redis_or_skip()
     return client
 
 

@@ -4,7 +4,6 @@ for its fallback, for the same rendered request only, in-process and through Red
 from __future__ import annotations
 
 import dataclasses
-import os
 import uuid
 from collections.abc import Callable, Iterator
 
@@ -20,6 +19,7 @@ from orchestration.executor import Success
 from orchestration.plan import DownstreamAuth
 from orchestration.resilience.stale import StaleResults
 from tests.orchestration.engine_kit import Gateway, call, endpoint, reply, service
+from tests.support.redis import redis_or_skip
 
 StaleFactory = Callable[[], StaleResults]  # a second call: another worker
 
@@ -60,11 +60,7 @@ def stale_factory(request: pytest.FixtureRequest, clock) -> Iterator[StaleFactor
         store = InProcessCacheStore(clock=clock.wall)
         yield lambda: StaleResults(store, wall=clock.wall)
         return
-    client = redis.Redis.from_url(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/2"), socket_timeout=1)
-    try:
-        client.ping()
-    except redis.RedisError:
-        pytest.skip("Redis not reachable at REDIS_URL")
+    client = redis_or_skip()
     prefix = f"test-stale-{uuid.uuid4().hex[:8]}:"
     # each call: a store of another worker (its own client), over the same Redis keys
     yield lambda: StaleResults(

@@ -38,11 +38,18 @@ def xdist_worker_redis_url(redis_url: str, worker: str | None) -> str:
 EDGE_REDIS_URL = os.environ.get("EDGE_TEST_REDIS_URL") or redis_url_for_db(3)
 
 
-def edge_redis_or_skip() -> redis.Redis:
-    """A client on ``EDGE_REDIS_URL`` with short timeouts; skips the test when Redis does not answer."""
-    client = redis.Redis.from_url(EDGE_REDIS_URL, socket_connect_timeout=0.5, socket_timeout=0.5)
+def redis_or_skip(url: str | None = None, *, timeout_s: float = 1.0) -> redis.Redis:
+    """A client on ``url`` (``REDIS_URL``; its server's db 2 without it); skips the test when
+    Redis does not answer."""
+    url = url or os.environ.get("REDIS_URL") or redis_url_for_db(2)
+    client = redis.Redis.from_url(url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s)
     try:
         client.ping()
     except redis.RedisError as error:
-        pytest.skip(f"Redis not reachable at {EDGE_REDIS_URL}: {error}")
+        pytest.skip(f"Redis not reachable at {url}: {error}")
     return client
+
+
+def edge_redis_or_skip() -> redis.Redis:
+    """A client on ``EDGE_REDIS_URL`` with short timeouts; skips the test when Redis does not answer."""
+    return redis_or_skip(EDGE_REDIS_URL, timeout_s=0.5)
