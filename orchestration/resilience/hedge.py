@@ -39,10 +39,10 @@ class AttemptCancel:
 
     __slots__ = ("_lock", "_sock", "cancelled")
 
-    def __init__(self) -> None:
+    def __init__(self, lock: Any = None) -> None:
         self.cancelled = False
         self._sock: Any = None
-        self._lock = allocate_lock()
+        self._lock = lock if lock is not None else allocate_lock()
 
     def bind(self, sock: Any) -> bool:
         """False when already cancelled: the caller must not send."""
@@ -71,57 +71,35 @@ CancellableAttempt = Callable[[Any, float, AttemptCancel | None], Outcome]
 _RACE_LOCK = allocate_lock()
 
 
-class _Race:
+class _Race(AttemptCancel):
     """One hedged try: who answered decisively first, between the caller's attempt (0) and
-    the hedge (1). It is also the first attempt's cancel token (``bind``, ``cancel``,
-    ``cancelled``, as ``AttemptCancel``): a call not hedged makes this one object, no second
-    token. ``decisive`` is pure, so nothing waits under the (shared) lock. The
-    hedge is this object called, not a closure."""
+    the hedge (1). It is also the first attempt's cancel token (an ``AttemptCancel`` on the
+    shared race lock): a call not hedged makes this one object, no second token.
+    ``decisive`` is pure, so nothing waits under the (shared) lock. The hedge is this
+    object called, not a closure."""
 
-    __slots__ = (
-        "_sock",
-        "cancelled",
-        "first_done",
-        "hedge_started",
-        "hedging",
-        "lock",
-        "request",
-        "second",
-        "timeout_s",
-        "winner",
-    )
+    __slots__ = ("first_done", "hedge_started", "hedging", "request", "second", "timeout_s", "winner")
 
     def __init__(self, hedging: Hedged, request: Any, timeout_s: float) -> None:
+        super().__init__(_RACE_LOCK)
         self.hedging = hedging
         self.request = request
         self.timeout_s = timeout_s
-        self.lock = _RACE_LOCK
         self.first_done = False  # set once the caller's attempt returned: a late timer sends nothing
         self.hedge_started = False
         self.winner: int | None = None
-        self.cancelled = False  # the first attempt's token
-        self._sock: Any = None
         self.second: AttemptCancel | None = None  # the hedge's token, made when it fires
 
-    def bind(self, sock: Any) -> bool:
-        """The first attempt's socket (``AttemptCancel.bind``)."""
-        with self.lock:
-            if self.cancelled:
-                return False
-            self._sock = sock
-            return True
-
-    def cancel(self) -> None:
-        """Stops the first attempt (``AttemptCancel.cancel``): a winning hedge calls it."""
-        with self.lock:
-            self.cancelled = True
-            sock, self._sock = self._sock, None
-        if sock is not None:
-            with contextlib.suppress(OSError):  # already closed: nothing left to stop
-                sock.shutdown(socket.SHUT_RDWR)
+    def first_answered(self, first: Outcome) -> tuple[bool, bool]:
+        """The caller's attempt returned: (it won the race, the hedge had started)."""
+        with self._lock:
+            self.first_done = True  # a timer firing from now on sends nothing
+            if self.winner is None and (first.kind is _OK or self.hedging.decisive(first)):
+                self.winner = 0
+            return self.winner == 0, self.hedge_started
 
     def cancel_hedge(self) -> None:
-        with self.lock:
+        with self._lock:
             self.first_done = True  # a timer firing from now on sends nothing
             token = self.second
         if token is not None:
@@ -131,7 +109,7 @@ class _Race:
         """The timer fired (the race is the timer's task: no bound method made per call):
         runs in its own task."""
         hedging = self.hedging
-        with self.lock:
+        with self._lock:
             if self.first_done:
                 return None  # answered just as the timer fired: no hedge
             self.hedge_started = True
@@ -142,7 +120,7 @@ class _Race:
             return None
         hedging.on_decision("hedge_fired", f"no answer after {after_ms}: a second attempt was sent")
         outcome = hedging.attempt(self.request, self.timeout_s - hedging.after_s, token)
-        with self.lock:
+        with self._lock:
             if self.winner is None and hedging.decisive(outcome):
                 self.winner = 1
             won = self.winner == 1
@@ -188,19 +166,14 @@ class Hedged:
         race = _Race(self, request, timeout_s)
         timer = self.spawner.later(after_s, race)
         try:
-            first = self.attempt(request, timeout_s, race)  # type: ignore[arg-type]
+            first = self.attempt(request, timeout_s, race)
         except BaseException:  # the caller was cancelled (its stage failed): so is the hedge
             race.cancel_hedge()
             timer.cancel()
             raise
-        with race.lock:
-            race.first_done = True
-            if race.winner is None and (first.kind is _OK or self.decisive(first)):
-                race.winner = 0
-            won, started = race.winner == 0, race.hedge_started
+        won, started = race.first_answered(first)
         if won:
-            if race.second is not None:
-                race.second.cancel()
+            race.cancel_hedge()
             timer.cancel()
             return first
         if not started:
