@@ -640,7 +640,10 @@ def _env_variant(text: str) -> tuple[str, dict[str, str]]:
     pairs = [item.partition("=") for item in assignments.split(",") if item]
     if not name or not pairs or any(not key or not sep for key, sep, _ in pairs):
         raise argparse.ArgumentTypeError("NAME:KEY=VALUE[,KEY=VALUE]")
-    return name, {key: value for key, _, value in pairs}
+    env = {key: value for key, _, value in pairs}
+    if not env.get("WEB_CONCURRENCY", "1").isdigit() or env.get("WEB_CONCURRENCY") == "0":
+        raise argparse.ArgumentTypeError("WEB_CONCURRENCY of a variant must be a whole number of workers >= 1")
+    return name, env
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
