@@ -349,14 +349,29 @@ def _start_gateway_variant(
     config = variants.base_config(session.ports)
     config_path = variants.write_config(variant.transform(config), session.workdir / f"gateway-{slug}.yaml")
     try:
-        servers.prepare_gateway(session.workdir, config_path, env)
+        commit = env.pop(COMMIT_VARIABLE, None)
+        root = export_commit(commit, session.workdir / f"source-{slug}") if commit else ROOT
+        servers.prepare_gateway(session.workdir, config_path, env, root=root)
         workers = int(variant.env.get("WEB_CONCURRENCY", session.args.workers))  # a variant may set its own
-        return servers.start_gateway(session.workdir, env=env, workers=workers, cpus=session.server_cpus)
+        return servers.start_gateway(session.workdir, env=env, workers=workers, cpus=session.server_cpus, root=root)
     except RuntimeError as error:
         print(f"  gateway [{variant.name}]: {error}", file=sys.stderr)
         first_line = str(error).splitlines()[0]
         session.points.append(Point("gateway", variant.name, 0, note=f"did not start: {first_line}"))
         return None
+
+
+COMMIT_VARIABLE = "BENCH_GATEWAY_COMMIT"  # a variant's gateway from another commit: before and after in one run
+
+
+def export_commit(commit: str, into: Path) -> Path:
+    """``commit``'s tree (git archive) in ``into``: a gateway to run beside this checkout's."""
+    into.mkdir(parents=True)
+    archive = subprocess.run(["git", "archive", commit], cwd=ROOT, capture_output=True, timeout=60)
+    if archive.returncode != 0:
+        raise RuntimeError(f"git archive {commit} failed: {archive.stderr.decode(errors='replace').strip()}")
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True, timeout=60)
+    return into
 
 
 def _slug(variant: variants.Variant) -> str:
@@ -698,7 +713,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=[],
         metavar="NAME:KEY=VALUE[,KEY=VALUE]",
         help="one more gateway, all on with these environment variables (repeatable), e.g. "
-        "'no gate:GATEWAY_MAX_IN_FLIGHT=0' or 'one worker:WEB_CONCURRENCY=1' (its own worker count)",
+        "'no gate:GATEWAY_MAX_IN_FLIGHT=0' or 'one worker:WEB_CONCURRENCY=1' (its own worker count); "
+        f"{COMMIT_VARIABLE}=REV runs that commit's gateway (same venv), e.g. 'before:{COMMIT_VARIABLE}=6b9a726'",
     )
     parser.add_argument(
         "--resilience-variant",

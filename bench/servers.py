@@ -85,11 +85,19 @@ class Managed:
             return ""
 
 
-def _spawn(name: str, cmd: list[str], log: Path, *, env: dict[str, str] | None = None, stdout: int | None = None):
+def _spawn(
+    name: str,
+    cmd: list[str],
+    log: Path,
+    *,
+    env: dict[str, str] | None = None,
+    stdout: int | None = None,
+    cwd: Path = ROOT,
+):
     with log.open("ab") as log_file:
         proc = subprocess.Popen(
             cmd,
-            cwd=ROOT,
+            cwd=cwd,
             env=env,
             stdout=stdout if stdout is not None else log_file,
             stderr=log_file,
@@ -167,20 +175,23 @@ def start_reference(
     return managed, f"http://{HOST}:{port}"
 
 
-def prepare_gateway(workdir: Path, config_path: Path, env: dict[str, str]) -> None:
-    """A fresh database with the variant's configuration, imported the product's way."""
+def prepare_gateway(workdir: Path, config_path: Path, env: dict[str, str], *, root: Path = ROOT) -> None:
+    """A fresh database with the variant's configuration, imported the product's way
+    (``root``: the gateway's source tree; another commit's, exported by bench/run.py)."""
     log = workdir / "gateway-setup.log"
     for args in (["migrate", "--noinput", "-v", "0"], ["gateway", "import", str(config_path)]):
         with log.open("ab") as log_file:
             done = subprocess.run(
-                [sys.executable, "manage.py", *args], cwd=ROOT, env=env, stdout=log_file, stderr=log_file, timeout=120
+                [sys.executable, "manage.py", *args], cwd=root, env=env, stdout=log_file, stderr=log_file, timeout=120
             )
         if done.returncode != 0:
             tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
             raise RuntimeError(f"manage.py {' '.join(args)} failed ({done.returncode}):\n{tail}")
 
 
-def start_gateway(workdir: Path, *, env: dict[str, str], workers: int, cpus: str | None) -> tuple[Managed, str]:
+def start_gateway(
+    workdir: Path, *, env: dict[str, str], workers: int, cpus: str | None, root: Path = ROOT
+) -> tuple[Managed, str]:
     """gunicorn the production way (gateway_project/gunicorn.conf.py), but bound to loopback only."""
     port = free_port()
     env = {**env, "PORT": str(port), "WEB_CONCURRENCY": str(workers)}
@@ -192,7 +203,7 @@ def start_gateway(workdir: Path, *, env: dict[str, str], workers: int, cpus: str
         f"{HOST}:{port}",  # the config binds 0.0.0.0:$PORT; a benchmark has no business off loopback
         "gateway_project.wsgi",
     ]
-    managed = _spawn("gateway", pinned(cmd, cpus), workdir / "gateway.log", env=env)
+    managed = _spawn("gateway", pinned(cmd, cpus), workdir / "gateway.log", env=env, cwd=root)
     wait_http(f"http://{HOST}:{port}/healthz", managed, timeout_s=60)
     _wait_workers(managed, workers)
     return managed, f"http://{HOST}:{port}"
