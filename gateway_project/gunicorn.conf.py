@@ -161,7 +161,9 @@ def post_worker_init(worker):  # type: ignore[no-untyped-def]
     """Build the worker's runtime (URLconf, compiled plan, downstream clients, edge)
     before it accepts its first connection: otherwise the first requests after a
     start or a restart pay for it under load, and a starved worker lets attempts
-    time out and breakers open (bench/README.md)."""
-    from gateway_project import wiring
+    time out and breakers open (bench/README.md). Then what the start built is exempted
+    from the garbage collector's full collections (``gateway_project.heap``)."""
+    from gateway_project import heap, wiring
 
     wiring.warm_up()
+    heap.freeze_startup_objects()
