@@ -30,7 +30,8 @@ from urllib.parse import quote
 import jmespath
 from jmespath import exceptions as jmespath_errors
 from jmespath.parser import ParsedResult
-from jmespath.visitor import TreeInterpreter
+
+from orchestration.jmespath_closures import compile_node
 
 _HOLE = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
 _WHOLE = re.compile(r"^\{\{(.*?)\}\}$", re.DOTALL)
@@ -80,7 +81,7 @@ def _as_text(value: Any) -> str:
 class Expression:
     """One compiled JMESPath expression."""
 
-    __slots__ = ("_parsed", "_path", "reads", "roots", "source")
+    __slots__ = ("_evaluate", "_parsed", "_path", "reads", "roots", "source")
 
     def __init__(self, source: str, location: str) -> None:
         self.source = source.strip()
@@ -93,13 +94,14 @@ class Expression:
         self.reads: frozenset[FieldPath] = frozenset(_root_paths(self._parsed.parsed))
         self.roots: frozenset[str] = frozenset(path[0] for path in self.reads if path)
         self._path = _field_path(self._parsed.parsed)
+        self._evaluate = compile_node(self._parsed.parsed)  # the interpreter's semantics, without its dispatch
 
     def evaluate(self, context: Mapping[str, Any]) -> Any:
         if self._path is not None:
             return _follow(self._path, context)
         try:
-            return _INTERPRETER.visit(self._parsed.parsed, context)
-        except jmespath_errors.JMESPathError:
+            return self._evaluate(context)
+        except (jmespath_errors.JMESPathError, TypeError, ValueError):  # jmespath raises Python's errors too
             return None
 
 
@@ -130,11 +132,6 @@ def _follow(keys: tuple[str, ...], value: Any) -> Any:
         if value is None:
             return None
     return value
-
-
-# ``ParsedResult.search`` builds a new TreeInterpreter (and its function table) on
-# every call; the interpreter keeps no per-evaluation state, so one serves all.
-_INTERPRETER = TreeInterpreter()
 
 
 def _first_line(exc: Exception) -> str:
