@@ -27,18 +27,22 @@ from jmespath.visitor import TreeInterpreter
 Evaluate = Callable[[Any], Any]
 
 INTERPRETER = TreeInterpreter()  # keeps no per-evaluation state: one serves every expression
-_is_false = INTERPRETER._is_false
-_is_comparable = jmespath_visitor._is_comparable
-_is_actual_number = jmespath_visitor._is_actual_number
-_COMPARATORS = TreeInterpreter.COMPARATOR_FUNC
-_call_function = INTERPRETER._functions.call_function
+# The interpreter's own helpers (private to jmespath, absent from its type stubs): reused, not copied.
+_interpreter: Any = INTERPRETER
+_visitor: Any = jmespath_visitor
+_is_false = _interpreter._is_false
+_is_comparable = _visitor._is_comparable
+_is_actual_number = _visitor._is_actual_number
+_COMPARATORS = _visitor.TreeInterpreter.COMPARATOR_FUNC
+_EQUALITY = frozenset(_visitor.TreeInterpreter._EQUALITY_OPS)
+_call_function = _interpreter._functions.call_function
 
 
 def compile_node(node: Mapping[str, Any]) -> Evaluate:
     """The evaluation of a parsed JMESPath node as one closure of the current value."""
     build = _BUILDERS.get(node["type"])
     if build is None:
-        return lambda value: INTERPRETER.visit(node, value)
+        return lambda value: _interpreter.visit(node, value)
     return build(node)
 
 
@@ -208,7 +212,7 @@ def _function_expression(node: Mapping[str, Any]) -> Evaluate:
 def _comparator(node: Mapping[str, Any]) -> Evaluate:
     left, right = _children(node)
     compare = _COMPARATORS[node["value"]]
-    if node["value"] in TreeInterpreter._EQUALITY_OPS:
+    if node["value"] in _EQUALITY:
         return lambda value: compare(left(value), right(value))
 
     def ordering(value: Any) -> Any:  # only numbers are ordered; anything else compares to null
