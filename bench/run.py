@@ -361,6 +361,7 @@ def _start_gateway_variant(
         return None
 
 
+OWN_REDIS = "own"  # --redis-url own: the run starts its own Redis, pinned with the load side
 COMMIT_VARIABLE = "BENCH_GATEWAY_COMMIT"  # a variant's gateway from another commit: before and after in one run
 
 
@@ -593,7 +594,8 @@ def report(session: Session, started: dt.datetime, load_start: str, load_end: st
         f"WEB_CONCURRENCY={args.workers}, SQLite with examples/checkout.yaml imported "
         "(rate limits raised to 10^9: checked, never reached), "
         + (
-            f"REDIS_URL={args.redis_url} (each further variant on the next database)"
+            f"REDIS_URL={args.redis_url} ({getattr(args, 'redis_placement', 'the Redis given')}; "
+            "each further variant on the next database)"
             if args.redis_url
             else "no Redis (in-process state)"
         )
@@ -698,7 +700,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--redis-url",
         default=None,
         help="run the gateway with this REDIS_URL (default: none); each further variant (--features, "
-        "--gateway-variant) on the next database number (mod 16), so variants share no breakers or counters",
+        "--gateway-variant) on the next database number (mod 16), so variants share no breakers or counters. "
+        f"'{OWN_REDIS}': a private redis-server pinned to the load CPUs (Redis off the server's core, as on a "
+        "host of its own; a machine's shared Redis runs wherever the scheduler puts it, often on the server's core)",
     )
     parser.add_argument(
         "--redis-variant",
@@ -800,6 +804,10 @@ def main(argv: list[str] | None = None) -> int:
     server_cpus, load_cpus = _pins(args)
     workdir = Path(tempfile.mkdtemp(prefix="gateway-bench-"))
     env = clean_env()
+    redis_server = None
+    if args.redis_url == OWN_REDIS:
+        redis_server, args.redis_url = servers.start_redis(workdir, cpus=load_cpus)
+        args.redis_placement = f"a private redis-server on CPU {load_cpus}" if load_cpus else "a private redis-server"
     if args.redis_url:
         env["REDIS_URL"] = args.redis_url
     simulator, ports = servers.start_simulator(workdir, latency_scale=args.latency_scale, cpus=load_cpus)
@@ -826,6 +834,8 @@ def main(argv: list[str] | None = None) -> int:
             run_side_by_side(session, env)
     finally:
         simulator.stop()
+        if redis_server is not None:
+            redis_server.stop()
         if args.keep_workdir:
             print(f"bench: logs, configs and databases kept in {workdir}", file=sys.stderr)
         else:

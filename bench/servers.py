@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -159,6 +160,30 @@ def start_simulator(workdir: Path, *, latency_scale: float, cpus: str | None) ->
         managed.stop()
         raise RuntimeError(f"the simulator did not start:\n{managed.log_tail()}")
     return managed, json.loads(line)
+
+
+def start_redis(workdir: Path, *, cpus: str | None) -> tuple[Managed, str]:
+    """A private redis-server (nothing kept on disk) on ``cpus``: the gateway's shared state
+    off the server's core, as a Redis on its own host would be in production."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError("redis-server is not installed (apt-get install -y redis-server)")
+    port = free_port()
+    cmd = [binary, "--port", str(port), "--bind", HOST, "--save", "", "--appendonly", "no"]
+    managed = _spawn("redis", pinned(cmd, cpus), workdir / "redis.log")
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with socket.create_connection((HOST, port), timeout=0.5) as probe:
+                probe.sendall(b"PING\r\n")
+                if probe.recv(16).startswith(b"+PONG"):
+                    return managed, f"redis://{HOST}:{port}/0"
+        except OSError:
+            pass
+        if time.monotonic() > deadline or not managed.alive():
+            managed.stop()
+            raise RuntimeError(f"redis-server did not start:\n{managed.log_tail()}")
+        time.sleep(0.1)
 
 
 def start_reference(
