@@ -102,12 +102,6 @@ def _encode(value: Any) -> bytes:
     raise DataError(f"Invalid input of type: '{type(value).__name__}'. Convert to a bytes, string, int or float first.")
 
 
-def bulk(value: Any) -> bytes:
-    """One part of a command in RESP: ``$<len>`` and its bytes (``pack`` is ``*<n>`` and n of these)."""
-    data = _encode(value)
-    return b"$%d\r\n%s\r\n" % (len(data), data)
-
-
 def pack(*parts: Any) -> bytes:
     """One command in RESP: ``*<n>`` then ``$<len>`` and the bytes of each part."""
     out = [b"*%d\r\n" % len(parts)]
@@ -220,9 +214,7 @@ class Lane:
     def _once(self, packed: bytes, replies: int) -> list[Any]:
         conn = self._take()
         try:
-            sent = conn.sock.send(packed)  # a command fits the socket's buffer: one send
-            if sent < len(packed):  # (gevent's sendall asks the buffer's size first, a system call)
-                conn.sock.sendall(memoryview(packed)[sent:])
+            conn.sock.sendall(packed)
             answers = [self._read(conn) for _ in range(replies)]
         except BaseException as error:  # a killed greenlet included: the reply may still come
             conn.close()
@@ -331,11 +323,7 @@ class LaneScript:
         self.sha = py.sha
 
     def __call__(self, keys: Sequence[Any] = (), args: Sequence[Any] = ()) -> Any:
-        return self.run_packed(pack("EVALSHA", self.sha, len(keys), *keys, *args))
-
-    def run_packed(self, packed: bytes) -> Any:
-        """One ``EVALSHA`` of this script that the caller packed (``pack``'s bytes, put
-        together from parts it keeps: orchestration/edge/redis_rate_store.py)."""
+        packed = pack("EVALSHA", self.sha, len(keys), *keys, *args)
         (answer,) = self._lane.execute(packed, 1)
         if isinstance(answer, NoScriptError):
             self._load()

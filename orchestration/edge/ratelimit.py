@@ -55,19 +55,6 @@ class _Checked:
     state: BucketState
 
 
-@dataclass(frozen=True, slots=True)
-class _Scoped:
-    """A subject's buckets under two rule sets."""
-
-    layer_rules: Sequence[RateLimitRule]
-    endpoint_rules: Sequence[RateLimitRule]
-    scoped: tuple[tuple[RateLimitScope, Bucket], ...]
-    buckets: tuple[Bucket, ...]
-
-
-_SUBJECTS_KEPT = 8192
-
-
 class RateLimiter:
     def __init__(
         self,
@@ -81,37 +68,20 @@ class RateLimiter:
         self._clock = clock
         self._metrics: EdgeMetrics = metrics or NullEdgeMetrics()
         self._prefix = prefix
-        # A subject's buckets, remembered: the same clients come back request after request,
-        # and formatting their keys was a third of the layer's Python. Keyed by the rules'
-        # identity (a plan's rule tuples live as long as the plan; ``is`` guards a reused id).
-        self._scoped: dict[tuple[RateSubject, int, int], _Scoped] = {}
 
     def check(
         self, *, layer_rules: Sequence[RateLimitRule], endpoint_rules: Sequence[RateLimitRule], subject: RateSubject
     ) -> RateVerdict:
-        memo = self._scoped.get((subject, id(layer_rules), id(endpoint_rules)))
-        if memo is None or memo.layer_rules is not layer_rules or memo.endpoint_rules is not endpoint_rules:
-            memo = self._remember(layer_rules, endpoint_rules, subject)
-        scoped = memo.scoped
+        scoped = [*self._buckets(layer_rules, subject, "layer"), *self._buckets(endpoint_rules, subject, "endpoint")]
         if not scoped:
             return RateVerdict()
         try:
-            states = self._store.acquire(memo.buckets, self._clock())
+            states = self._store.acquire([bucket for _, bucket in scoped], self._clock())
         except StoreUnavailable as error:
             self._metrics.on_store_error("rate_limit", error)
             return RateVerdict(enforced=False)
         checked = [_Checked(scope, bucket, state) for (scope, bucket), state in zip(scoped, states, strict=True)]
         return self._verdict(checked)
-
-    def _remember(
-        self, layer_rules: Sequence[RateLimitRule], endpoint_rules: Sequence[RateLimitRule], subject: RateSubject
-    ) -> _Scoped:
-        scoped = (*self._buckets(layer_rules, subject, "layer"), *self._buckets(endpoint_rules, subject, "endpoint"))
-        memo = _Scoped(layer_rules, endpoint_rules, scoped, tuple(bucket for _, bucket in scoped))
-        if len(self._scoped) >= _SUBJECTS_KEPT:
-            self._scoped.clear()
-        self._scoped[(subject, id(layer_rules), id(endpoint_rules))] = memo
-        return memo
 
     def _buckets(
         self, rules: Iterable[RateLimitRule], subject: RateSubject, origin: str

@@ -54,58 +54,16 @@ class RedisRateStore:
     def __init__(self, client: Redis, boundary: RedisBoundary) -> None:
         self._script = redis_lane.register(client, ACQUIRE)  # EVALSHA on the hot path's own lane
         self._boundary = boundary
-        # On the lane the command is put together from RESP parts kept per bucket key and per
-        # limit: a request's buckets come back request after request, only ``now`` is new.
-        self._lane = self._script if isinstance(self._script, redis_lane.LaneScript) else None
-        self._heads: dict[int, bytes] = {}
-        self._keys: dict[str, bytes] = {}
-        self._limits: dict[tuple[int, float], bytes] = {}
-        self._tolerance = redis_lane.bulk(repr(TOLERANCE_S))
 
     def acquire(self, buckets: Sequence[Bucket], now: float) -> tuple[BucketState, ...]:
         if not buckets:
             return ()
-        lane = self._lane
-        if lane is not None:
-            packed = self._packed(buckets, now)
-            replies = self._boundary.call(lambda: lane.run_packed(packed))
-        else:
-            args: list[Any] = [repr(now), repr(TOLERANCE_S)]
-            for bucket in buckets:
-                args += [bucket.limit, repr(float(bucket.window_s))]
-            keys = [bucket.key for bucket in buckets]
-            replies = self._boundary.call(lambda: self._script(keys=keys, args=args))
-        return tuple(_state(reply) for reply in replies)
-
-    def _packed(self, buckets: Sequence[Bucket], now: float) -> bytes:
-        """``EVALSHA sha n key... now tolerance (limit window)...`` in RESP, as ``redis_lane.pack``
-        writes it from the same values (tested byte for byte)."""
-        count = len(buckets)
-        head = self._heads.get(count)
-        if head is None:
-            head = self._heads[count] = b"*%d\r\n" % (5 + 3 * count) + b"".join(
-                map(redis_lane.bulk, ("EVALSHA", self._script.sha, count))
-            )
-        if len(self._keys) > _PARTS_KEPT:  # keys name users and addresses: bounded
-            self._keys.clear()
-        parts = [head]
-        limits = []
+        args: list[Any] = [repr(now), repr(TOLERANCE_S)]
         for bucket in buckets:
-            key = self._keys.get(bucket.key)
-            if key is None:
-                key = self._keys[bucket.key] = redis_lane.bulk(bucket.key)
-            parts.append(key)
-            limit = self._limits.get((bucket.limit, bucket.window_s))
-            if limit is None:
-                limit = redis_lane.bulk(bucket.limit) + redis_lane.bulk(repr(float(bucket.window_s)))
-                if len(self._limits) < _PARTS_KEPT:
-                    self._limits[(bucket.limit, bucket.window_s)] = limit
-            limits.append(limit)
-        parts += (redis_lane.bulk(repr(now)), self._tolerance, *limits)
-        return b"".join(parts)
-
-
-_PARTS_KEPT = 4096
+            args += [bucket.limit, repr(float(bucket.window_s))]
+        keys = [bucket.key for bucket in buckets]
+        replies = self._boundary.call(lambda: self._script(keys=keys, args=args))
+        return tuple(_state(reply) for reply in replies)
 
 
 def _state(reply: Sequence[Any]) -> BucketState:

@@ -83,17 +83,3 @@ def test_redis_key_expires_when_the_bucket_is_full_again(redis_client: redis.Red
     RedisRateStore(redis_client, RedisBoundary()).acquire([bucket], NOW)
     ttl_ms = redis_client.pttl(bucket.key)
     assert 19_000 < ttl_ms <= 20_001
-
-
-def test_the_lanes_command_is_what_pack_writes_from_the_same_values(redis_client: redis.Redis) -> None:
-    """The Redis store puts its EVALSHA together from kept parts; the bytes are ``pack``'s."""
-    from orchestration import redis_lane
-
-    store = RedisRateStore(redis_client, RedisBoundary())
-    buckets = [Bucket("gw:rl:user:ü", 100, 60), Bucket("gw:rl:ip", 5, 1.5), Bucket("gw:rl:all", 7, 60.0)]
-    args: list[object] = [repr(NOW + 0.123456), repr(0.001)]
-    for bucket in buckets:
-        args += [bucket.limit, repr(float(bucket.window_s))]
-    expected = redis_lane.pack("EVALSHA", store._script.sha, 3, *[b.key for b in buckets], *args)
-    for _ in range(2):  # the first time builds the parts, the second reuses them
-        assert store._packed(buckets, NOW + 0.123456) == expected
