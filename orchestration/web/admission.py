@@ -68,8 +68,9 @@ class AdmissionGate:
         with self._lock:
             if self.in_flight < self.limit and not self._waiters:
                 self.in_flight += 1
-                if self._on_first is not None:  # only the first request after a rest
-                    self._on_first, on_first = None, self._on_first
+                on_first = self._on_first
+                if on_first is not None:  # only the first request after a rest
+                    self._on_first = None
                     on_first.set()
                 return True
             self.waited = True
