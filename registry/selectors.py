@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 from collections.abc import Iterator
 from typing import Any
@@ -17,9 +18,19 @@ from registry.documents import call_document, endpoint_document, layer_document,
 
 def config_version_read() -> str:
     """The version as the database has it: the source of truth, which every worker
-    polls about once a second (docs/adr/0002-compiled-versioned-plans.md)."""
-    row = models.ConfigVersion.objects.filter(pk=1).first()
-    return row.value if row is not None else "0-"
+    polls about once a second (docs/adr/0002-compiled-versioned-plans.md). In SQL
+    written once rather than a queryset: the ORM's building of this one-row read
+    was most of an idle worker's own CPU (bench/README.md, round 10)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_version_sql(connection.vendor), [1])
+        row = cursor.fetchone()
+    return f"{row[0]}-{row[1]}" if row is not None else "0-"
+
+
+@functools.cache
+def _version_sql(vendor: str) -> str:
+    quote, table = connection.ops.quote_name, models.ConfigVersion._meta.db_table
+    return f"SELECT {quote('counter')}, {quote('token')} FROM {quote(table)} WHERE {quote('id')} = %s"
 
 
 @contextlib.contextmanager

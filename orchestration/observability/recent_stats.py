@@ -138,6 +138,7 @@ class RecentStats:
         self._flushed_at = clock()
         self._stopped = threading.Event()
         self._flusher: threading.Thread | None = None
+        self._on_record: threading.Event | None = None  # set by the next record (the flusher rests)
 
     def record(self, *, service: str, outcome: str, duration_s: float) -> None:
         if outcome in _SKIPPED:
@@ -162,6 +163,10 @@ class RecentStats:
                 self._last[key]["fail"] = now
             elif failed is not None:
                 self._last[key]["ok"] = now
+            on_record = self._on_record
+            if on_record is not None:  # the first record since the flusher began to rest
+                self._on_record, self._flushed_at = None, now  # its flush is the flusher's, not this caller's
+                on_record.set()
             due = now - self._flushed_at >= self._flush_every_s
         if due:
             self.flush()
@@ -184,7 +189,9 @@ class RecentStats:
             self.sink.add(bucket_of(self._clock()), {}, dict(last))
 
     def start_background_flush(self, interval_s: float = 1.0) -> None:
-        """Flush even when traffic stops (a daemon thread; a greenlet under gevent)."""
+        """Flush even when traffic stops (a daemon thread; a greenlet under gevent). With
+        nothing left to flush it rests until the next record: an idle worker's wake-ups
+        are its own CPU (bench/README.md, round 10)."""
 
         def loop() -> None:
             while not self._stopped.wait(interval_s):
@@ -192,14 +199,27 @@ class RecentStats:
                     self.flush()
                 except Exception:  # the loop must survive anything
                     logger.warning("recent stats: flush failed", exc_info=True)
+                self._rest_while_empty()
 
         self._flusher = threading.Thread(target=loop, name="recent-stats-flush", daemon=True)
         self._flusher.start()
+
+    def _rest_while_empty(self) -> None:
+        with self._lock:
+            if self._pending or self._last:
+                return
+            on_record = self._on_record = threading.Event()
+        if not self._stopped.is_set():  # stop sets ``_stopped`` before it looks at ``_on_record``
+            on_record.wait()
 
     def stop_background_flush(self, timeout_s: float = 5.0) -> None:
         """End the background flush (its wait included) and wait for its thread. A worker
         never calls it (the thread dies with the process); the tests do, at their end."""
         self._stopped.set()
+        with self._lock:
+            on_record = self._on_record
+        if on_record is not None:
+            on_record.set()
         if self._flusher is not None:
             self._flusher.join(timeout_s)
 

@@ -54,6 +54,7 @@ class AdmissionGate:
         self.waited = False  # a request had to wait since the last ``take_waited``
         self._waiters: collections.deque[threading.Event] = collections.deque()
         self._lock = threading.Lock()
+        self._on_first: threading.Event | None = None  # set by the next admission (``rest_until_busy``)
 
     @property
     def waiting(self) -> int:
@@ -67,6 +68,10 @@ class AdmissionGate:
         with self._lock:
             if self.in_flight < self.limit and not self._waiters:
                 self.in_flight += 1
+                on_first = self._on_first
+                if on_first is not None:  # only the first request after a rest
+                    self._on_first = None
+                    on_first.set()
                 return True
             self.waited = True
             ticket = threading.Event()
@@ -94,6 +99,15 @@ class AdmissionGate:
         with self._lock:
             self.limit = limit
             self._admit_waiters()
+
+    def rest_until_busy(self) -> threading.Event | None:
+        """An event the next admitted request sets, or None when a request runs or waits now.
+        (Under the gate's lock, so no admission can fall between the look and the promise.)"""
+        with self._lock:
+            if self.in_flight or self._waiters:
+                return None
+            self._on_first = threading.Event()
+            return self._on_first
 
     def take_waited(self) -> bool:
         with self._lock:
@@ -161,6 +175,7 @@ class AdaptivePolicy:
     headroom: float = 1.25  # the limit stays within this factor of the recent peak of running requests
     peak_window: int = 20  # periods the recent peak looks back over (2 s)
     smoothing: float = 0.2  # weight of a new period in the running/finished averages
+    rest_after: int = 20  # idle periods (none running or waiting) after which the steps pause until a request
 
 
 class AdaptiveLimit:
@@ -193,6 +208,7 @@ class AdaptiveLimit:
         self._finished_per_s = 0.0
         self._peaks: collections.deque[int] = collections.deque(maxlen=self.policy.peak_window)
         self._stopped = threading.Event()
+        self._resting: threading.Event | None = None
         self._thread: threading.Thread | None = None
 
     def mean_duration_s(self) -> float:
@@ -247,9 +263,16 @@ class AdaptiveLimit:
             self._finished_per_s += alpha * (completed / elapsed - self._finished_per_s)
 
     def run_forever(self, sleep: Callable[[float], object] | None = None) -> None:
-        """A step per period until ``stop``; ``sleep`` (default: a wait that ``stop`` ends) between."""
+        """A step per period until ``stop``; ``sleep`` (default: a wait that ``stop`` ends) between.
+
+        An idle worker's steps were most of its own CPU (~3 ms a second: bench/README.md,
+        round 10), and change nothing once ``rest_after`` periods have passed without a
+        request: the recent peak is then 0, so the limit rests at or below ``start`` and
+        no step grows it (nobody waits). So the steps pause there until the next request
+        is admitted, and resume with that request as a step would have found it."""
         period = self.policy.period_s
         sleep = self._stopped.wait if sleep is None else sleep
+        idle_periods = 0
         while not self._stopped.is_set():
             started = time.monotonic()
             sleep(period)
@@ -260,6 +283,23 @@ class AdaptiveLimit:
                 self.step(lag_s=max(0.0, lag))
             except Exception:  # the gate keeps its last limit; serving goes on
                 logger.exception("admission: could not adjust the limit")
+            idle_periods = 0 if self.gate.in_flight or self.gate.waiting else idle_periods + 1
+            if idle_periods >= self.policy.rest_after:
+                idle_periods = 0
+                self._rest()
+
+    def _rest(self) -> None:
+        """Wait, taking no step, until the gate admits a request (or ``stop``)."""
+        busy = self.gate.rest_until_busy()
+        if busy is None:
+            return
+        self._resting = busy
+        if not self._stopped.is_set():  # stop() sets ``_stopped`` before it looks at ``_resting``
+            busy.wait()
+        self._resting = None
+        # The rest is not a period: the next step measures pressure and throughput from now on.
+        self._pressure()
+        self._last_step = self._clock()
 
     def start(self) -> None:
         """In a daemon thread (a greenlet in a gevent-patched worker)."""
@@ -271,6 +311,9 @@ class AdaptiveLimit:
         made. A worker never calls it (the thread dies with the process); a process that
         outlives the gateway it served does (the tests, before pytest closes its streams)."""
         self._stopped.set()
+        resting = self._resting
+        if resting is not None:
+            resting.set()
         if self._thread is not None:
             self._thread.join(timeout_s)
 

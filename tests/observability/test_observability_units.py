@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -152,3 +155,38 @@ def test_attempt_spans_are_built_only_when_a_processor_receives_them(monkeypatch
     (span,) = exporter.get_finished_spans()
     assert span.name == "attempt s/c"
     assert span.attributes is not None and span.attributes["gateway.outcome"] == "timeout"
+
+
+class _CountingSink(InProcessStatsSink):
+    def __init__(self) -> None:
+        super().__init__()
+        self.adds = 0
+
+    def add(self, bucket: int, deltas: Any, last: Any) -> None:
+        self.adds += 1
+        super().add(bucket, deltas, last)
+
+
+def _eventually(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 5
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached within 5 s"
+        time.sleep(0.001)
+
+
+def test_the_background_flush_rests_while_nothing_is_recorded_and_flushes_the_next_record() -> None:
+    """An idle worker's own CPU: with nothing to flush the flusher waits for a record, not a timer."""
+    sink = _CountingSink()
+    stats = RecentStats(sink)
+    stats.start_background_flush(interval_s=0.001)
+    try:
+        _eventually(lambda: stats._on_record is not None)  # resting
+        time.sleep(0.05)  # ~50 intervals
+        assert sink.adds == 0
+
+        stats.record(service="cart", outcome="ok", duration_s=0.02)
+        assert sink.adds == 0  # the recording request does not flush: the woken flusher does
+        _eventually(lambda: sink.read(["cart"], time.time())["cart"].attempts == 1)
+    finally:
+        stats.stop_background_flush()
+    assert stats._flusher is not None and not stats._flusher.is_alive()  # stop ends a rest

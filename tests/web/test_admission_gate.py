@@ -3,7 +3,9 @@ the next wait, then get 503 OVERLOADED instead of starving the ones already runn
 
 import itertools
 import json
+import threading
 import time
+from collections.abc import Callable
 
 import pytest
 from django.test import RequestFactory
@@ -251,3 +253,41 @@ def test_stop_ends_the_adaptive_threads_wait_and_its_steps() -> None:
     adaptive.stop()
     assert not thread.is_alive()
     assert adaptive._steps == 0  # woken by stop, it took no step
+
+
+def _eventually(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 5
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached within 5 s"
+        time.sleep(0.001)
+
+
+def test_an_idle_gates_steps_rest_until_a_request_is_admitted() -> None:
+    """An idle worker's own CPU: with nothing running or waiting for ``rest_after`` periods the
+    steps pause (they would change nothing), and the next admitted request resumes them."""
+    gate = AdmissionGate(8, wait_s=0.0)
+    adaptive = AdaptiveLimit(gate, _Pressure(), AdaptivePolicy(rest_after=3))
+    thread = threading.Thread(target=adaptive.run_forever, kwargs={"sleep": lambda _s: None}, daemon=True)
+    thread.start()  # periods without a wait: only the rest stops the steps
+    try:
+        _eventually(lambda: adaptive._resting is not None)
+        time.sleep(0.05)
+        assert adaptive._steps == 3  # resting, not stepping
+
+        assert gate.enter()
+        _eventually(lambda: adaptive._steps > 10)  # a request runs: a step per period, no rest
+        assert adaptive._resting is None
+        gate.leave()
+        _eventually(lambda: adaptive._resting is not None)  # idle again: resting again
+    finally:
+        adaptive.stop()
+    thread.join(5)
+    assert not thread.is_alive()  # stop ends a rest
+
+
+def test_a_rest_does_not_begin_while_a_request_waits_or_runs() -> None:
+    gate = _busy_gate(2)
+    assert gate.rest_until_busy() is None
+    gate.leave()
+    gate.leave()
+    assert gate.rest_until_busy() is not None
