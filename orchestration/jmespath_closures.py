@@ -86,19 +86,22 @@ def _literal(node: Mapping[str, Any]) -> Evaluate:
     return lambda value: literal
 
 
+def _collected(elements: Any, each: Evaluate) -> list[Any]:
+    """A projection's right side over each element, the nulls left out."""
+    collected = []
+    for element in elements:
+        current = each(element)
+        if current is not None:
+            collected.append(current)
+    return collected
+
+
 def _projection(node: Mapping[str, Any]) -> Evaluate:
     base, each = _children(node)
 
     def projection(value: Any) -> Any:
         elements = base(value)
-        if not isinstance(elements, list):
-            return None
-        collected = []
-        for element in elements:
-            current = each(element)
-            if current is not None:
-                collected.append(current)
-        return collected
+        return _collected(elements, each) if isinstance(elements, list) else None
 
     return projection
 
@@ -111,12 +114,7 @@ def _value_projection(node: Mapping[str, Any]) -> Evaluate:
             elements = base(value).values()
         except AttributeError:
             return None
-        collected = []
-        for element in elements:
-            current = each(element)
-            if current is not None:
-                collected.append(current)
-        return collected
+        return _collected(elements, each)
 
     return value_projection
 
