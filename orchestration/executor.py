@@ -315,6 +315,7 @@ class Executor:
                 decisive=_decisive,
                 grant=client.grant,
                 on_decision=decide,
+                arms_on_read=client.arms_hedge,
             )
         listen = partial(self._observe, endpoint.name, call)
         return _Step(client, service.retry, timeout_ms / 1000, decide, listen, hedged)

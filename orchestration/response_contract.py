@@ -10,6 +10,14 @@ fetch a URL.
 A violation names the first failing field as a stable label for metrics: array
 indices become ``[]`` (``items[].price``), a missing required property is named
 (``total``), the whole body is ``(root)``.
+
+Every answer is validated, and most conform: for a schema made only of the keywords
+where the two agree (``_ACCEPTABLE``: types, properties, required, items, bounds, enum,
+const, combinators, local ``$ref``; no formats or patterns), jsonschema-rs's compiled
+validator first says whether a body conforms (~5x cheaper than the generated Python,
+issue 14: the features under 5 % CPU when not triggered), and only a body it rejects
+goes through fastjsonschema, which names the violation as before (and has the last
+word: a body fastjsonschema accepts has none).
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import fastjsonschema
+import jsonschema_rs
 
 SchemaError = fastjsonschema.JsonSchemaDefinitionException
 _INDEX = re.compile(r"\[\d+\]")
@@ -35,13 +44,38 @@ class Violation:
     message: str
 
 
+# Keywords whose meaning jsonschema-rs and fastjsonschema share (drafts 4, 6, 7); a schema
+# with any other keyword (format, pattern, uniqueItems, multipleOf, $id, unknown ones...)
+# is checked by fastjsonschema alone.
+_ACCEPTABLE = frozenset(
+    {
+        *("$schema", "$ref", "$comment", "title", "description", "default", "examples", "readOnly", "writeOnly"),
+        *("type", "enum", "const", "properties", "required", "additionalProperties"),
+        *("minProperties", "maxProperties", "items", "additionalItems", "minItems", "maxItems"),
+        *("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "minLength", "maxLength"),
+        *("allOf", "anyOf", "oneOf", "not", "definitions", "$defs"),
+    }
+)
+_ANNOTATIONS = frozenset({"$ref", "$comment", "title", "description", "default", "examples", "readOnly", "writeOnly"})
+_RS_DRAFTS = (("draft-04", jsonschema_rs.Draft4Validator), ("draft-06", jsonschema_rs.Draft6Validator))
+
+
 @dataclass(frozen=True, slots=True)
 class ResponseContract:
-    """A compiled ``response_schema``; ``violation(body)`` is None when the body conforms."""
+    """A compiled ``response_schema``; ``violation(body)`` is None when the body conforms.
+    ``accepts`` (None: none) says quickly that a body conforms; ``validate`` decides otherwise."""
 
     validate: Callable[[Any], Any]
+    accepts: Callable[[Any], bool] | None = None
 
     def violation(self, body: Any) -> Violation | None:
+        accepts = self.accepts
+        if accepts is not None:
+            try:
+                if accepts(body):
+                    return None
+            except (ValueError, TypeError):  # a value it cannot read (not from JSON): validate decides
+                pass
         try:
             self.validate(body)
         except fastjsonschema.JsonSchemaValueException as error:
@@ -56,7 +90,34 @@ def compile_contract(schema: Any) -> ResponseContract:
     remote = next(_remote_refs(schema), None)
     if remote is not None:
         raise SchemaError(f"only local references ('#/...') are allowed, got {remote!r}")
-    return ResponseContract(fastjsonschema.compile(schema, use_default=False, use_formats=True))
+    validate = fastjsonschema.compile(schema, use_default=False, use_formats=True)
+    return ResponseContract(validate, _fast_acceptor(schema))
+
+
+def _fast_acceptor(schema: Any) -> Callable[[Any], bool] | None:
+    """jsonschema-rs's ``is_valid`` for ``schema`` under the draft fastjsonschema reads it as
+    (draft 7 unless ``$schema`` names 4 or 6), or None when a keyword is not ``_ACCEPTABLE``."""
+    if not _acceptable(schema):
+        return None
+    declared = schema.get("$schema", "") if isinstance(schema, dict) else ""
+    if not isinstance(declared, str) or (declared and "draft-0" not in declared):
+        return None  # a later draft: fastjsonschema reads it as draft 7, jsonschema-rs might not
+    validator = next((cls for name, cls in _RS_DRAFTS if name in declared), jsonschema_rs.Draft7Validator)
+    try:
+        return validator(schema, validate_formats=False).is_valid
+    except (ValueError, jsonschema_rs.ValidationError):  # not a schema it takes: fastjsonschema alone
+        return None
+
+
+def _acceptable(schema: Any) -> bool:
+    if isinstance(schema, bool):
+        return True
+    if not isinstance(schema, dict) or not _ACCEPTABLE.issuperset(schema):
+        return False
+    ref = schema.get("$ref")
+    if ref is not None and not (isinstance(ref, str) and ref.startswith("#") and _ANNOTATIONS.issuperset(schema)):
+        return False  # a remote reference, or keywords beside $ref (which drafts up to 7 ignore)
+    return all(_acceptable(child) for _, child in _children(schema))
 
 
 def schema_problem(schema: Any) -> tuple[tuple[str, ...], str] | None:

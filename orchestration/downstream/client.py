@@ -101,6 +101,9 @@ class DownstreamClient:
         # from parts cached per (method, target, header names), and answers without httpx.
         self._lean_exchange = getattr(transport, "lean_exchange", None)
         self._lean_headers = getattr(transport, "lean_headers", None)
+        # The transport calls a hedged attempt's ``hedge_due`` itself when no answer came by
+        # ``after_ms`` (``Urllib3Transport``, or a wrapper handing it the request): no timer per call.
+        self.arms_hedge = bool(getattr(transport, "arms_hedge", False) or self._lean_exchange is not None)
         self._origin = (self._base_url.scheme, self._base_url.host, self._base_url.port)  # every URL's here
         self._heads: dict[tuple[str, bytes, bool, tuple[str, ...]], _HeadParts | None] = {}
         self._budget = retry_budget if retry_budget is not None else InProcessRetryBudgetStore()
@@ -130,7 +133,7 @@ class DownstreamClient:
         permit = self.breaker.acquire()
         if not permit.allowed:
             return Outcome(OutcomeKind.CIRCUIT_OPEN, detail=f"breaker for {self.service.name} is open")
-        if not self.bulkhead.try_enter(deadline.remaining()):
+        if not self.bulkhead.try_enter(deadline.remaining(), cancel):  # a hedge's timer is armed before a wait
             self.breaker.release(permit)
             return Outcome(OutcomeKind.BULKHEAD_FULL, detail=f"{self.bulkhead.max_concurrent} calls in flight")
         try:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import io
 import re
 import socket
+import ssl
 import struct
 import sys
 import time
@@ -69,7 +70,9 @@ class Unusual:
     data: bytes
 
 
-def read_head(sock: Any, deadline: float, *, head_request: bool = False, stamped: bool = False) -> Head | Unusual:
+def read_head(
+    sock: Any, deadline: float, *, head_request: bool = False, stamped: bool = False, hedge: Any = None
+) -> Head | Unusual:
     """Receive until the end of the header block and parse it (socket timeout: time left).
 
     ``stamped``: the socket has arrival stamps on (``enable_arrival_stamps``). Then an
@@ -79,22 +82,36 @@ def read_head(sock: Any, deadline: float, *, head_request: bool = False, stamped
     the attempt's timer fired with such bytes waiting, the rest of the head gets
     ``LATE_READ_GRACE_S`` to be read, and counts only if it too had arrived in time.
     The contract's rule stands: the timeout bounds the attempt to the last byte.
-    Without stamps an answer read after the deadline is a timeout, as before."""
+    Without stamps an answer read after the deadline is a timeout, as before.
+
+    ``hedge``: a hedged first attempt's token (``resilience.hedge``); the first wait for the
+    answer ends at its ``hedge_at``, and if nothing came by then its ``hedge_due`` starts the
+    hedge and the read goes on until the deadline (a wait in the socket, not a timer per call)."""
     data = b""
     latest: float | None = None  # the latest arrival stamp of the bytes read
     stamps_complete = stamped
     budget_end = deadline
     while True:
-        sock.settimeout(time_left(budget_end))
+        if hedge is None:
+            sock.settimeout(time_left(budget_end))
+        else:
+            hedge_at = hedge.hedge_at
+            sock.settimeout(time_left(budget_end if hedge_at is None else min(hedge_at, budget_end)))
         try:
             chunk, arrived = _receive(sock, stamped)
-        except TimeoutError:
+        except (TimeoutError, ssl.SSLError) as error:
+            if hedge is not None and _hedge_due(hedge, error, budget_end):
+                hedge = None
+                continue  # the hedge is on its way: go on waiting for this answer
+            if not isinstance(error, TimeoutError):
+                raise
             waiting = _waiting_in_time(sock, deadline) if stamped else None
             if waiting is None:
                 raise
             chunk, arrived = waiting
             budget_end = time.monotonic() + LATE_READ_GRACE_S
             sock.settimeout(LATE_READ_GRACE_S)  # for http.client too, should the answer be unusual
+        hedge = None  # the answer is coming: no hedge for its rest
         if chunk:
             if arrived is None:
                 stamps_complete = False
@@ -114,6 +131,18 @@ def read_head(sock: Any, deadline: float, *, head_request: bool = False, stamped
             return Unusual(data)  # bare-LF line ends: http.client's rules
         if len(data) > MAX_HEAD_BYTES:
             raise HeadTooLarge(f"no end of headers within {MAX_HEAD_BYTES} bytes")
+
+
+def _hedge_due(hedge: Any, error: OSError, budget_end: float) -> bool:
+    """A wait that ended at the hedge's ``hedge_at`` (not the deadline): the hedge is started.
+    A TLS socket under gevent says "timed out" by an ``SSLError``."""
+    hedge_at = hedge.hedge_at
+    if hedge_at is None or hedge_at >= budget_end:
+        return False
+    if not (isinstance(error, TimeoutError) or "timed out" in str(error)):
+        return False
+    hedge.hedge_due()
+    return True
 
 
 def enable_arrival_stamps(sock: Any) -> bool:

@@ -72,6 +72,9 @@ CHUNK_BYTES = 64 * 1024
 ANSWERED_IN_TIME = "gateway.answered_in_time"
 # Request extension: a ``resilience.hedge.AttemptCancel`` the exchange binds its socket to, so
 # a hedge's loser is stopped from outside; a cancelled exchange's connection is never reused.
+# A hedged first attempt's token also has a ``hedge_at``: the exchange waits for the answer's
+# first bytes until then and calls its ``hedge_due`` (``http1.read_head``), or its ``waiting``
+# before any other wait (connecting, urllib3's own path), so no timer is armed per call.
 ATTEMPT_CANCEL = "gateway.attempt_cancel"
 _MAX_POOLS = 8  # origins per transport (one service: one origin)
 DEFAULT_BUDGET_S = 5.0
@@ -192,6 +195,10 @@ class _TLSPool(HTTPSConnectionPool):
 
 
 class Urllib3Transport(httpx.BaseTransport):
+    # Notices a hedged attempt's ``hedge_at`` itself (``ATTEMPT_CANCEL``): ``DownstreamClient``
+    # tells ``resilience.hedge.Hedged`` so, and no timer is armed for a call answered in time.
+    arms_hedge = True
+
     def __init__(
         self,
         *,
@@ -239,6 +246,9 @@ class Urllib3Transport(httpx.BaseTransport):
             return httpx.Response(
                 answer.status, headers=answer.headers, stream=answer.stream, request=request, extensions=extensions
             )
+        cancel = request.extensions.get(ATTEMPT_CANCEL)
+        if cancel is not None:
+            cancel.waiting()  # urllib3 reads this answer: a hedge needs its timer
         headers = urllib3.HTTPHeaderDict()
         for name, value in request.headers.multi_items():
             headers.add(name, value)
@@ -424,6 +434,8 @@ def _exchange(
     conn: Any = pool._get_conn()
     try:
         if conn.sock is None:
+            if cancel is not None:
+                cancel.waiting()  # a connect is no wait for the answer: a hedge needs its timer
             conn.timeout = http1.time_left(deadline)
             try:
                 conn.connect()
@@ -452,7 +464,11 @@ def _exchange(
             raise _aborted(error, request) from error
         try:
             answer = http1.read_head(
-                sock, deadline, head_request=head_request, stamped=getattr(conn, "arrival_stamps", False)
+                sock,
+                deadline,
+                head_request=head_request,
+                stamped=getattr(conn, "arrival_stamps", False),
+                hedge=cancel if cancel is not None and cancel.hedge_at is not None else None,
             )
         except (OSError, http1.ClosedEarly, http1.HeadTooLarge) as error:
             raise _read_error(error, request) from error

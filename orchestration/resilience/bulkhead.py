@@ -13,7 +13,7 @@ and gevent answers a failed non-blocking acquire by yielding to the hub.
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import Any, Protocol
 
 from orchestration.plan import BulkheadPolicy
 
@@ -31,6 +31,11 @@ def _bounded_semaphore(value: int) -> Any:
     return threading.BoundedSemaphore(value)
 
 
+class Waiter(Protocol):
+    def waiting(self) -> None:
+        """About to wait for a slot."""
+
+
 class Bulkhead:
     def __init__(self, policy: BulkheadPolicy) -> None:
         self.max_concurrent = policy.max_concurrent
@@ -39,10 +44,15 @@ class Bulkhead:
         self._lock = threading.Lock()
         self._in_flight = 0
 
-    def try_enter(self, budget_s: float) -> bool:
-        """Take a slot, waiting at most ``min(max_wait_ms, budget_s)``."""
+    def try_enter(self, budget_s: float, waiter: Waiter | None = None) -> bool:
+        """Take a slot, waiting at most ``min(max_wait_ms, budget_s)``; ``waiter.waiting()`` is
+        called first when there is a wait (a hedged attempt arms its timer: ``resilience.hedge``)."""
         wait_s = min(self._max_wait_s, max(0.0, budget_s))
-        entered = self._slots.acquire(blocking=False) or (wait_s > 0 and self._slots.acquire(timeout=wait_s))
+        entered: bool = self._slots.acquire(blocking=False)
+        if not entered and wait_s > 0:
+            if waiter is not None:
+                waiter.waiting()
+            entered = self._slots.acquire(timeout=wait_s)
         if entered:
             with self._lock:
                 self._in_flight += 1

@@ -1,7 +1,7 @@
 """Hedged requests (contract section 7, ``hedge.after_ms``): GET and idempotent calls only.
 
 An attempt is sent (in the calling greenlet); when it has not answered after
-``after_ms``, a timer starts a second one beside it, and the first *decisive* answer wins: a success, or an answer the
+``after_ms``, a second one is started beside it, and the first *decisive* answer wins: a success, or an answer the
 retry policy would not retry (a 404 is an answer; a 503, a timeout or a refused
 connection is not, so the other attempt is still waited for). The loser is
 cancelled: its ``AttemptCancel`` shuts its socket (a thread blocked in ``recv``
@@ -13,19 +13,28 @@ The hedge is one more try at the service, so it spends the retry budget like a
 retry (``grant``); over budget, it is not sent. Each attempt goes through the
 breaker and the bulkhead on its own. Decisions (``hedge_fired``, ``hedge_won``,
 ``hedge_over_budget``) go to ``on_decision`` (metrics, explain).
+
+Who notices the ``after_ms``: a transport that reads the answer off a socket (``arms_on_read``:
+``downstream.transport``) waits for its first bytes only until ``hedge_at`` and then calls
+``hedge_due`` and goes on reading, so a call answered in time arms nothing at all (issue 14: the
+features under 5 % CPU when not triggered). Waits that are not for the answer (connecting, a
+bulkhead slot) call ``waiting`` first, which arms a timer for ``hedge_at``; so does every
+attempt of a transport that does not arm on read (``MockTransport``): the timer is then armed
+before the attempt is sent.
 """
 
 from __future__ import annotations
 
 import contextlib
 import socket
+import time
 from collections.abc import Callable
 from typing import Any
 
 from orchestration.native_lock import allocate_lock
 from orchestration.outcome import Outcome, OutcomeKind
 from orchestration.resilience.retry import DecisionListener, RetryGrant
-from orchestration.spawn import Spawner
+from orchestration.spawn import Running, Spawner
 
 HEDGE_CANCELLED = "cancelled: the other attempt of the hedge answered first"
 _OK = OutcomeKind.OK
@@ -35,9 +44,14 @@ _WAIT_MARGIN_S = 1.0  # attempts end by their own timeout; this only guards agai
 class AttemptCancel:
     """Cancels one attempt from another thread or greenlet: the transport ``bind``s the
     attempt's socket, ``cancel`` shuts it down (or refuses the bind if it comes later).
-    Its lock is the OS's (``native_lock``): nothing waits while holding it."""
+    Its lock is the OS's (``native_lock``): nothing waits while holding it.
+
+    ``hedge_at`` (a hedged first attempt's token, ``_Race``): when, on ``time.monotonic``, the
+    transport calls ``hedge_due`` if no answer has come; None: nothing to arm."""
 
     __slots__ = ("_lock", "_sock", "cancelled")
+
+    hedge_at: float | None = None
 
     def __init__(self, lock: Any = None) -> None:
         self.cancelled = False
@@ -60,6 +74,13 @@ class AttemptCancel:
             with contextlib.suppress(OSError):  # already closed: nothing left to stop
                 sock.shutdown(socket.SHUT_RDWR)
 
+    def hedge_due(self) -> None:
+        """No answer by ``hedge_at``: start the hedge (the caller goes on waiting for its own)."""
+
+    def waiting(self) -> None:
+        """The attempt is about to wait for something other than the answer (a connection, a
+        bulkhead slot): whatever must happen at ``hedge_at`` can no longer wait for the read."""
+
 
 # request, timeout_s, cancel token (None: nothing will cancel it) -> outcome
 CancellableAttempt = Callable[[Any, float, AttemptCancel | None], Outcome]
@@ -78,17 +99,50 @@ class _Race(AttemptCancel):
     ``decisive`` is pure, so nothing waits under the (shared) lock. The hedge is this
     object called, not a closure."""
 
-    __slots__ = ("first_done", "hedge_started", "hedging", "request", "second", "timeout_s", "winner")
+    __slots__ = (
+        "first_done",
+        "hedge_at",
+        "hedge_started",
+        "hedging",
+        "request",
+        "running",
+        "second",
+        "timeout_s",
+        "winner",
+    )
 
     def __init__(self, hedging: Hedged, request: Any, timeout_s: float) -> None:
         super().__init__(_RACE_LOCK)
         self.hedging = hedging
         self.request = request
         self.timeout_s = timeout_s
+        self.hedge_at: float | None = time.monotonic() + hedging.after_s  # None once armed
+        self.running: Running[Outcome | None] | None = None  # the armed timer (then the hedge's task)
         self.first_done = False  # set once the caller's attempt returned: a late timer sends nothing
         self.hedge_started = False
         self.winner: int | None = None
         self.second: AttemptCancel | None = None  # the hedge's token, made when it fires
+
+    def hedge_due(self) -> None:
+        """Called by the first attempt's transport (its greenlet) at ``hedge_at``: the hedge
+        starts at the loop's next turn, in its own task, while the first goes on reading."""
+        if self.hedge_at is not None:
+            self.hedge_at = None
+            self.running = self.hedging.spawner.later(0.0, self)
+
+    def waiting(self) -> None:
+        """Arms a timer for ``hedge_at`` (the transport's read will not be what notices it)."""
+        hedge_at = self.hedge_at
+        if hedge_at is not None:
+            self.hedge_at = None
+            self.running = self.hedging.spawner.later(max(0.0, hedge_at - time.monotonic()), self)
+
+    def stop(self) -> None:
+        """The first attempt is over: disarm the timer, or cancel and kill a started hedge."""
+        self.cancel_hedge()
+        running = self.running
+        if running is not None:
+            running.cancel()
 
     def first_answered(self, first: Outcome) -> tuple[bool, bool]:
         """The caller's attempt returned: (it won the race, the hedge had started)."""
@@ -135,12 +189,12 @@ class Hedged:
 
     ``decisive`` says which answers win; a success always does.
 
-    The first attempt runs in the calling greenlet; ``spawner.later`` arms a timer that
-    starts the hedge only if it fires. A hedge not needed (the common case) thus costs a
-    timer and one ``_Race``, not a greenlet: issue 14 wants the features under 5 % CPU when
-    not triggered."""
+    The first attempt runs in the calling greenlet with a ``_Race`` as its cancel token. With
+    ``arms_on_read`` its transport calls the race's ``hedge_due`` (or ``waiting``) itself, so a
+    hedge not needed (the common case) costs one ``_Race`` and nothing else; without, a timer
+    (``spawner.later``) is armed before the attempt and closed when it answers."""
 
-    __slots__ = ("after_s", "attempt", "decisive", "grant", "on_decision", "spawner")
+    __slots__ = ("after_s", "arms_on_read", "attempt", "decisive", "grant", "on_decision", "spawner")
 
     def __init__(
         self,
@@ -151,8 +205,10 @@ class Hedged:
         decisive: Callable[[Outcome], bool],
         grant: RetryGrant | None,
         on_decision: DecisionListener,
+        arms_on_read: bool = False,
     ) -> None:
         self.attempt = attempt
+        self.arms_on_read = arms_on_read
         self.after_s = after_s
         self.spawner = spawner
         self.decisive = decisive
@@ -164,25 +220,23 @@ class Hedged:
         if timeout_s <= after_s:
             return self.attempt(request, timeout_s, None)  # the hedge would never go out in time: nothing to cancel
         race = _Race(self, request, timeout_s)
-        timer = self.spawner.later(after_s, race)
+        if not self.arms_on_read:
+            race.waiting()  # nothing will notice ``after_ms`` but a timer
         try:
             first = self.attempt(request, timeout_s, race)
         except BaseException:  # the caller was cancelled (its stage failed): so is the hedge
-            race.cancel_hedge()
-            timer.cancel()
+            race.stop()
             raise
+        timer = race.running
+        if timer is None:
+            return first  # answered before ``after_ms``: nothing was armed, nothing to cancel
         won, started = race.first_answered(first)
-        if won:
-            race.cancel_hedge()
-            timer.cancel()
-            return first
-        if not started:
-            timer.cancel()  # not fired (or fired too late: it sends nothing, ``first_done``)
+        if won or not started:  # not fired (or fired too late: it sends nothing, ``first_done``)
+            race.stop()
             return first
         done = timer.next_done(max(0.0, timeout_s - after_s) + _WAIT_MARGIN_S)
         if done is None:
-            race.cancel_hedge()
-            timer.cancel()
+            race.stop()
             return first
         second = done[1]
         if isinstance(second, Exception):

@@ -68,3 +68,24 @@ def _wait_until(condition, timeout_s: float = 2.0) -> None:  # type: ignore[no-u
     while not condition():
         assert time.monotonic() < end, "condition not reached"
         time.sleep(0.005)
+
+
+class _Waiter:
+    def __init__(self) -> None:
+        self.waits = 0
+
+    def waiting(self) -> None:
+        self.waits += 1
+
+
+def test_the_waiter_is_told_only_when_a_caller_is_about_to_wait():
+    """A hedged attempt arms its timer there (``resilience.hedge``): a free slot must not."""
+    bulkhead = Bulkhead(BulkheadPolicy(max_concurrent=1, max_wait_ms=20))
+    waiter = _Waiter()
+    assert bulkhead.try_enter(1.0, waiter)
+    assert waiter.waits == 0
+    assert not bulkhead.try_enter(1.0, waiter)  # full: waits 20 ms, then gives up
+    assert waiter.waits == 1
+    no_wait = Bulkhead(BulkheadPolicy(max_concurrent=1, max_wait_ms=0))
+    assert no_wait.try_enter(1.0) and not no_wait.try_enter(1.0, waiter)
+    assert waiter.waits == 1

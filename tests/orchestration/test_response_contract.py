@@ -96,3 +96,63 @@ def test_bad_schemas_are_located():
         compile_contract({"$ref": "http://127.0.0.1:1/schema.json"})
     with pytest.raises(SchemaError, match="must be a JSON Schema"):
         compile_contract([1])
+
+
+# Schemas and bodies for the two-validator check below: what fastjsonschema alone says about
+# each body, the contract says too (jsonschema-rs only ever answers "conforms" first).
+_SCHEMAS = [
+    SCHEMA,
+    {"type": "object", "properties": {"n": {"type": "integer", "minimum": 0}, "s": {"maxLength": 2}}},
+    {"$schema": "http://json-schema.org/draft-04/schema#", "properties": {"n": {"type": "integer"}}},
+    {"properties": {"n": {"exclusiveMinimum": 1}}, "additionalProperties": False},
+    {"definitions": {"p": {"type": "number"}}, "properties": {"n": {"$ref": "#/definitions/p"}}},
+    {"properties": {"n": {"enum": [1, "a", None]}, "s": {"const": "x"}}},
+    {"anyOf": [{"required": ["n"]}, {"required": ["s"]}], "properties": {"n": {"not": {"type": "string"}}}},
+    {"properties": {"s": {"format": "email"}}},  # fastjsonschema alone
+    {"properties": {"s": {"pattern": "^[a-z]+$"}}},  # fastjsonschema alone
+    {"properties": {"l": {"items": [{"type": "integer"}], "additionalItems": False, "minItems": 1}}},
+]
+_BODIES = [
+    {"total": 1, "items": [{"price": 2}]},
+    {"total": "1"},
+    {"items": [{"price": "2"}]},
+    {"n": 1, "s": "ab"},
+    {"n": 1.0, "s": "abc"},
+    {"n": -1},
+    {"n": True},
+    {"n": 1.5, "s": "x"},
+    {"n": None, "s": "y"},
+    {"n": "a"},
+    {"s": "not-an-email"},
+    {"s": "a@example.com"},
+    {"s": "ABC"},
+    {"l": [1]},
+    {"l": [1, 2]},
+    {"l": ["1"]},
+    {"l": []},
+    {},
+    [],
+    "text",
+]
+
+
+@pytest.mark.parametrize("schema", _SCHEMAS)
+def test_the_quick_acceptance_never_changes_a_verdict(schema):
+    contract = compile_contract(schema)
+    alone = dataclasses.replace(contract, accepts=None)  # fastjsonschema only, as before
+    for body in _BODIES:
+        assert contract.violation(body) == alone.violation(body), body
+
+
+def test_the_quick_acceptance_is_used_only_where_the_validators_agree():
+    assert compile_contract(SCHEMA).accepts is not None
+    assert compile_contract({"properties": {"s": {"format": "email"}}}).accepts is None
+    assert compile_contract({"properties": {"s": {"pattern": "^a"}}}).accepts is None
+    assert compile_contract({"$ref": "#/definitions/a", "type": "object", "definitions": {"a": {}}}).accepts is None
+    assert compile_contract({"$schema": "https://json-schema.org/draft/2020-12/schema"}).accepts is None
+
+
+def test_a_value_the_quick_check_cannot_read_is_validated_by_fastjsonschema():
+    contract = compile_contract({"type": "object", "properties": {"n": {"type": "string"}}})
+    assert contract.violation({1: "x"}) is None  # not JSON (an int key): jsonschema-rs refuses it
+    assert contract.violation({"n": 1}) is not None
