@@ -39,8 +39,9 @@ control_socket_disable = True
 # it from loopback peers (its forwarded_allow_ips) and hand Django an "https" request.
 secure_scheme_headers: dict[str, str] = {}
 # Nor may any peer set SCRIPT_NAME or PATH_INFO by header (gunicorn's forwarder_headers). With
-# both lists empty, gunicorn's proxy trust grants nothing, so it is given to every peer: that
-# only spares gunicorn parsing the peer's address against forwarded_allow_ips on every request.
+# both lists empty (and cleartext HTTP/2, the trust list's other use, off: http_protocols is h1),
+# gunicorn's proxy trust grants nothing, so it is given to every peer: that only spares gunicorn
+# parsing the peer's address against forwarded_allow_ips on every request.
 forwarder_headers = ""
 forwarded_allow_ips = "*"
 
