@@ -106,12 +106,16 @@ class CoalescingResponse(gunicorn_wsgi.Response):  # type: ignore[misc]  # gunic
             gunicorn_util.write(self.sock, head)
 
     def _emit_body(self, data: bytes) -> None:
-        head, self._pending_head = self._pending_head, None
-        if head is not None and not self.chunked:
-            data = head + data
-        elif head is not None:
-            gunicorn_util.write(self.sock, head)
+        if self._pending_head is not None and not self.chunked:
+            data, self._pending_head = self._pending_head + data, None
+        else:
+            self._flush_head()  # a chunked body's framing starts after the head
         super()._emit_body(data)
+
+    def _flush_head(self) -> None:
+        head, self._pending_head = self._pending_head, None
+        if head is not None:
+            gunicorn_util.write(self.sock, head)
 
     def sendfile(self, respiter: Any) -> bool:
         self._hold_head = False
@@ -121,9 +125,7 @@ class CoalescingResponse(gunicorn_wsgi.Response):  # type: ignore[misc]  # gunic
     def close(self) -> None:
         if not self.headers_sent:
             self.send_headers()
-        head, self._pending_head = self._pending_head, None
-        if head is not None:
-            gunicorn_util.write(self.sock, head)
+        self._flush_head()
         super().close()
 
 
