@@ -806,7 +806,12 @@ def main(argv: list[str] | None = None) -> int:
     env = clean_env()
     redis_server = None
     if args.redis_url == OWN_REDIS:
-        redis_server, args.redis_url = servers.start_redis(workdir, cpus=load_cpus)
+        try:
+            redis_server, args.redis_url = servers.start_redis(workdir, cpus=load_cpus)
+        except RuntimeError as error:  # no redis-server, or it would not start: say so, no traceback
+            print(f"bench: --redis-url {OWN_REDIS}: {error}", file=sys.stderr)
+            shutil.rmtree(workdir, ignore_errors=True)
+            return 2
         args.redis_placement = f"a private redis-server on CPU {load_cpus}" if load_cpus else "a private redis-server"
     if args.redis_url:
         env["REDIS_URL"] = args.redis_url
