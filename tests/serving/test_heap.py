@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway_project.heap import freeze_startup_objects
+from gateway_project.heap import YOUNG_THRESHOLD, freeze_startup_objects
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -25,8 +25,10 @@ class Node:
 
 @pytest.fixture
 def frozen_heap() -> Iterator[None]:
+    threshold = gc.get_threshold()
     yield
-    gc.unfreeze()  # the test process goes on collecting everything
+    gc.unfreeze()  # the test process goes on collecting everything, as before
+    gc.set_threshold(*threshold)
 
 
 def test_garbage_of_the_start_is_collected_first_and_the_rest_frozen(frozen_heap: None) -> None:
@@ -49,12 +51,37 @@ def test_cycles_made_after_the_freeze_are_still_collected(frozen_heap: None) -> 
     assert later_ref() is None
 
 
+def test_without_an_explicit_collection_cycles_are_collected_every_young_threshold_objects(frozen_heap: None) -> None:
+    freeze_startup_objects()
+    assert gc.get_threshold()[0] == YOUNG_THRESHOLD
+    first = Node()
+    first_ref = weakref.ref(first)
+    del first
+    kept = [Node() for _ in range(YOUNG_THRESHOLD + 100)]  # the objects alive grow past the threshold
+    assert first_ref() is None  # a young collection came on its own and took the dropped cycle
+    del kept
+
+
+def test_objects_freed_by_reference_counting_bring_no_collection(frozen_heap: None) -> None:
+    freeze_startup_objects()
+    collections = []
+    gc.callbacks.append(lambda phase, info: collections.append(info) if phase == "start" else None)
+    try:
+        for _ in range(20):
+            request_objects = [{"call": [i]} for i in range(2_000)]  # a request's objects, freed when it ends
+            del request_objects
+    finally:
+        gc.callbacks.pop()
+    assert collections == []  # 80,000 containers made, never more than ~4,000 alive at once
+
+
 HOOK = """
 import gc, runpy
 from gateway_project import wiring
 wiring.warm_up = lambda: print("frozen at warm-up:", gc.get_freeze_count())
 runpy.run_path("gateway_project/gunicorn.conf.py")["post_worker_init"](None)
 print("frozen after:", gc.get_freeze_count())
+print("young threshold:", gc.get_threshold()[0])
 """
 
 
@@ -71,3 +98,4 @@ def test_the_worker_freezes_after_building_its_runtime(tmp_path: Path) -> None:
     lines = dict(line.split(": ") for line in done.stdout.splitlines())
     assert lines["frozen at warm-up"] == "0"  # the runtime is built first...
     assert int(lines["frozen after"]) > 10_000  # ...then everything alive is frozen
+    assert int(lines["young threshold"]) == YOUNG_THRESHOLD
