@@ -1,6 +1,12 @@
 """Hedging over the real transport (``Urllib3Transport``): the first attempt's own read notices
 ``after_ms`` (no timer per call, issue 14), a connect still arms one, the loser is hung up on.
-A loopback server whose first answer waits until the test releases it (or the gateway hangs up)."""
+A loopback server whose slow answer waits until the test releases it (or the gateway hangs up).
+
+Which request is slow is told by its connection (the order the kernel queued the connects in,
+and the request's place on its connection), not by the order the server's threads get to
+the requests: under CPU load a hedge can be read before the first attempt it races.
+``after_ms`` is far above scheduling noise where the first attempt must answer, or connect,
+before the hedge is due."""
 
 from __future__ import annotations
 
@@ -26,11 +32,22 @@ class _Replicas(http.server.ThreadingHTTPServer):
 
     def __init__(self, slow_at: int | None) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
-        self.slow_at = slow_at  # which request (0: the first) answers slowly
+        self.slow_at = slow_at  # which request on the first connection (0: its first) answers slowly
         self.hits = 0
         self.hung_up = 0  # slow answers whose connection the gateway closed before they were sent
         self.release = threading.Event()
         self.lock = threading.Lock()
+        self.accepted: list[socket.socket] = []  # connections in the order they were accepted
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        self.accepted.append(request)  # the accepting thread, in the kernel's queue order
+        super().process_request(request, client_address)
+
+    def wait_for_hang_up(self, count: int) -> None:
+        for _ in range(1000):  # 10 s at most: the server's thread notices the closed connection
+            if self.hung_up >= count:
+                return
+            threading.Event().wait(0.01)
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -40,11 +57,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
         return None
 
+    requests_on_connection = 0
+
     def do_GET(self) -> None:
         with self.server.lock:
-            index, self.server.hits = self.server.hits, self.server.hits + 1
+            self.server.hits += 1
+        first_connection = self.server.accepted[0] is self.connection
+        index, self.requests_on_connection = self.requests_on_connection, self.requests_on_connection + 1
         replica = b"fast"
-        if index == self.server.slow_at:
+        if first_connection and index == self.server.slow_at:
             replica = b"slow"
             if self._hung_up_before_release():
                 with self.server.lock:
@@ -59,7 +80,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def _hung_up_before_release(self) -> bool:
-        for _ in range(500):  # 5 s at most
+        for _ in range(1000):  # 10 s at most
             if self.server.release.wait(0.01):
                 return False
             readable, _, _ = select.select([self.connection], [], [], 0)
@@ -85,6 +106,9 @@ def replicas() -> Iterator[Callable[[int | None], _Replicas]]:
         server.server_close()
 
 
+AFTER_MS = 300  # a first attempt answers (or connects) far sooner, even on a loaded machine
+
+
 class _CountingSpawner(ThreadSpawner):
     """Threads, and how many timers were armed (``later``)."""
 
@@ -101,7 +125,7 @@ class _CountingSpawner(ThreadSpawner):
 
 def _gateway(server: _Replicas) -> tuple[Executor, Recorder, _CountingSpawner, DownstreamPool]:
     host, port = server.server_address[:2]
-    services = [Service(name="inventory", base_url=f"http://{host}:{port}", hedge=HedgePolicy(after_ms=30))]
+    services = [Service(name="inventory", base_url=f"http://{host}:{port}", hedge=HedgePolicy(after_ms=AFTER_MS))]
     recorder = Recorder()
     the_plan = plan(services)
     pool = DownstreamPool(the_plan.services, clock=SystemClock(), observer=recorder, environ={})
@@ -112,7 +136,7 @@ def _gateway(server: _Replicas) -> tuple[Executor, Recorder, _CountingSpawner, D
 def test_a_slow_answer_on_a_pooled_connection_is_hedged_from_the_read_and_the_loser_hung_up_on(
     replicas, request_context
 ):
-    server = replicas(1)  # request 0 opens the connection; request 1, on it, is slow
+    server = replicas(1)  # request 0 opens the connection; request 1, on it, is slow (the hedge: a new one)
     executor, recorder, spawner, pool = _gateway(server)
     try:
         warm = executor.run(endpoint(call("inventory")), request_context)
@@ -125,7 +149,7 @@ def test_a_slow_answer_on_a_pooled_connection_is_hedged_from_the_read_and_the_lo
     assert [d.decision for d in recorder.decisions] == ["hedge_fired", "hedge_won"]
     assert spawner.timers == armed + 1  # the hedge itself, started by the read (a timer of 0)
     assert server.hits == 3
-    threading.Event().wait(0.1)  # the server's thread notices the closed connection
+    server.wait_for_hang_up(1)
     assert server.hung_up == 1
 
 
