@@ -167,8 +167,9 @@ class DownstreamClient:
         left_s = deadline.remaining()
         timeout_s = max(0.001, left_s)
         if self.service.deadline_header:  # the whole ms this attempt has left, as it leaves
-            left_us = round(left_s * 1e6)  # rounded to µs first: 0.1 s is 100 ms, not 99
-            headers[self.service.deadline_header] = str(max(0, left_us // 1000))
+            # rounded to µs first (0.1 s is 100 ms, not 99), by arithmetic: ``round`` and ``max``
+            # were two calls on every attempt (issue 14)
+            headers[self.service.deadline_header] = str(int(left_s * 1e6 + 0.5) // 1000) if left_s > 0 else "0"
         target = url.copy_merge_params(spec.params) if spec.params else url  # a configured path may carry a query
         if LEAN_LANE and self._lean_exchange is not None:
             lean = self._lean(spec, target, headers, timeout_s, deadline, cancel)
