@@ -170,3 +170,44 @@ def test_a_budget_never_retried_keeps_only_its_window_of_call_counts() -> None:
     assert len(store._services["cart"].calls) <= WINDOW_S + 1
     granted = store.try_retry("cart", RetryPolicy(max_retries=1, budget_percent=20, budget_min_per_s=0), 1099.5)
     assert granted  # the window's 10 calls still earn 2 retries
+
+
+class _RecordingStore:
+    """A budget store that records what a ``BudgetGrant`` hands it."""
+
+    tick_s = 0.5
+
+    def __init__(self) -> None:
+        self.added: list[tuple[str, int, int, float | None]] = []
+        self.decisions: list[float] = []
+
+    def on_call(self, service: str, now: float) -> None:
+        raise AssertionError("a BudgetGrant hands calls over in batches")
+
+    def add_calls(self, service: str, second: int, calls: int, now: float | None) -> None:
+        self.added.append((service, second, calls, now))
+
+    def try_retry(self, service: str, policy: RetryPolicy, now: float) -> bool:
+        self.decisions.append(now)
+        return True
+
+
+def test_a_grant_hands_its_calls_to_the_store_once_per_tick_and_before_every_decision() -> None:
+    from orchestration.resilience.retry_budget import BudgetGrant
+
+    now = [100.05]
+    store = _RecordingStore()
+    grant = BudgetGrant(store, "cart", BUDGET, lambda: now[0])
+    for at in (100.05, 100.2, 100.45, 100.49):  # one tick (100.0-100.5)
+        now[0] = at
+        grant.count_call()
+    assert store.added == []
+    now[0] = 100.5  # the next tick: the last one's calls go, with the time to share them
+    grant.count_call()
+    assert store.added == [("cart", 100, 4, 100.5)]
+    now[0] = 101.2
+    grant.count_call()
+    grant.count_call()
+    assert grant() and store.decisions == [101.2]
+    # the calls of the tick so far, before the decision (sent with it: no ``now``)
+    assert store.added[1:] == [("cart", 100, 1, 101.2), ("cart", 101, 2, None)]
