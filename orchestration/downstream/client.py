@@ -157,7 +157,7 @@ class DownstreamClient:
     ) -> Outcome:
         started = self._clock.monotonic()
         url = self._url(spec.path)
-        left_s = deadline.remaining()
+        left_s = deadline.expires_at - started  # ``deadline.remaining()`` from this one clock reading
         timeout_s = max(0.001, left_s)
         if self.service.deadline_header:  # the whole ms this attempt has left, as it leaves
             # rounded to µs first (0.1 s is 100 ms, not 99), by arithmetic: ``round`` and ``max``
