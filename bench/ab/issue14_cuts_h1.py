@@ -4,11 +4,15 @@
 
 * stale-if-error: ``Executor._keep_or_recall_stale`` (``stale_key`` + ``keep`` per good call,
   not ``keep_result``);
-* the deadline header: ``DownstreamClient._exchange`` (``round`` and ``max``);
+* the deadline header: ``DownstreamClient._exchange`` (``round`` and ``max``, a second clock
+  reading) and ``_lean`` (the value among the request headers, not a cached line);
 * the retry budget: a store call per call (``retry_grant`` + ``on_call``) instead of the
   ``BudgetGrant``'s tally (``Executor._attempts``, ``DownstreamClient.retry_grant``);
 * the hedge: ``_Race`` (every field set, ``AttemptCancel.__init__`` through ``super()``) and
   ``AttemptCancel.bind`` under the lock.
+
+Not swapped (both sides have them): ``http1.read_head`` without ``min`` and the Redis breaker
+store's count of a success without ``setdefault``.
 
 The old definitions are read from git (``git show ffa5c29:<file>``) and compiled in their
 module's namespace, so this file needs the repository's history.
@@ -67,13 +71,20 @@ def _old(module: Any, path: str, *names: str) -> dict[str, Any]:
 
 _OLD = {
     **_old(executor, "orchestration/executor.py", "Executor._keep_or_recall_stale", "Executor._attempts"),
-    **_old(client, "orchestration/downstream/client.py", "DownstreamClient._exchange", "DownstreamClient.retry_grant"),
+    **_old(
+        client,
+        "orchestration/downstream/client.py",
+        "DownstreamClient._exchange",
+        "DownstreamClient._lean",
+        "DownstreamClient.retry_grant",
+    ),
     **_old(hedge, "orchestration/resilience/hedge.py", "_Race", "AttemptCancel.bind"),
 }
 _NEW = {
     "Executor._keep_or_recall_stale": executor.Executor._keep_or_recall_stale,
     "Executor._attempts": executor.Executor._attempts,
     "DownstreamClient._exchange": client.DownstreamClient._exchange,
+    "DownstreamClient._lean": client.DownstreamClient._lean,
     "_Race": hedge._Race,
     "AttemptCancel.bind": hedge.AttemptCancel.bind,
 }
@@ -89,5 +100,6 @@ def toggle(on: bool) -> None:
     executor.Executor._keep_or_recall_stale = chosen["Executor._keep_or_recall_stale"]
     executor.Executor._attempts = chosen["Executor._attempts"]
     client.DownstreamClient._exchange = chosen["DownstreamClient._exchange"]
+    client.DownstreamClient._lean = chosen["DownstreamClient._lean"]
     hedge._Race = chosen["_Race"]
     hedge.AttemptCancel.bind = chosen["AttemptCancel.bind"]
