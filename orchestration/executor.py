@@ -287,9 +287,7 @@ class Executor:
         step = self._steps.get((run.endpoint.name, call.id))
         if step is None:
             step = self._steps[(run.endpoint.name, call.id)] = self._step(run.endpoint, call)
-        grant = step.client.grant
-        if grant is not None:
-            grant.count_call()  # toward the retry budget
+        grant = step.client.retry_grant()  # counts the call toward the retry budget
         attempt = partial(step.hedged, spec) if step.hedged is not None else partial(step.client.attempt, spec)
         return run_with_retry(
             attempt,

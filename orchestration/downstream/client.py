@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
@@ -39,11 +39,12 @@ from orchestration.downstream.transport import (
     head_is_writable,
 )
 from orchestration.outcome import Outcome, OutcomeKind
-from orchestration.plan import Service
+from orchestration.plan import RetryPolicy, Service
 from orchestration.resilience.breaker import CircuitBreaker
 from orchestration.resilience.bulkhead import Bulkhead
 from orchestration.resilience.hedge import HEDGE_CANCELLED, AttemptCancel
-from orchestration.resilience.retry_budget import BudgetGrant, InProcessRetryBudgetStore, RetryBudgetStore
+from orchestration.resilience.retry import RetryGrant
+from orchestration.resilience.retry_budget import InProcessRetryBudgetStore, RetryBudgetStore
 
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
 # Accept-Encoding names only what content_encoding undoes within the size cap (httpx would
@@ -107,13 +108,19 @@ class DownstreamClient:
         self._heads: dict[tuple[str, bytes, bool, tuple[str, ...], bool], _HeadParts | None] = {}
         self._budget = retry_budget if retry_budget is not None else InProcessRetryBudgetStore()
         policy = service.retry
-        # What grants this service's retries (and hedges), and counts its calls (``count_call``,
-        # per call): one object for every call, not a closure per call. None: no budget.
-        self.grant: BudgetGrant | None = (
+        # What grants this service's retries (and hedges): one object for every call, not a closure per call.
+        self.grant: RetryGrant | None = (
             None
             if policy.budget_percent is None or policy.max_retries == 0
-            else BudgetGrant(self._budget, service.name, policy, clock.wall)
+            else _BudgetGrant(self._budget, service.name, policy, clock.wall)
         )
+
+    def retry_grant(self) -> RetryGrant | None:
+        """For one call about to be made: what grants its retries (None: no budget).
+        Counts the call toward the service's retry budget."""
+        if self.grant is not None:
+            self._budget.on_call(self.service.name, self._clock.wall())
+        return self.grant
 
     def attempt(self, spec: RequestSpec, timeout_s: float, cancel: AttemptCancel | None = None) -> Outcome:
         """One try. ``cancel`` (a hedge's, ``resilience.hedge``): when it is cancelled the
@@ -297,6 +304,21 @@ class DownstreamClient:
         if deadline.expired and not on_time:
             return Outcome(OutcomeKind.TIMEOUT, status=status, detail="body finished after the timeout")
         return _parsed(status, b"".join(chunks))
+
+
+class _BudgetGrant:
+    """``RetryGrant`` of a service with a retry budget: may one more retry (or hedge) go out now?"""
+
+    __slots__ = ("_budget", "_name", "_policy", "_wall")
+
+    def __init__(self, budget: RetryBudgetStore, name: str, policy: RetryPolicy, wall: Callable[[], float]) -> None:
+        self._budget = budget
+        self._name = name
+        self._policy = policy
+        self._wall = wall
+
+    def __call__(self) -> bool:
+        return self._budget.try_retry(self._name, self._policy, self._wall())
 
 
 class _Answer(Protocol):

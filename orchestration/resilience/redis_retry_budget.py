@@ -1,7 +1,7 @@
 """The retry budget shared by the workers of one host through Redis.
 
-Calls are counted locally and sent in batches (every ``flush_s``, by each client's
-``BudgetGrant`` or ``on_call``, and with every retry decision), so a call costs no round trip; a retry decision is
+Calls are counted locally and sent in batches (at most every ``flush_s``, and
+with every retry decision), so a call costs no round trip; a retry decision is
 one atomic Lua script that adds this worker's pending calls, drops buckets older
 than the window, and grants the retry only if the budget allows it. Calls of
 other workers not yet flushed are missing from the sum, which only makes the
@@ -65,9 +65,6 @@ class RedisRetryBudgetStore:
         self._script = redis_lane.register(client, _SCRIPT)
         self._prefix = f"{prefix}retry_budget:{scope}:"
         self._flush_s = flush_s
-        # A ``BudgetGrant`` hands its calls over every tick (one script run each): ``flush_s``,
-        # as a whole fraction of a second so that a tick never spans two seconds' buckets.
-        self.tick_s = 1.0 / max(1, round(1.0 / flush_s))
         self._retry_after_s = retry_after_s
         self._observer: Observer = observer or NullObserver()
         self._fallback = InProcessRetryBudgetStore()
@@ -86,16 +83,6 @@ class RedisRetryBudgetStore:
             pending[second] = pending.get(second, 0) + 1
             due = now - self._flushed_at.get(service, 0.0) >= self._flush_s
         if due:
-            self._run(service, RetryPolicy(), now, spend=False)
-
-    def add_calls(self, service: str, second: int, calls: int, now: float | None) -> None:
-        self._fallback.add_calls(service, second, calls)  # ready to decide alone if Redis goes away
-        with self._lock:
-            pending = self._pending.get(service)
-            if pending is None:
-                pending = self._pending[service] = {}
-            pending[second] = pending.get(second, 0) + calls
-        if now is not None:
             self._run(service, RetryPolicy(), now, spend=False)
 
     def try_retry(self, service: str, policy: RetryPolicy, now: float) -> bool:
