@@ -6,13 +6,12 @@
   not ``keep_result``);
 * the deadline header: ``DownstreamClient._exchange`` (``round`` and ``max``, a second clock
   reading) and ``_lean`` (the value among the request headers, not a cached line);
-* the retry budget: a store call per call (``retry_grant`` + ``on_call``) instead of the
-  ``BudgetGrant``'s tally (``Executor._attempts``, ``DownstreamClient.retry_grant``);
 * the hedge: ``_Race`` (every field set, ``AttemptCancel.__init__`` through ``super()``) and
   ``AttemptCancel.bind`` under the lock.
 
-Not swapped (both sides have them): ``http1.read_head`` without ``min`` and the Redis breaker
-store's count of a success without ``setdefault``.
+The retry budget's tally (a fourth cut, in this file's runs until commit 0c0f9fd) was
+reverted: it is on neither side now. Not swapped (both sides have them): ``http1.read_head``
+without ``min`` and the Redis breaker store's count of a success without ``setdefault``.
 
 The old definitions are read from git (``git show ffa5c29:<file>``) and compiled in their
 module's namespace, so this file needs the repository's history.
@@ -70,25 +69,17 @@ def _old(module: Any, path: str, *names: str) -> dict[str, Any]:
 
 
 _OLD = {
-    **_old(executor, "orchestration/executor.py", "Executor._keep_or_recall_stale", "Executor._attempts"),
-    **_old(
-        client,
-        "orchestration/downstream/client.py",
-        "DownstreamClient._exchange",
-        "DownstreamClient._lean",
-        "DownstreamClient.retry_grant",
-    ),
+    **_old(executor, "orchestration/executor.py", "Executor._keep_or_recall_stale"),
+    **_old(client, "orchestration/downstream/client.py", "DownstreamClient._exchange", "DownstreamClient._lean"),
     **_old(hedge, "orchestration/resilience/hedge.py", "_Race", "AttemptCancel.bind"),
 }
 _NEW = {
     "Executor._keep_or_recall_stale": executor.Executor._keep_or_recall_stale,
-    "Executor._attempts": executor.Executor._attempts,
     "DownstreamClient._exchange": client.DownstreamClient._exchange,
     "DownstreamClient._lean": client.DownstreamClient._lean,
     "_Race": hedge._Race,
     "AttemptCancel.bind": hedge.AttemptCancel.bind,
 }
-client.DownstreamClient.retry_grant = _OLD["DownstreamClient.retry_grant"]  # only A's _attempts calls it
 
 _plan = plan_from_document(with_features(selectors.config_document_get(), ALL), version="B")
 _runtime = wiring._build_runtime(LoadedConfig(plan=_plan, api_keys=selectors.api_key_subjects_active()))
@@ -98,7 +89,6 @@ aggregate.install_runtime_source(lambda: _runtime)
 def toggle(on: bool) -> None:
     chosen = _NEW if on else _OLD
     executor.Executor._keep_or_recall_stale = chosen["Executor._keep_or_recall_stale"]
-    executor.Executor._attempts = chosen["Executor._attempts"]
     client.DownstreamClient._exchange = chosen["DownstreamClient._exchange"]
     client.DownstreamClient._lean = chosen["DownstreamClient._lean"]
     hedge._Race = chosen["_Race"]
