@@ -66,6 +66,8 @@ from orchestration.resilience.retry import (
 from orchestration.resilience.stale import StaleResults, stale_key
 from orchestration.spawn import Running, Spawner, default_spawner
 
+_OK = OutcomeKind.OK
+
 
 @dataclass(frozen=True, slots=True)
 class Success:
@@ -200,10 +202,10 @@ class Executor:
             if max_age_s is None or call.required or outcome is None or not isinstance(spec, RequestSpec):
                 continue  # a skipped or fanned-out call keeps no single result to stand in
             forwards = self.plan.services[call.service].auth.type == "bearer_forward"
-            key = stale_key(run.endpoint.name, call.id, spec, forwards_authorization=forwards)
-            if outcome.ok:
-                self._stale.keep(key, outcome.body, max_age_s=max_age_s)
+            if outcome.kind is _OK:
+                self._stale.keep_result(run.endpoint.name, call.id, spec, outcome.body, forwards, max_age_s)
                 continue
+            key = stale_key(run.endpoint.name, call.id, spec, forwards_authorization=forwards)
             kept = self._stale.recall(key, max_age_s=max_age_s)
             if kept is None:
                 continue

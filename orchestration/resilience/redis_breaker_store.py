@@ -169,8 +169,11 @@ class RedisBreakerStore:
             return self._fallback.record(service, policy, permit, failed, now)
         if not failed and not permit.probe:
             if policy.rate_based:  # counted locally, sent with this process's next script
-                pending = self._successes.setdefault(service, {})
-                pending[int(now)] = pending.get(int(now), 0) + 1
+                pending = self._successes.get(service)
+                if pending is None:  # not ``setdefault``: that builds a dict on every call
+                    pending = self._successes[service] = {}
+                second = int(now)
+                pending[second] = pending.get(second, 0) + 1
             return []
         args = [permit.epoch, int(permit.probe), int(failed)]
         reply = self._run("RECORD", service, policy, now, args)

@@ -53,7 +53,11 @@ StoreErrorListener = Callable[[str, Exception], None]
 
 def stale_key(endpoint: str, call_id: str, spec: RequestSpec, *, forwards_authorization: bool) -> str:
     """The rendered request's identity: equal requests share a kept result."""
-    identity = [
+    return _digest(_json(_identity(endpoint, call_id, spec, forwards_authorization), default=str))
+
+
+def _identity(endpoint: str, call_id: str, spec: RequestSpec, forwards_authorization: bool) -> list[Any]:
+    return [
         endpoint,
         call_id,
         spec.method,
@@ -64,9 +68,12 @@ def stale_key(endpoint: str, call_id: str, spec: RequestSpec, *, forwards_author
         spec.json_body,
         spec.client_authorization if forwards_authorization else None,
     ]
+
+
+def _digest(identity: bytes) -> str:
     # BLAKE2b (CPython's own), not SHA-256 (OpenSSL's): in the gateway process a SHA-256
     # cost ~7 µs where BLAKE2b costs ~2.5 (bench/README.md, issue 14, session 2026-12-05).
-    return hashlib.blake2b(_json(identity, default=str), digest_size=32).hexdigest()
+    return hashlib.blake2b(identity, digest_size=32).hexdigest()
 
 
 def _json(value: Any, default: Callable[[Any], Any] | None = None) -> bytes:
@@ -92,7 +99,29 @@ class StaleResults:
         self._store: CacheStore = store if store is not None else InProcessCacheStore(clock=wall)
         self._wall = wall
         self._on_store_error = on_store_error
-        self._written: dict[str, tuple[float, bytes]] = {}  # key -> (when, body as JSON) of this process's last write
+        # key (or the request's identity, ``keep_result``) -> (when, body as JSON) of this process's last write
+        self._written: dict[str | bytes, tuple[float, bytes]] = {}
+
+    def keep_result(
+        self, endpoint: str, call_id: str, spec: RequestSpec, body: Any, forwards_authorization: bool, max_age_s: float
+    ) -> None:
+        """``keep(stale_key(...), body)`` in one step, as every good call does: the request's
+        identity is serialised once and remembered as it is, and hashed into the key only when
+        the store is written (at most every ``REWRITE_S`` for a steady answer)."""
+        identity = _identity(endpoint, call_id, spec, forwards_authorization)
+        try:  # ``_json`` inlined (a frame less on every call)
+            written = orjson.dumps(identity, default=str)
+        except TypeError:
+            written = _json(identity, default=str)
+        try:
+            text = orjson.dumps(body)
+        except TypeError:
+            text = _json(body)
+        now = self._wall()
+        last = self._written.get(written)
+        if last is not None and last[1] == text and now - last[0] < REWRITE_S and now - last[0] < max_age_s / 10:
+            return  # the same result was kept a moment ago
+        self._put(_digest(written), written, now, text, max_age_s)
 
     def keep(self, key: str, body: Any, *, max_age_s: float) -> None:
         now = self._wall()
@@ -100,14 +129,18 @@ class StaleResults:
         last = self._written.get(key)
         if last is not None and last[1] == text and now - last[0] < min(REWRITE_S, max_age_s / 10):
             return  # the same result was kept a moment ago
+        self._put(key, key, now, text, max_age_s)
+
+    def _put(self, key: str, remembered: str | bytes, now: float, text: bytes, max_age_s: float) -> None:
+        """Writes a kept result; ``remembered``: what ``_written`` knows it by."""
         payload = b'{"at":%s,"body":%s}' % (repr(now).encode(), text)
         try:
             self._store.put(key, payload, ttl_s=max_age_s, tags=(), started_at=float("inf"))
         except StoreUnavailable as error:
             self._store_error(error)
             return
-        self._written.pop(key, None)
-        self._written[key] = (now, text)
+        self._written.pop(remembered, None)
+        self._written[remembered] = (now, text)
         if len(self._written) > REMEMBERED:
             self._written.pop(next(iter(self._written)))
 

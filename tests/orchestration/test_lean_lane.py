@@ -145,6 +145,32 @@ def test_the_deadline_header_goes_in_the_same_place(wire):
     assert b"\r\nx-request-id: r\r\nx-deadline-ms: " in heads[1]
 
 
+@pytest.mark.parametrize(
+    ("headers", "lines"),
+    [
+        ((), [b"x-request-id: r", b"x-deadline-ms: N"]),
+        # the same name: the configured value replaced in its place
+        ((("X-Deadline-Ms", "c"), ("X-A", "1")), [b"x-deadline-ms: N", b"x-a: 1", b"x-request-id: r"]),
+        # another spelling: both sent, the deadline last
+        (
+            (("x-deadline-ms", "c"), ("X-A", "1")),
+            [b"x-deadline-ms: c", b"x-a: 1", b"x-request-id: r", b"x-deadline-ms: N"],
+        ),
+    ],
+)
+def test_the_deadline_header_is_sent_as_by_httpx_beside_request_headers(wire, headers, lines):
+    """Lean lane and httpx path alike (the lean lane writes the deadline from a cached line)."""
+    url, received = wire
+    svc = Service(name="d", base_url=url, deadline_header="X-Deadline-Ms")
+    spec = RequestSpec(method="GET", path="/ok", headers=headers, request_id="r")
+    heads = [_sent(url, received, svc, spec, lean)[1] for lean in (False, True)]
+    assert len(LEAN_CALLS) == 1
+    pinned = [re.sub(rb"x-deadline-ms: \d+", b"x-deadline-ms: N", head) for head in heads]
+    assert pinned[0] == pinned[1]
+    sent = [line for line in pinned[1].split(b"\r\n") if line.startswith((b"x-", b"X-"))]
+    assert sent == lines
+
+
 def test_a_header_the_wrapper_also_sets_takes_the_httpx_path(wire, monkeypatch):
     """httpx replaces such a header in place: the lean lane leaves that to it."""
     url, received = wire

@@ -245,3 +245,22 @@ def test_the_key_is_the_same_for_the_same_rendered_request_only() -> None:
     key = stale_key("e", "c", spec, forwards_authorization=False)
     assert key == stale_key("e", "c", same, forwards_authorization=False)
     assert key != stale_key("e", "c", other, forwards_authorization=False)
+
+
+def test_a_result_kept_per_call_is_recalled_by_its_key_and_not_rewritten_at_once(clock) -> None:  # type: ignore[no-untyped-def]
+    from orchestration.downstream.request import RequestSpec
+    from orchestration.resilience.stale import stale_key
+
+    store = _CountingStore(clock)
+    stale = StaleResults(store, wall=clock.wall)
+    spec = RequestSpec("POST", "/estimate", (), (("X-A", "1"),), {"n": 2**70, "s": "\ud800"}, True)
+    for _ in range(3):  # what the executor does on every good call
+        stale.keep_result("e", "c", spec, {"eta": 1}, False, 300)
+    assert store.puts == 1
+    key = stale_key("e", "c", spec, forwards_authorization=False)
+    assert stale.recall(key, max_age_s=300).body == {"eta": 1}  # type: ignore[union-attr]
+    stale.keep_result("e", "c", spec, {"eta": 2}, False, 300)  # a changed answer: at once
+    assert store.puts == 2 and stale.recall(key, max_age_s=300).body == {"eta": 2}  # type: ignore[union-attr]
+    other = RequestSpec("POST", "/estimate", (), (("X-A", "2"),), {"n": 1}, True)
+    stale.keep_result("e", "c", other, {"eta": 2}, False, 300)  # another request: its own entry
+    assert store.puts == 3 and stale.recall(key, max_age_s=300).body == {"eta": 2}  # type: ignore[union-attr]
