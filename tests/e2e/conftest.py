@@ -210,6 +210,22 @@ def wait_until_up(server: GatewayServer, timeout_s: float = 60.0, poll_s: float 
     raise AssertionError("gunicorn did not answer /healthz:\n" + "\n".join(server.log_lines()[-40:]))
 
 
+def wait_until_every_worker_serves(server: GatewayServer, workers: int, timeout_s: float = 60.0) -> list[int]:
+    """The worker pids, once each has built its runtime (its log line) and started accepting.
+    ``wait_until_up`` returns when one worker answers; a test that needs both (which worker
+    answered, how connections spread) waits for this: a worker still booting takes nothing."""
+    master = server.process.pid
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        pids = [int(pid) for pid in Path(f"/proc/{master}/task/{master}/children").read_text().split()]
+        log = "\n".join(server.log_lines())
+        if len(pids) == workers and all(f'"process": {pid}, "message": "serving configuration' in log for pid in pids):
+            time.sleep(1.0)  # from the runtime's log line to accepting: the heap freeze, the server's start
+            return pids
+        time.sleep(0.1)
+    raise AssertionError("the workers did not all start:\n" + "\n".join(server.log_lines()[-40:]))
+
+
 def _flush_redis(url: str) -> None:
     import redis
 

@@ -5,37 +5,18 @@ from __future__ import annotations
 
 import os
 import socket
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import GatewayServer
+from tests.e2e.conftest import GatewayServer, wait_until_every_worker_serves
 from tests.e2e.ops_config import ops_config
 from tests.support.fake_downstream import FakeDownstream, Route
 
 pytestmark = pytest.mark.e2e
 
 CONNECTIONS = 60
-
-
-def _worker_pids(master: int) -> list[int]:
-    return [int(pid) for pid in Path(f"/proc/{master}/task/{master}/children").read_text().split()]
-
-
-def _wait_until_every_worker_serves(server: GatewayServer, workers: int, timeout_s: float = 60.0) -> list[int]:
-    """Worker pids, once each has built its runtime (its log line) and started accepting: a worker
-    still booting takes no connection, and the others rightly do not wait for it."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        pids = _worker_pids(server.process.pid)
-        log = "\n".join(server.log_lines())
-        if len(pids) == workers and all(f'"process": {pid}, "message": "serving configuration' in log for pid in pids):
-            time.sleep(1.0)  # from the runtime's log line to accepting: the heap freeze, the server's start
-            return pids
-        time.sleep(0.1)
-    raise AssertionError("the workers did not all start:\n" + "\n".join(server.log_lines()[-40:]))
 
 
 def _established_inodes(port: int) -> set[str]:
@@ -74,7 +55,7 @@ def test_a_burst_of_connections_is_spread_over_both_workers(
 ) -> None:
     service = fake_downstream({"*": (200, {})})
     server = gateway_server(ops_config(cart=service.url, shipping=service.url), workers=2)
-    pids = _wait_until_every_worker_serves(server, workers=2)
+    pids = wait_until_every_worker_serves(server, workers=2)
     port = int(server.env["PORT"])
     clients = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(CONNECTIONS)]
     try:

@@ -15,7 +15,7 @@ import string
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.conftest import GatewayServer, isolated_targets
+from tests.e2e.conftest import GatewayServer, isolated_targets, wait_until_every_worker_serves
 from tests.e2e.ops_config import ops_config
 from tests.e2e.test_serving_e2e import per_worker
 
@@ -59,6 +59,7 @@ def test_invented_methods_and_paths_add_no_series_through_gunicorn(fake_downstre
     server = gateway_server(
         ops_config(cart=cart.url, shipping="http://127.0.0.1:9"), workers=2, database=database, redis_db=redis_db
     )
+    wait_until_every_worker_serves(server, workers=2)  # the test shows both workers' series
     rng = random.Random(20240612)
     assert server.get("/v1/cart/7")[0] == 200
     # What a first wave of invented requests adds (the fixed labels' first use), once.
