@@ -44,11 +44,15 @@ client name, a credential provider, decoded replies) gets the same interface on 
 ``shared`` (the rate limit's call) coalesces: under gevent the runs of one script that
 start in the same loop iteration go out as one pipelined write and come back in one read
 (``_Batch``), instead of a ``send`` each (38-40 µs of CPU on this VM, most of it the
-kernel's loopback path). The first run of an iteration hands the batch to a parked worker
-greenlet (``worker_greenlets``, started at the hub's next turn, after this iteration's
-other greenlets); the worker sends it through ``Lane.execute`` (so every rule above holds
-for the batch) and wakes each waiter with its own reply or its own error. A waiter killed
-while it waits only loses its reply: the worker reads every reply of the connection.
+kernel's loopback path). The first run of an iteration schedules the flush, a hub callback
+at the loop's next turn (after the greenlets this iteration woke), and every run waits;
+the flush hands the batch to its first caller still waiting, who sends it through
+``Lane.execute`` (so every rule above holds for the batch: a lone run pays one callback
+and two switches more than a direct call, ~1 µs) and wakes the others each with its own
+reply or its own error. A caller killed before the flush is dropped with its command; one
+killed while it waits for the batch's replies only loses its own (the lead reads them all);
+a lead killed in the round trip hands the others' runs to a new lead, which sends them again
+on a new connection (as the lane's retry would).
 """
 
 from __future__ import annotations
@@ -58,7 +62,6 @@ import copy
 import os
 import socket
 from collections.abc import Sequence
-from contextvars import Context
 from typing import Any, Protocol
 
 import hiredis
@@ -69,8 +72,6 @@ from redis._parsers.base import BaseParser
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import DataError, InvalidResponse, NoScriptError, ReadOnlyError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-
-from orchestration.worker_greenlets import Job, WorkerGreenlets
 
 Call = tuple[Sequence[Any], Sequence[Any]]  # (keys, args) of one script run
 
@@ -373,41 +374,62 @@ class LaneScript:
             return self(keys, args)  # threads: each call on its own connection
         packed = pack("EVALSHA", self.sha, len(keys), *keys, *args)
         hub = get_hub()
+        waiter = Waiter(hub)
         batch = self._batch
         if batch is None or batch.hub is not hub:  # the iteration's first run (another thread's batch is its own)
-            batch = self._batch = _Batch(hub)
-            WorkerGreenlets.for_current_hub().submit(Job(_NO_MAILBOX, 0, lambda: self._flush(batch), Context()))
-        waiter = Waiter(hub)
-        batch.commands.append(packed)
-        batch.waiters.append(waiter)
+            batch = self._batch = _Batch(hub, [packed], [waiter])
+            # the flush: at the hub's next turn, after the greenlets this iteration woke
+            hub.loop.run_callback(self._hand_over, batch)
+        else:
+            batch.commands.append(packed)
+            batch.waiters.append(waiter)
         answer = waiter.get()
+        if type(answer) is _Batch:  # this caller leads the batch: it makes the round trip
+            answer = self._flush(answer)
         if type(answer) is _Failed:
             raise copy.copy(answer.error)  # an instance of its own: each caller's raise writes its traceback
         if isinstance(answer, RedisError):
             raise answer
         return answer
 
-    def _flush(self, batch: _Batch) -> None:
-        """Runs on a worker greenlet at the hub's turn: the batch's one write and read."""
+    def _hand_over(self, batch: _Batch) -> None:
+        """In the hub: the batch to its first caller still waiting (one killed meanwhile
+        is dropped with its command), who sends it."""
         if self._batch is batch:
             self._batch = None  # runs starting from now make the next batch
-        commands = batch.commands
-        answers: list[Any]
+        waiters = batch.waiters
+        for waiter in waiters:
+            if waiter.greenlet is None:  # killed while it waited: not sent
+                live = [i for i, waiter in enumerate(waiters) if waiter.greenlet is not None]
+                batch.commands = [batch.commands[i] for i in live]
+                batch.waiters = waiters = [waiters[i] for i in live]
+                break
+        if waiters:
+            waiters[0].switch(batch)
+
+    def _flush(self, batch: _Batch) -> Any:
+        """The batch's one write and read, by its lead (``waiters[0]``): the others are woken
+        with theirs, the lead's own answer returned."""
+        commands, waiters = batch.commands, batch.waiters
         try:
             answers = self._lane.execute(b"".join(commands), len(commands))
-            missing = [i for i, answer in enumerate(answers) if isinstance(answer, NoScriptError)]
-            if missing:  # Redis restarted or flushed its scripts: load once, resend those
+            if NoScriptError in map(type, answers):  # Redis restarted or flushed its scripts: load once, resend those
+                missing = [i for i, answer in enumerate(answers) if isinstance(answer, NoScriptError)]
                 self._load()
                 again = self._lane.execute(b"".join(commands[i] for i in missing), len(missing))
                 for i, answer in zip(missing, again, strict=True):
                     answers[i] = answer
-        except Exception as error:  # noqa: BLE001 - every waiter raises it (a copy each)
+        except Exception as error:  # noqa: BLE001 - every caller of the batch raises it (a copy each)
             answers = [_Failed(error)] * len(commands)
-        except BaseException:  # this worker killed: its waiters must not wait forever
-            failed = _Failed(RedisConnectionError("The batch's round trip was interrupted"))
-            batch.hub.loop.run_callback(_wake, batch.waiters, [failed] * len(commands))
+        except BaseException:
+            # The lead killed in the round trip (its connection closed by the lane): the
+            # others' runs go again under a new lead, as the lane's retry would send them.
+            if len(waiters) > 1:
+                batch.hub.loop.run_callback(self._hand_over, _Batch(batch.hub, commands[1:], waiters[1:]))
             raise
-        batch.hub.loop.run_callback(_wake, batch.waiters, answers)
+        if len(waiters) > 1:
+            batch.hub.loop.run_callback(_wake, waiters[1:], answers[1:])
+        return answers[0]
 
 
 class _Batch:
@@ -415,14 +437,14 @@ class _Batch:
 
     __slots__ = ("commands", "hub", "waiters")
 
-    def __init__(self, hub: Any) -> None:
+    def __init__(self, hub: Any, commands: list[bytes], waiters: list[Waiter]) -> None:
         self.hub = hub
-        self.commands: list[bytes] = []
-        self.waiters: list[Waiter] = []
+        self.commands = commands
+        self.waiters = waiters
 
 
 class _Failed:
-    """The batch's round trip failed (Redis unreachable, timed out): every waiter raises it."""
+    """The batch's round trip failed (Redis unreachable, timed out): each caller raises it."""
 
     __slots__ = ("error",)
 
@@ -430,16 +452,8 @@ class _Failed:
         self.error = error
 
 
-class _NoMailbox:
-    def put_result(self, index: int, result: Any) -> None:
-        pass  # _flush answers its waiters itself
-
-
-_NO_MAILBOX = _NoMailbox()
-
-
 def _wake(waiters: list[Waiter], answers: list[Any]) -> None:
-    """In the hub: each waiter resumed with its answer (one gone meanwhile keeps it unread)."""
+    """In the hub: each caller resumed with its answer (one gone meanwhile keeps it unread)."""
     for waiter, answer in zip(waiters, answers, strict=True):
         waiter.switch(answer)
 
