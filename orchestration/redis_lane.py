@@ -47,12 +47,13 @@ start in the same loop iteration go out as one pipelined write and come back in 
 kernel's loopback path). The first run of an iteration schedules the flush, a hub callback
 at the loop's next turn (after the greenlets this iteration woke), and every run waits;
 the flush hands the batch to its first caller still waiting, who sends it through
-``Lane.execute`` (so every rule above holds for the batch: a lone run pays one callback
-and two switches more than a direct call, ~1 µs) and wakes the others each with its own
-reply or its own error. A caller killed before the flush is dropped with its command; one
-killed while it waits for the batch's replies only loses its own (the lead reads them all);
-a lead killed in the round trip hands the others' runs to a new lead, which sends them again
-on a new connection (as the lane's retry would).
+``Lane.execute`` (so every rule above holds for the batch) and wakes the others each with
+its own reply or its own error. A run that no other greenlet can follow in its iteration
+(no watcher left to run, no callback queued) goes alone at once, as ``__call__``: the
+callback and the switches would cost it ~5 µs for nothing. A caller killed before the
+flush is dropped with its command; one killed while it waits for the batch's replies only
+loses its own (the lead reads them all); a lead killed in the round trip hands the others'
+runs to a new lead, which sends them again on a new connection (as the lane's retry would).
 """
 
 from __future__ import annotations
@@ -372,16 +373,22 @@ class LaneScript:
     def shared(self, keys: Sequence[Any] = (), args: Sequence[Any] = ()) -> Any:
         if not _gevent_sockets():
             return self(keys, args)  # threads: each call on its own connection
-        packed = pack("EVALSHA", self.sha, len(keys), *keys, *args)
         hub = get_hub()
-        waiter = Waiter(hub)
         batch = self._batch
         if batch is None or batch.hub is not hub:  # the iteration's first run (another thread's batch is its own)
+            loop = hub.loop
+            if not loop.pendingcnt and not loop._callbacks:
+                # No watcher left to run in this loop iteration, no callback queued: no other
+                # greenlet runs before the next poll, so none could share the round trip.
+                return self(keys, args)
+            packed = pack("EVALSHA", self.sha, len(keys), *keys, *args)
+            waiter = Waiter(hub)
             batch = self._batch = _Batch(hub, [packed], [waiter])
             # the flush: at the hub's next turn, after the greenlets this iteration woke
             hub.loop.run_callback(self._hand_over, batch)
         else:
-            batch.commands.append(packed)
+            waiter = Waiter(hub)
+            batch.commands.append(pack("EVALSHA", self.sha, len(keys), *keys, *args))
             batch.waiters.append(waiter)
         answer = waiter.get()
         if type(answer) is _Batch:  # this caller leads the batch: it makes the round trip

@@ -90,6 +90,18 @@ GEVENT_SCRIPT = textwrap.dedent(
         shared = Bucket(prefix + "alone:shared", 3, 60)
         prefix += "alone:"
         report["alone"] = [acquire(i, "b") for i in range(10)]
+    elif scenario == "alone":
+        incr = register("return redis.call('INCR', KEYS[1])")
+        client.set(prefix + "text", "not a number")
+        def after_a_nap(key):
+            gevent.sleep(0.01)  # woken by its timer: nothing else runs in that iteration
+            return incr.shared([key])
+        report["outcomes"] = [
+            outcome(lambda: incr.shared([prefix + "n"])),
+            outcome(lambda: incr.shared([prefix + "text"])),
+            gevent.spawn(outcome, lambda: after_a_nap(prefix + "n")).get(),
+        ]
+        report["writes"] = writes[:]
     elif scenario == "one-bad-reply":
         incr = register("return redis.call('INCR', KEYS[1])")
         client.set(prefix + "text", "not a number")
@@ -176,6 +188,12 @@ def test_runs_started_together_share_one_round_trip_and_each_gets_its_own_verdic
     assert report["together"] == report["alone"]  # the same answers, in the same order
     assert [own_first[0][0] for own_first in report["together"]] == [True] * 3 + [False] * 7
     assert all(buckets[1][0] for buckets in report["together"][:3])
+
+
+def test_a_run_alone_in_its_iteration_is_answered_on_a_write_of_its_own(redis_up):
+    report = _run("alone")
+    assert report["outcomes"] == [{"answer": 1}, {"error": "ResponseError"}, {"answer": 2}]
+    assert report["writes"] == [1, 1, 1]
 
 
 def test_an_error_reply_is_only_its_callers(redis_up):
