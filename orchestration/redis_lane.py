@@ -377,15 +377,16 @@ class LaneScript:
         batch = self._batch
         if batch is None or batch.hub is not hub:  # the iteration's first run (another thread's batch is its own)
             loop = hub.loop
-            if not loop.pendingcnt and not loop._callbacks:
-                # No watcher left to run in this loop iteration, no callback queued: no other
-                # greenlet runs before the next poll, so none could share the round trip.
+            if not loop.pendingcnt and not getattr(loop, "_callbacks", True):
+                # No watcher left to run in this loop iteration, no callback queued (gevent's
+                # queue; a loop without one batches): no other greenlet runs before the next
+                # poll, so none could share the round trip.
                 return self(keys, args)
             packed = pack("EVALSHA", self.sha, len(keys), *keys, *args)
             waiter = Waiter(hub)
             batch = self._batch = _Batch(hub, [packed], [waiter])
             # the flush: at the hub's next turn, after the greenlets this iteration woke
-            hub.loop.run_callback(self._hand_over, batch)
+            loop.run_callback(self._hand_over, batch)
         else:
             waiter = Waiter(hub)
             batch.commands.append(pack("EVALSHA", self.sha, len(keys), *keys, *args))
