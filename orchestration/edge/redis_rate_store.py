@@ -52,7 +52,8 @@ return replies
 
 class RedisRateStore:
     def __init__(self, client: Redis, boundary: RedisBoundary) -> None:
-        self._script = redis_lane.register(client, ACQUIRE)  # EVALSHA on the hot path's own lane
+        # EVALSHA on the hot path's own lane, the runs of one loop iteration in one round trip
+        self._script = redis_lane.register(client, ACQUIRE)
         self._boundary = boundary
 
     def acquire(self, buckets: Sequence[Bucket], now: float) -> tuple[BucketState, ...]:
@@ -62,7 +63,7 @@ class RedisRateStore:
         for bucket in buckets:
             args += [bucket.limit, repr(float(bucket.window_s))]
         keys = [bucket.key for bucket in buckets]
-        replies = self._boundary.call(lambda: self._script(keys=keys, args=args))
+        replies = self._boundary.call(lambda: self._script.shared(keys=keys, args=args))
         return tuple(_state(reply) for reply in replies)
 
 
