@@ -592,7 +592,7 @@ def report(session: Session, started: dt.datetime, load_start: str, load_end: st
         "(cart, then the slowest of inventory/pricing/shipping, then tax)",
         f"- Gateway: gunicorn -c gateway_project/gunicorn.conf.py gateway_project.wsgi (gevent), "
         f"WEB_CONCURRENCY={args.workers}, SQLite with examples/checkout.yaml imported "
-        "(rate limits raised to 10^9: checked, never reached), "
+        "(rate limits raised to 10^9 and bulkheads to 10,000: checked, never reached), "
         + (
             f"REDIS_URL={args.redis_url} ({getattr(args, 'redis_placement', 'the Redis given')}; "
             "each further variant on the next database)"

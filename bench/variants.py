@@ -8,7 +8,12 @@ measured as if it were off: the switch is looked for in the gateway's source.
 The base ("all on") keeps checkout.yaml's rate-limit rules but raises every
 limit to 10^9: the benchmark sends all requests as one user from one IP, so the
 real limits (50/min per user and endpoint) would turn the run into a 429
-benchmark; raised limits are still checked on every request.
+benchmark; raised limits are still checked on every request. Its bulkheads are raised
+the same way (round 11): the template's shipping bulkhead (50 calls a process) fills at
+~100 requests in flight per worker, and a request that finds it full answers partial,
+without its shipping call — cheaper than a whole answer, so at 200 clients a third of the
+gateway's answers skipped a call the reference always makes. Raised, every call still
+takes and gives back its slot.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "checkout.yaml"
 GATEWAY_SOURCES = ("gateway_project", "orchestration", "registry")
 UNREACHED_LIMIT = 10**9
+UNREACHED_BULKHEAD = 10_000  # calls in flight a process: more than any point's clients
 
 Config = dict[str, Any]
 
@@ -55,13 +61,16 @@ def source_mentions(text: str) -> bool:
 
 
 def base_config(ports: dict[str, int], host: str = "127.0.0.1") -> Config:
-    """checkout.yaml pointed at the simulator, with limits that are checked but never reached."""
+    """checkout.yaml pointed at the simulator, with rate limits and bulkheads that are checked but never reached."""
     config: Config = yaml.safe_load(EXAMPLE.read_text())
     for name, service in config["services"].items():
         if name in ports:
             service["base_url"] = f"http://{host}:{ports[name]}"
     for rule in _rate_limit_rules(config):
         rule["limit"] = UNREACHED_LIMIT
+    for service in config["services"].values():
+        if service.get("bulkhead"):
+            service["bulkhead"]["max_concurrent"] = UNREACHED_BULKHEAD
     return config
 
 
