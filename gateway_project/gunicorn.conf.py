@@ -132,23 +132,8 @@ def pre_request(worker, req):  # type: ignore[no-untyped-def]
         req.must_close = True
 
 
-def pre_fork(server, worker):  # type: ignore[no-untyped-def]
-    """Give the worker about to be forked its slot in the connection table
-    (``gateway_project.accept_balance``: connections spread evenly over the workers)."""
-    from gateway_project.accept_balance import AcceptTable
-
-    table = getattr(server, "gateway_accept_table", None)
-    if table is None:  # made once per master, before its first fork: the workers inherit it
-        table = server.gateway_accept_table = AcceptTable()
-    worker.accept_table = table
-    worker.accept_slot = table.claim(server.WORKERS.values())
-
-
 def child_exit(server, worker):  # type: ignore[no-untyped-def]
-    """Free the exiting worker's connection slot; drop its Prometheus multiprocess files."""
-    table = getattr(server, "gateway_accept_table", None)
-    if table is not None:
-        table.release(getattr(worker, "accept_slot", None))
+    """Drop the exiting worker's Prometheus multiprocess files."""
     if os.environ.get(METRICS_DIR_VARIABLE):
         from prometheus_client import multiprocess
 

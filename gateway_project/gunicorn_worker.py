@@ -28,10 +28,8 @@ from typing import Any
 from gunicorn import util as gunicorn_util
 from gunicorn.http import errors as http_errors
 from gunicorn.http import wsgi as gunicorn_wsgi
-from gunicorn.workers import ggevent
 from gunicorn.workers.ggevent import GeventWorker
 
-from gateway_project.accept_balance import AcceptTable, BalancedStreamServer, WorkerSlot
 from orchestration import fast_json
 from orchestration.errors import BadRequest, GatewayError, envelope
 
@@ -152,35 +150,10 @@ _format_http_date = gunicorn_util.http_date
 
 
 class GatewayWorker(GeventWorker):  # type: ignore[misc]  # gunicorn has no type hints
-    # Set by gunicorn.conf.py's pre_fork in the master (absent under another configuration:
-    # then this worker accepts as gunicorn's own does).
-    accept_table: AcceptTable | None = None
-    accept_slot: int | None = None
-    _balance: WorkerSlot | None = None
-
     def init_process(self) -> None:
         gunicorn_wsgi.Response = CoalescingResponse  # wsgi.create builds every HTTP/1 answer from it
         gunicorn_util.http_date = _DateOncePerSecond()
         super().init_process()
-
-    def run(self) -> None:
-        if self.accept_table is not None and self.accept_slot is not None:
-            self._balance = WorkerSlot(self.accept_table, self.accept_slot)
-            self._balance.join(self.pid)
-            # gunicorn's run builds its servers by this module name; this process only
-            ggevent.StreamServer = BalancedStreamServer.bound(self._balance)
-        super().run()
-
-    def handle(self, listener: Any, client: Any, addr: Any) -> None:
-        """One connection, from accept to close (its keep-alive requests), counted for the balance."""
-        balance = self._balance
-        if balance is None:
-            return super().handle(listener, client, addr)  # type: ignore[no-any-return]
-        balance.opened()
-        try:
-            super().handle(listener, client, addr)
-        finally:
-            balance.closed()
 
     def handle_error(self, req: Any, client: Any, addr: Any, exc: BaseException) -> None:
         _, _, client_error = error_status(exc)
