@@ -382,15 +382,12 @@ class LaneScript:
                 # queue; a loop without one batches): no other greenlet runs before the next
                 # poll, so none could share the round trip.
                 return self(keys, args)
-            packed = pack("EVALSHA", self.sha, len(keys), *keys, *args)
-            waiter = Waiter(hub)
-            batch = self._batch = _Batch(hub, [packed], [waiter])
+            batch = self._batch = _Batch(hub, [], [])
             # the flush: at the hub's next turn, after the greenlets this iteration woke
             loop.run_callback(self._hand_over, batch)
-        else:
-            waiter = Waiter(hub)
-            batch.commands.append(pack("EVALSHA", self.sha, len(keys), *keys, *args))
-            batch.waiters.append(waiter)
+        waiter = Waiter(hub)
+        batch.commands.append(pack("EVALSHA", self.sha, len(keys), *keys, *args))
+        batch.waiters.append(waiter)
         answer = waiter.get()
         if type(answer) is _Batch:  # this caller leads the batch: it makes the round trip
             answer = self._flush(answer)

@@ -108,34 +108,23 @@ class StaleResults:
         """``keep(stale_key(...), body)`` in one step, as every good call does: the request's
         identity is serialised once and remembered as it is, and hashed into the key only when
         the store is written (at most every ``REWRITE_S`` for a steady answer)."""
-        identity = _identity(endpoint, call_id, spec, forwards_authorization)
-        try:  # ``_json`` inlined (a frame less on every call)
-            written = orjson.dumps(identity, default=str)
-        except TypeError:
-            written = _json(identity, default=str)
-        try:
-            text = orjson.dumps(body)
-        except TypeError:
-            text = _json(body)
-        now = self._wall()
-        last = self._written.get(written)
-        if last is not None and last[1] == text and now - last[0] < REWRITE_S and now - last[0] < max_age_s / 10:
-            return  # the same result was kept a moment ago
-        self._put(_digest(written), written, now, text, max_age_s)
+        identity = _json(_identity(endpoint, call_id, spec, forwards_authorization), default=str)
+        self._keep(identity, _digest, body, max_age_s)
 
     def keep(self, key: str, body: Any, *, max_age_s: float) -> None:
+        self._keep(key, str, body, max_age_s)
+
+    def _keep(self, remembered: str | bytes, key_of: Callable[[Any], str], body: Any, max_age_s: float) -> None:
+        """Writes ``body`` under ``key_of(remembered)`` unless this process wrote the same one
+        a moment ago; ``remembered``: what ``_written`` knows it by."""
         now = self._wall()
         text = _json(body)
-        last = self._written.get(key)
+        last = self._written.get(remembered)
         if last is not None and last[1] == text and now - last[0] < min(REWRITE_S, max_age_s / 10):
             return  # the same result was kept a moment ago
-        self._put(key, key, now, text, max_age_s)
-
-    def _put(self, key: str, remembered: str | bytes, now: float, text: bytes, max_age_s: float) -> None:
-        """Writes a kept result; ``remembered``: what ``_written`` knows it by."""
         payload = b'{"at":%s,"body":%s}' % (repr(now).encode(), text)
         try:
-            self._store.put(key, payload, ttl_s=max_age_s, tags=(), started_at=float("inf"))
+            self._store.put(key_of(remembered), payload, ttl_s=max_age_s, tags=(), started_at=float("inf"))
         except StoreUnavailable as error:
             self._store_error(error)
             return
