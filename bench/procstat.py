@@ -39,6 +39,20 @@ def cpu_ticks(pid: int) -> int:
     return int(fields[11]) + int(fields[12])  # fields 14 and 15 of proc(5), 0-based after pid and comm
 
 
+def cpu_runs(pid: int) -> int:
+    """How many times the threads of one process were put on a CPU (schedstat's third field,
+    summed over its threads); 0 once it is gone. Nearly every run but the first of a burst
+    is a wake-up from a wait, and on this VM a wake-up of an idle core costs more than the
+    work it wakes for (bench/README.md, round 12)."""
+    runs = 0
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            runs += int((task / "schedstat").read_text().split()[2])
+        except (OSError, IndexError, ValueError):
+            continue
+    return runs
+
+
 def rss_bytes(pid: int) -> int:
     """Resident set size of one process; 0 once it is gone."""
     try:
@@ -55,6 +69,7 @@ class TreeSample:
     workers: tuple[int, ...]
     ticks: int
     worker_rss: tuple[int, ...]
+    runs: int = 0  # times any of their threads was put on a CPU (``cpu_runs``)
 
     @property
     def rss_per_worker_mib(self) -> float:
@@ -64,7 +79,8 @@ class TreeSample:
 def sample_tree(master: int) -> TreeSample:
     workers = tuple(children(master))
     ticks = cpu_ticks(master) + sum(cpu_ticks(pid) for pid in workers)
-    return TreeSample(master, workers, ticks, tuple(rss_bytes(pid) for pid in workers))
+    runs = cpu_runs(master) + sum(cpu_runs(pid) for pid in workers)
+    return TreeSample(master, workers, ticks, tuple(rss_bytes(pid) for pid in workers), runs)
 
 
 def sample_pids(pids: list[int]) -> int:

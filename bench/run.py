@@ -63,6 +63,7 @@ class Point:
     clients: int
     result: loadgen.WrkResult | None = None
     cpu_ms_per_request: float = 0.0
+    runs_per_request: float = 0.0
     server_cpu_pct: float = 0.0
     rss_before_mib: float = 0.0
     rss_after_mib: float = 0.0
@@ -162,6 +163,7 @@ def measure_point(session: Session, ready: Target, clients: int) -> Point:
         clients,
         result=result,
         cpu_ms_per_request=server_ms / result.requests if result.requests else 0.0,
+        runs_per_request=(after.runs - before.runs) / result.requests if result.requests else 0.0,
         server_cpu_pct=server_ms / 10 / wall_s,
         rss_before_mib=before.rss_per_worker_mib,
         rss_after_mib=after.rss_per_worker_mib,
@@ -236,7 +238,8 @@ def _summary(point: Point, session: Session) -> str:
     p50 = r.latency_ms["p50"]
     return (
         f"{r.rps:7.1f} req/s  p50 {p50:7.1f} ms (+{p50 - session.critical_path_ms:.1f})  "
-        f"p99 {r.latency_ms['p99']:7.1f} ms  {point.cpu_ms_per_request:.2f} CPU ms/req  failed {r.failed}"
+        f"p99 {r.latency_ms['p99']:7.1f} ms  {point.cpu_ms_per_request:.2f} CPU ms/req  "
+        f"{point.runs_per_request:.1f} runs/req  failed {r.failed}"
     )
 
 
@@ -508,7 +511,7 @@ def _ms(value: float) -> str:
 def _row(point: Point, critical_ms: float) -> str:
     r = point.result
     if r is None:
-        return f"| {point.target} | {point.variant} | {point.clients or '—'} | {point.note} |" + " |" * 12
+        return f"| {point.target} | {point.variant} | {point.clients or '—'} | {point.note} |" + " |" * 13
     cells = [
         point.target,
         point.variant,
@@ -519,6 +522,7 @@ def _row(point: Point, critical_ms: float) -> str:
         _ms(r.latency_ms["p99"]),
         f"{r.latency_ms['p50'] - critical_ms:+.1f}",
         f"{point.cpu_ms_per_request:.2f}",
+        f"{point.runs_per_request:.2f}",
         f"{point.server_cpu_pct:.0f}",
         f"{point.rss_before_mib:.0f} → {point.rss_after_mib:.0f}",
         _failed(r),
@@ -544,9 +548,9 @@ def _failed(r: loadgen.WrkResult) -> str:
 
 HEADER = (
     "| target | variant | clients | req/s | p50 ms | p90 ms | p99 ms | p50 - critical path ms | "
-    "server CPU ms/req | server CPU % | RSS/worker MiB before → after | failed | wrk CPU % | simulator CPU % | "
-    "others / steal % on server CPU |\n"
-    "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    "server CPU ms/req | CPU runs/req | server CPU % | RSS/worker MiB before → after | failed | "
+    "wrk CPU % | simulator CPU % | others / steal % on server CPU |\n"
+    "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 )
 
 
