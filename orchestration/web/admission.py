@@ -55,7 +55,6 @@ class AdmissionGate:
         self._waiters: collections.deque[threading.Event] = collections.deque()
         self._lock = threading.Lock()
         self._on_first: threading.Event | None = None  # set by the next admission (``rest_until_busy``)
-        self._on_wait: threading.Event | None = None  # set by the next request that waits (``until_a_wait``)
 
     @property
     def waiting(self) -> int:
@@ -75,9 +74,6 @@ class AdmissionGate:
                     on_first.set()
                 return True
             self.waited = True
-            if self._on_wait is not None:
-                self._on_wait, on_wait = None, self._on_wait
-                on_wait.set()
             ticket = threading.Event()
             self._waiters.append(ticket)
         if ticket.wait(self._wait_s):
@@ -112,12 +108,6 @@ class AdmissionGate:
                 return None
             self._on_first = threading.Event()
             return self._on_first
-
-    def until_a_wait(self) -> threading.Event:
-        """An event the next request that has to wait sets."""
-        with self._lock:
-            self._on_wait = threading.Event()
-            return self._on_wait
 
     def take_waited(self) -> bool:
         with self._lock:
@@ -186,7 +176,6 @@ class AdaptivePolicy:
     peak_window: int = 20  # periods the recent peak looks back over (2 s)
     smoothing: float = 0.2  # weight of a new period in the running/finished averages
     rest_after: int = 20  # idle periods (none running or waiting) after which the steps pause until a request
-    quiet_period_s: float = 1.0  # the period while the limit is far from binding (a request that waits ends it)
 
 
 class AdaptiveLimit:
@@ -220,7 +209,6 @@ class AdaptiveLimit:
         self._peaks: collections.deque[int] = collections.deque(maxlen=self.policy.peak_window)
         self._stopped = threading.Event()
         self._resting: threading.Event | None = None
-        self._quiet = False  # the last step found the limit far from binding
         self._thread: threading.Thread | None = None
 
     def mean_duration_s(self) -> float:
@@ -251,16 +239,6 @@ class AdaptiveLimit:
         limit = max(policy.minimum, math.floor(self._limit))
         if limit != self.gate.limit:
             self.gate.set_limit(limit)
-        # Quiet (see ``_wait``): nothing for a step to do unless a request comes to wait —
-        # no one waited, the CPU is far from the cut, and no lower ceiling is due (the
-        # requests running now already allow the limit as it stands).
-        self._quiet = (
-            not waited
-            and pressure is not None
-            and pressure < policy.grow_below
-            and lag_s <= policy.lag_cut_s
-            and limit <= max(policy.start, math.ceil(self.gate.in_flight * policy.headroom) + 1)
-        )
         self._steps += 1
         if self._steps % policy.report_every == 0:
             logger.info(
@@ -278,9 +256,7 @@ class AdaptiveLimit:
         self._last_step = now
         completed, self._completed = self.gate.completed - self._completed, self.gate.completed
         running = self.gate.in_flight
-        # One entry per period elapsed, so the window stays ``peak_window`` periods of time
-        # after a quiet (longer) one.
-        self._peaks.extend([running] * min(self.policy.peak_window, max(1, round(elapsed / self.policy.period_s))))
+        self._peaks.append(running)
         if elapsed > 0:
             alpha = self.policy.smoothing
             self._running_mean += alpha * (running - self._running_mean)
@@ -294,10 +270,12 @@ class AdaptiveLimit:
         request: the recent peak is then 0, so the limit rests at or below ``start`` and
         no step grows it (nobody waits). So the steps pause there until the next request
         is admitted, and resume with that request as a step would have found it."""
+        period = self.policy.period_s
+        sleep = self._stopped.wait if sleep is None else sleep
         idle_periods = 0
         while not self._stopped.is_set():
             started = time.monotonic()
-            period = self._wait(sleep)
+            sleep(period)
             if self._stopped.is_set():
                 return
             lag = time.monotonic() - started - period
@@ -305,30 +283,10 @@ class AdaptiveLimit:
                 self.step(lag_s=max(0.0, lag))
             except Exception:  # the gate keeps its last limit; serving goes on
                 logger.exception("admission: could not adjust the limit")
-            busy = self.gate.in_flight or self.gate.waiting
-            idle_periods = 0 if busy else idle_periods + max(1, round(period / self.policy.period_s))
+            idle_periods = 0 if self.gate.in_flight or self.gate.waiting else idle_periods + 1
             if idle_periods >= self.policy.rest_after:
                 idle_periods = 0
                 self._rest()
-
-    def _wait(self, sleep: Callable[[float], object] | None) -> float:
-        """Wait a period; returns its length. While the last step found the limit far from
-        binding (nobody waited, CPU pressure under ``grow_below``, at most half the limit
-        running) the period is ``quiet_period_s``, ended early by a request that has to wait:
-        a step then changes nothing but costs a wake-up (~0.1-0.4 ms of CPU on a worker that
-        spends most of its time waiting for its downstreams: bench/README.md, round 10)."""
-        policy = self.policy
-        if not self._quiet:
-            (self._stopped.wait if sleep is None else sleep)(policy.period_s)
-            return policy.period_s
-        if sleep is not None:
-            sleep(policy.quiet_period_s)
-        else:
-            woken = self._resting = self.gate.until_a_wait()
-            if not self._stopped.is_set():  # stop() sets ``_stopped`` before it looks at ``_resting``
-                woken.wait(policy.quiet_period_s)
-            self._resting = None
-        return policy.quiet_period_s
 
     def _rest(self) -> None:
         """Wait, taking no step, until the gate admits a request (or ``stop``)."""

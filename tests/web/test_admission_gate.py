@@ -271,9 +271,8 @@ def test_an_idle_gates_steps_rest_until_a_request_is_admitted() -> None:
     thread.start()  # periods without a wait: only the rest stops the steps
     try:
         _eventually(lambda: adaptive._resting is not None)
-        steps = adaptive._steps
         time.sleep(0.05)
-        assert adaptive._steps == steps <= 3  # resting, not stepping
+        assert adaptive._steps == 3  # resting, not stepping
 
         assert gate.enter()
         _eventually(lambda: adaptive._steps > 10)  # a request runs: a step per period, no rest
@@ -292,22 +291,3 @@ def test_a_rest_does_not_begin_while_a_request_waits_or_runs() -> None:
     gate.leave()
     gate.leave()
     assert gate.rest_until_busy() is not None
-
-
-def test_while_the_limit_is_far_from_binding_a_request_that_waits_ends_the_quiet_period() -> None:
-    """Running requests, nobody waiting, the CPU far from the cut: a step would change nothing,
-    so the next one comes after ``quiet_period_s`` — or at once when a request has to wait."""
-    gate = AdmissionGate(8, wait_s=0.0)
-    adaptive = AdaptiveLimit(gate, _Pressure(), AdaptivePolicy(period_s=0.001, quiet_period_s=3600))
-    assert gate.enter()  # one running: not idle, so no rest
-    adaptive.start()
-    try:
-        _eventually(lambda: adaptive._resting is not None)  # quiet: waiting up to an hour
-        steps = adaptive._steps
-        time.sleep(0.05)
-        assert adaptive._steps == steps and gate.limit == 8
-
-        _fill(gate)  # the ninth request has to wait (and, with wait_s 0, is refused)
-        _eventually(lambda: gate.limit > 8)  # the wait ended the quiet period; the limit grew
-    finally:
-        adaptive.stop()
