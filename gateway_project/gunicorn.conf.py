@@ -9,12 +9,16 @@ from gevent import monkey
 
 monkey.patch_all()
 
-import multiprocessing  # noqa: E402
 import os  # noqa: E402
+import sys  # noqa: E402
+
+# gunicorn reads this file before it puts --chdir on sys.path: the project root, for the import below.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from gateway_project.cpus import default_workers  # noqa: E402
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 worker_class = "gateway_project.gunicorn_worker.GatewayWorker"  # gevent, with JSON envelopes for unparseable requests
-workers = int(os.environ.get("WEB_CONCURRENCY", str(max(2, multiprocessing.cpu_count()))))
+workers = int(os.environ.get("WEB_CONCURRENCY") or default_workers())  # per usable CPU, not per host CPU
 worker_connections = int(os.environ.get("GATEWAY_WORKER_CONNECTIONS", "1000"))
 preload_app = False
 timeout = 30
