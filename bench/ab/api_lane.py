@@ -1,16 +1,12 @@
-"""A/B for bench/micro.py --ab: B = the lean lane (bench/ab/api_lane_variant.py) in front of
-Django's handler, A = Django's handler alone.."""
-
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from api_lane_variant import ApiLane  # bench/ab/api_lane_variant.py
+"""A/B for bench/micro.py --ab: B = the lean lane for aggregate routes
+(``gateway_project.api_lane``, what ``gateway_project.wsgi.application`` is), A = Django's
+handler alone (what it was before round 12)."""
 
 import gateway_project.wsgi as wsgi
+from gateway_project.api_lane import ApiLane
 
-_lane = wsgi.application if isinstance(wsgi.application, ApiLane) else ApiLane(wsgi.application)
+_lane = wsgi.application
+assert isinstance(_lane, ApiLane)
 _django = _lane._django
 
 

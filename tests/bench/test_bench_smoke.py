@@ -47,11 +47,12 @@ def test_quick_run_against_the_reference_writes_a_report(tmp_path: Path) -> None
     assert "critical path 225 ms" in text
     row = next(line for line in text.splitlines() if line.startswith("| reference |"))
     cells = [cell.strip() for cell in row.strip("|").split("|")]
-    clients, rps, failed = cells[2], float(cells[3]), cells[11]
+    clients, rps, runs, failed = cells[2], float(cells[3]), float(cells[9]), cells[12]
     assert clients == "4"
     assert rps > 0
+    assert runs > 0  # the server's threads were put on a CPU for its requests
     assert failed == "0"
-    assert re.fullmatch(r"\d+ → \d+", cells[10])  # RSS per worker, before → after
+    assert re.fullmatch(r"\d+ → \d+", cells[11])  # RSS per worker, before → after
 
 
 def test_floor_run_measures_every_layer_and_writes_a_report(tmp_path: Path) -> None:

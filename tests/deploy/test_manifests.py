@@ -127,7 +127,7 @@ def test_resource_requests_follow_the_benchmark() -> None:
     workers = int(manifests()["ConfigMap/gateway-config"]["data"]["WEB_CONCURRENCY"])
     memory = container["resources"]["requests"]["memory"]
     mebibytes = int(re.fullmatch(r"(\d+)Mi", memory).group(1))  # type: ignore[union-attr]
-    assert mebibytes >= workers * 90 + 60, "about 90 MiB per worker (bench/README.md) plus the master"
+    assert mebibytes >= workers * 130 + 60, "about 130 MiB per worker (docs/deployment.md) plus the master"
     assert container["resources"]["requests"]["cpu"] == "1" and workers == 2, "two workers per core"
 
 

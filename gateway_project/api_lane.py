@@ -1,11 +1,10 @@
-"""A lean lane for aggregate routes in front of Django's request handler: MEASURED, NOT KEPT.
+"""A lean lane for aggregate routes in front of Django's request handler.
 
-bench/README.md round 5: B/A 0.968 and 0.973 in two interleaved runs (A/A 1.016
-the same hour), 3 % for a second request path the whole suite would have to pin;
-the upper bound with every middleware dropped (bench/ab/lean_lane_bound.py) was
-0.820. The cost is in the middlewares a lane must keep, not in Django's handler.
-Kept here, as measured, for the next round (wire it as
-``application = ApiLane(GatewayWSGIHandler())`` in gateway_project/wsgi.py).
+Measured on a real server beside Django's handler alone (bench/README.md, round 12; two
+workers on one core, every feature on, 5 rounds): CPU per checkout request 13 % less at 10
+clients (cheaper in 4 of 5 rounds), 5 % less at 100 (5 of 5). In one warm process (round 5) it
+had measured 3 %: what it saves is mostly code a request no longer walks through, which
+counts most when a mostly idle worker wakes with cold caches.
 
 Every aggregate request used to go through Django's whole handler: request
 signals, the script prefix, eleven middlewares, the URL resolver, and the
@@ -26,7 +25,8 @@ keeps what an aggregate answer needs of it and skips the rest:
   authentication and message middlewares (they step aside on API paths anyway),
   CSRF (the aggregate view is CSRF-exempt and never asks for a token), the URL
   resolver per request (a path's route is resolved once and remembered), and
-  ``request_started`` (its receivers reset database state; the lane makes no query).
+  ``request_started`` (its receivers reset database state at a request's start; a
+  session-authenticated request's query is closed by ``request_finished``, sent as above).
 
 Django serves every request the lane does not take: paths that resolve to any
 other view (admin, console, health, metrics, OpenAPI, webhooks), static files,
