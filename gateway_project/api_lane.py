@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.core.handlers.exception import convert_exception_to_response
@@ -81,20 +81,21 @@ class ApiLane:
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         match = self._lane_match(environ)
         if match is None:
-            return self._django(environ, start_response)  # type: ignore[no-any-return]
+            return self._django(environ, start_response)
         request = ClientSafeRequest(environ)
         request.resolver_match = match
         response = self._chain(request)
-        response._handler_class = type(self._django)  # the sender of request_finished, as in Django
+        response._handler_class = type(self._django)  # type: ignore[attr-defined]  # request_finished's sender, as in Django
         status = f"{response.status_code} {response.reason_phrase}"
         headers = [*response.items(), *(("Set-Cookie", c.output(header="")) for c in response.cookies.values())]
         start_response(status, headers)
-        return response  # type: ignore[return-value]  # iterable of bytes; closing it sends request_finished
+        return response  # an iterable of bytes; closing it sends request_finished
 
-    def _lane_match(self, environ: dict[str, Any]) -> ResolverMatch | None:
-        if environ.get("SCRIPT_NAME") or tracing.spans_recorded():
+    def _lane_match(self, meta: dict[str, Any]) -> ResolverMatch | None:
+        """The aggregate route's match for this WSGI environ (Django's ``request.META``), or None."""
+        if meta.get("SCRIPT_NAME") or tracing.spans_recorded():
             return None
-        path = environ.get("PATH_INFO", "")
+        path = meta.get("PATH_INFO", "")
         if not isinstance(path, str) or is_site_path(path):
             return None
         if self._static_prefix is not None and path.startswith(self._static_prefix):
@@ -111,14 +112,14 @@ class ApiLane:
 
     def _build_chain(self) -> _Handler:
         """The kept middlewares around the view, built as ``BaseHandler.load_middleware`` does."""
-        handler: _Handler = convert_exception_to_response(self._view)
+        handler = cast(_Handler, convert_exception_to_response(self._view))
         for path in reversed(settings.MIDDLEWARE):
             if path in SKIPPED_MIDDLEWARE:
                 continue
             middleware = import_string(path)(handler)
             if hasattr(middleware, "process_view"):
                 self._view_hooks.insert(0, middleware.process_view)
-            handler = convert_exception_to_response(middleware)
+            handler = cast(_Handler, convert_exception_to_response(middleware))
         return handler
 
     def _view(self, request: HttpRequest) -> HttpResponseBase:
