@@ -20,19 +20,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from procstat import TICKS_PER_S, children, cpu_ticks
+from procstat import TICKS_PER_S, children, cpu_ticks, schedstat_sum
 from servers import VENV_BIN, Managed, free_port
-
-
-def _schedstat_ns(pid: int) -> int:
-    """Run time of every thread of ``pid``, in ns (finer than the 10 ms clock ticks)."""
-    total = 0
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            total += int((task / "schedstat").read_text().split()[0])
-        except (OSError, IndexError, ValueError):
-            continue
-    return total
 
 
 def measure(root: Path, idle_s: float, settle_s: float, log: Path) -> tuple[float, float]:
@@ -57,9 +46,9 @@ def measure(root: Path, idle_s: float, settle_s: float, log: Path) -> tuple[floa
             time.sleep(0.2)
         time.sleep(settle_s)
         (worker,) = children(proc.pid)
-        ticks, ns, start = cpu_ticks(worker), _schedstat_ns(worker), time.monotonic()
+        ticks, ns, start = cpu_ticks(worker), schedstat_sum(worker, 0), time.monotonic()
         time.sleep(idle_s)
-        ticks, ns, elapsed = cpu_ticks(worker) - ticks, _schedstat_ns(worker) - ns, time.monotonic() - start
+        ticks, ns, elapsed = cpu_ticks(worker) - ticks, schedstat_sum(worker, 0) - ns, time.monotonic() - start
         return ticks / TICKS_PER_S * 1000 / elapsed, ns / 1e6 / elapsed
     finally:
         server.stop()

@@ -39,18 +39,24 @@ def cpu_ticks(pid: int) -> int:
     return int(fields[11]) + int(fields[12])  # fields 14 and 15 of proc(5), 0-based after pid and comm
 
 
-def cpu_runs(pid: int) -> int:
-    """How many times the threads of one process were put on a CPU (schedstat's third field,
-    summed over its threads); 0 once it is gone. Nearly every run but the first of a burst
-    is a wake-up from a wait, and on this VM a wake-up of an idle core costs more than the
-    work it wakes for (bench/README.md, round 12)."""
-    runs = 0
+def schedstat_sum(pid: int, field: int) -> int:
+    """One field of /proc/<pid>/task/*/schedstat summed over the process's threads: 0, ns on a
+    CPU (finer than the clock ticks); 1, ns runnable but waiting; 2, times put on a CPU. 0
+    once the process is gone."""
+    total = 0
     for task in Path(f"/proc/{pid}/task").glob("*"):
         try:
-            runs += int((task / "schedstat").read_text().split()[2])
+            total += int((task / "schedstat").read_text().split()[field])
         except (OSError, IndexError, ValueError):
             continue
-    return runs
+    return total
+
+
+def cpu_runs(pid: int) -> int:
+    """How many times the threads of one process were put on a CPU: nearly every run but the
+    first of a burst is a wake-up from a wait (what one costs depends on the code and data it
+    walks through: bench/README.md, round 12)."""
+    return schedstat_sum(pid, 2)
 
 
 def rss_bytes(pid: int) -> int:

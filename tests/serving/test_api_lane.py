@@ -16,10 +16,9 @@ from django.test import RequestFactory
 from prometheus_client import REGISTRY
 
 import gateway_project.wsgi as wsgi
-from gateway_project import wiring
 from gateway_project.api_lane import ApiLane
 from orchestration.observability import tracing
-from registry.services import config_import
+from tests.support.configured import configured
 from tests.support.fake_downstream import FakeDownstream, start_fake_downstream, stop_fake_downstream
 
 LANE = wsgi.application
@@ -55,12 +54,11 @@ def document(base_url: str) -> dict[str, Any]:
 @pytest.fixture
 def shop(db: None) -> Iterator[FakeDownstream]:
     fake = start_fake_downstream({"*": (200, {"items": [1, 2]})})
-    config_import(document=document(fake.url))
-    wiring.runtime_holder().invalidate()
-    wiring.runtime_holder().current().pool.breaker("shop").reset()
-    yield fake
-    wiring.runtime_holder().invalidate()
-    stop_fake_downstream(fake)
+    try:
+        with configured(document(fake.url), "shop"):
+            yield fake
+    finally:
+        stop_fake_downstream(fake)
 
 
 class DjangoSpy:

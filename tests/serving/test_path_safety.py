@@ -10,9 +10,8 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from gateway_project import wiring
-from registry.services import config_import
 from tests.serving.test_serving_view import assert_envelope
+from tests.support.configured import configured
 from tests.support.fake_downstream import FakeDownstream, start_fake_downstream, stop_fake_downstream
 
 
@@ -53,12 +52,11 @@ def document(base_url: str) -> dict[str, Any]:
 @pytest.fixture
 def shop(db: None) -> Iterator[FakeDownstream]:
     fake = start_fake_downstream({"*": (200, {"owner": ""}), "/stock": (200, {"units": 3})})
-    config_import(document=document(fake.url))
-    wiring.runtime_holder().invalidate()
-    wiring.runtime_holder().current().pool.breaker("shop").reset()
-    yield fake
-    wiring.runtime_holder().invalidate()
-    stop_fake_downstream(fake)
+    try:
+        with configured(document(fake.url), "shop"):
+            yield fake
+    finally:
+        stop_fake_downstream(fake)
 
 
 @pytest.mark.parametrize(
