@@ -9,16 +9,25 @@ from gevent import monkey
 
 monkey.patch_all()
 
+import importlib.util  # noqa: E402
 import os  # noqa: E402
-import sys  # noqa: E402
 
-# gunicorn reads this file before it puts --chdir on sys.path: the project root, for the import below.
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from gateway_project.cpus import default_workers  # noqa: E402
+
+def _default_workers() -> int:
+    """``gateway_project/cpus.py``'s, loaded from beside this file: gunicorn reads this file
+    before it puts ``--chdir`` on sys.path, and importing the package would load Celery's app
+    into the master (``gateway_project/__init__.py``)."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cpus.py")
+    spec = importlib.util.spec_from_file_location("gateway_cpus", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return int(module.default_workers())
+
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 worker_class = "gateway_project.gunicorn_worker.GatewayWorker"  # gevent, with JSON envelopes for unparseable requests
-workers = int(os.environ.get("WEB_CONCURRENCY") or default_workers())  # per usable CPU, not per host CPU
+workers = int(os.environ.get("WEB_CONCURRENCY") or _default_workers())  # per usable CPU, not per host CPU
 worker_connections = int(os.environ.get("GATEWAY_WORKER_CONNECTIONS", "1000"))
 preload_app = False
 timeout = 30

@@ -82,13 +82,10 @@ def test_default_workers_is_one_per_usable_cpu_with_a_floor(monkeypatch: pytest.
     assert cpus.default_workers() == cpus.MIN_WORKERS
 
 
-def _configured_workers(env: dict[str, str], cpu: int | None = None) -> tuple[int, int]:
-    """(gunicorn.conf.py's ``workers``, ``cpus.default_workers()``) read in a fresh process,
-    started from outside the project as with ``gunicorn --chdir``."""
-    code = (
-        "import runpy, sys; ns = runpy.run_path(sys.argv[1]); "
-        "from gateway_project import cpus; print(ns['workers'], cpus.default_workers())"
-    )
+def _configured_workers(env: dict[str, str], cpu: int | None = None) -> tuple[int, bool]:
+    """(gunicorn.conf.py's ``workers``, whether reading it imported the ``gateway_project``
+    package) in a fresh process started from outside the project, as with ``gunicorn --chdir``."""
+    code = "import runpy, sys; ns = runpy.run_path(sys.argv[1]); print(ns['workers'], 'gateway_project' in sys.modules)"
     preexec = (lambda: os.sched_setaffinity(0, {cpu})) if cpu is not None else None
     done = subprocess.run(
         [sys.executable, "-c", code, str(ROOT / "gateway_project" / "gunicorn.conf.py")],
@@ -100,13 +97,13 @@ def _configured_workers(env: dict[str, str], cpu: int | None = None) -> tuple[in
         preexec_fn=preexec,
         check=True,
     )
-    configured, default = done.stdout.split()
-    return int(configured), int(default)
+    workers, imported = done.stdout.split()
+    return int(workers), imported == "True"
 
 
 def test_the_server_config_uses_the_default_unless_web_concurrency_is_set() -> None:
     env = {key: value for key, value in os.environ.items() if key != "WEB_CONCURRENCY"}
-    first_cpu = min(os.sched_getaffinity(0))
-    configured, default = _configured_workers(env, cpu=first_cpu)
-    assert configured == default == max(cpus.MIN_WORKERS, 1)
+    workers, imported = _configured_workers(env, cpu=min(os.sched_getaffinity(0)))
+    assert workers == max(cpus.MIN_WORKERS, 1)  # one CPU in the affinity
+    assert not imported, "the master does not load the package (and Celery's app with it)"
     assert _configured_workers({**env, "WEB_CONCURRENCY": "5"})[0] == 5
