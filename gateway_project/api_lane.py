@@ -63,7 +63,7 @@ SKIPPED_MIDDLEWARE = frozenset(
         "gateway_project.middleware.SiteMessageMiddleware",
     }
 )
-_ROUTE_CACHE_SIZE = 4096  # distinct paths remembered (most aggregate paths repeat)
+_ROUTE_CACHE_SIZE = 1024  # distinct paths remembered (most repeat); bounds what a flood of random paths can hold
 
 _Handler = Callable[[HttpRequest], HttpResponseBase]
 
