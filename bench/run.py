@@ -511,7 +511,7 @@ def _ms(value: float) -> str:
 def _row(point: Point, critical_ms: float) -> str:
     r = point.result
     if r is None:
-        return f"| {point.target} | {point.variant} | {point.clients or '—'} | {point.note} |" + " |" * 13
+        return f"| {point.target} | {point.variant} | {point.clients or '—'} | {point.note} |" + " |" * 12
     cells = [
         point.target,
         point.variant,

@@ -16,7 +16,7 @@ import pytest
 from django.test import Client
 
 from gateway_project import wiring
-from registry.services import config_import
+from tests.support.configured import configured
 
 JWT_ENV = "SERVING_TEST_JWT_SECRET"
 JWT_SECRET = "serving-tests-secret-0123456789abcdef"
@@ -117,12 +117,8 @@ def document(base_url: str) -> dict[str, Any]:
 def served(db: None, downstream: Downstream, monkeypatch: pytest.MonkeyPatch, settings: Any) -> Iterator[Downstream]:
     monkeypatch.setenv(JWT_ENV, JWT_SECRET)
     settings.GATEWAY = {**settings.GATEWAY, "MAX_BODY_BYTES": 2048}
-    config_import(document=document(downstream.url))
-    wiring.runtime_holder().invalidate()
-    # Breaker state is shared through Redis with earlier tests that also call "cart".
-    wiring.runtime_holder().current().pool.breaker("cart").reset()
-    yield downstream
-    wiring.runtime_holder().invalidate()
+    with configured(document(downstream.url), "cart"):  # the breaker's state is shared through Redis
+        yield downstream
 
 
 def bearer(sub: str = "42") -> dict[str, str]:
