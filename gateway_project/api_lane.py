@@ -29,9 +29,13 @@ keeps what an aggregate answer needs of it and skips the rest:
   session-authenticated request's query is closed by ``request_finished``, sent as above).
 
 Django serves every request the lane does not take: paths that resolve to any
-other view (admin, console, health, metrics, OpenAPI, webhooks), static files,
-a non-empty ``SCRIPT_NAME``, and every request while spans are recorded, so the
-OpenTelemetry instrumentation builds its server span the way it always has.
+other view (admin, console, health, metrics, OpenAPI, webhooks), static files and
+a non-empty ``SCRIPT_NAME``. While spans are recorded (an OTLP exporter configured)
+the lane still serves aggregate routes: the trace middleware it keeps hands the
+request to the OpenTelemetry instrumentation's own middleware, which builds the same
+server span (name from the remembered route, attributes, status) as under Django's
+handler. No ``process_exception`` hook is called: the aggregate view answers every
+exception itself (the contract's envelope), so none reaches a middleware.
 """
 
 from __future__ import annotations
@@ -49,7 +53,6 @@ from django.utils.module_loading import import_string
 
 from gateway_project.middleware import is_site_path
 from gateway_project.wsgi_request import ClientSafeRequest
-from orchestration.observability import tracing
 
 AGGREGATE_ROUTE = "aggregate"  # the URLconf name of the catch-all aggregate route
 
@@ -93,7 +96,7 @@ class ApiLane:
 
     def _lane_match(self, meta: dict[str, Any]) -> ResolverMatch | None:
         """The aggregate route's match for this WSGI environ (Django's ``request.META``), or None."""
-        if meta.get("SCRIPT_NAME") or tracing.spans_recorded():
+        if meta.get("SCRIPT_NAME"):
             return None
         path = meta.get("PATH_INFO", "")
         if not isinstance(path, str) or is_site_path(path):

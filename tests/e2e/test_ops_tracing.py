@@ -9,25 +9,18 @@ from collections.abc import Iterator
 import pytest
 import yaml
 from django.core.management import call_command
-from opentelemetry import trace
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
 from tests.e2e.ops_config import ops_config
+from tests.support.spans import record_spans
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
 def spans(monkeypatch: pytest.MonkeyPatch) -> Iterator[InMemorySpanExporter]:
-    provider = trace.get_tracer_provider()
-    assert hasattr(provider, "add_span_processor"), "ObservabilityConfig.ready installs the SDK provider"
-    # the processor is removed afterwards: while a provider has none, requests
-    # build no span (tests/observability/test_tracing_unrecorded.py)
-    monkeypatch.setattr(provider._active_span_processor, "_span_processors", ())  # type: ignore[attr-defined]
-    exporter = InMemorySpanExporter()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    exporter = record_spans(monkeypatch)
     yield exporter
     exporter.shutdown()
 

@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 from django.core.signals import request_finished
 from django.test import RequestFactory
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 from prometheus_client import REGISTRY
 
 import gateway_project.wsgi as wsgi
@@ -20,6 +22,7 @@ from gateway_project.api_lane import ApiLane
 from orchestration.observability import tracing
 from tests.support.configured import configured
 from tests.support.fake_downstream import FakeDownstream, start_fake_downstream, stop_fake_downstream
+from tests.support.spans import record_spans
 
 LANE = wsgi.application
 assert isinstance(LANE, ApiLane)
@@ -149,12 +152,40 @@ def test_every_other_request_goes_to_django(
     assert django_spy.calls == 1
 
 
-def test_while_spans_are_recorded_aggregate_requests_go_to_django(
+def span_tree(exporter: InMemorySpanExporter) -> list[tuple[Any, ...]]:
+    """The finished spans as what an operator reads of them: name, kind, parent's name,
+    attributes and status (ids and times differ from request to request)."""
+    finished = exporter.get_finished_spans()
+    names = {span.context.span_id: span.name for span in finished}
+    tree = [
+        (
+            span.name,
+            span.kind,
+            names.get(span.parent.span_id) if span.parent else None,
+            dict(span.attributes or {}),
+            span.status.status_code,
+        )
+        for span in finished
+    ]
+    exporter.clear()
+    return sorted(tree, key=repr)
+
+
+def test_while_spans_are_recorded_the_lane_records_the_spans_django_would(
     shop: FakeDownstream, django_spy: DjangoSpy, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(tracing, "spans_recorded", lambda: True)
-    status, _, _ = serve(LANE, environ("GET", "/v1/lane/carts/c-1"))
-    assert status.startswith("200") and django_spy.calls == 1  # Django's instrumentation makes the server span
+    exporter = record_spans(monkeypatch)
+    assert tracing.spans_recorded()
+    by_lane = serve(LANE, environ("GET", "/v1/lane/carts/c-1"))
+    lane_spans = span_tree(exporter)
+    assert django_spy.calls == 0, "the lane served it"
+    by_django = serve(django_spy.handler, environ("GET", "/v1/lane/carts/c-1"))
+    assert comparable(by_lane) == comparable(by_django)
+    assert by_lane[0].startswith("200")
+    assert lane_spans == span_tree(exporter)
+    (server,) = [span for span in lane_spans if span[1] is SpanKind.SERVER]
+    assert server[0] == "GET ^(?P<path>[\\s\\S]*)$"  # the instrumentation's name: method and route
+    assert [span[2] for span in lane_spans if span is not server] == [server[0]], "one attempt, the server's child"
 
 
 def test_a_lane_request_counts_in_django_prometheus_under_its_view_and_finishes(shop: FakeDownstream) -> None:
