@@ -171,6 +171,37 @@ def test_the_limit_comes_back_near_what_is_used_when_the_load_drops() -> None:
     assert gate.limit == 8  # max(start, 5 running x 1.25 + 1): a new crowd is let in step by step
 
 
+def _steady(running: int, pressure_value: float) -> tuple[AdmissionGate, AdaptiveLimit]:
+    """A worker that has run ``running`` requests of 0.5 s for 1.5 s (a fifth of them finish
+    and are replaced every 0.1 s), its CPU at ``pressure_value``."""
+    gate, pressure, clock = AdmissionGate(running + 30, wait_s=0.0), _Pressure(), _Clock()
+    pressure.value = pressure_value
+    adaptive = AdaptiveLimit(gate, pressure, AdaptivePolicy(start=8), clock=clock)
+    for _ in range(running):
+        assert gate.enter()
+    for _ in range(15):
+        for _ in range(running // 5):
+            gate.leave()
+        for _ in range(running // 5):
+            assert gate.enter()
+        _period(adaptive, clock)
+    assert adaptive.mean_duration_s() == pytest.approx(0.5, rel=0.3)
+    return gate, adaptive
+
+
+def test_a_surge_over_a_steady_load_is_admitted_at_once_while_the_cpu_has_room() -> None:
+    gate, _ = _steady(100, pressure_value=0.5)
+    assert gate.limit == 170  # 100 running x 0.85 / 0.5: what the CPU can take by the linear model
+    assert all(gate.enter() for _ in range(70)), "the surge did not wait for a growth step"
+    assert not gate.enter()
+
+
+def test_near_saturation_a_surge_waits_for_the_limit_to_move() -> None:
+    gate, _ = _steady(100, pressure_value=0.9)  # over grow_below (0.85): no room is added
+    assert gate.limit == 126  # the recent peak x 1.25 + 1, as before
+    assert sum(gate.enter() for _ in range(70)) == 26
+
+
 def test_the_limit_does_not_grow_when_nobody_waits() -> None:
     gate = AdmissionGate(8, wait_s=0.0)
     adaptive = AdaptiveLimit(gate, _Pressure())
