@@ -31,18 +31,18 @@ def test_stages_run_in_order_and_later_stages_see_earlier_results(clock, downstr
 
 
 def test_calls_of_one_stage_run_in_parallel(downstream, request_context):
-    def slow(request: httpx.Request) -> httpx.Response:
-        time.sleep(0.1)
+    all_in_flight = threading.Barrier(3, timeout=5)  # passed only by three calls running at once
+
+    def meet(request: httpx.Request) -> httpx.Response:
+        all_in_flight.wait()
         return httpx.Response(200, json={"ok": True})
 
     for name in ("a", "b", "c"):
-        downstream.on(name, slow)
+        downstream.on(name, meet)
     gateway = Gateway([service(n) for n in "abc"], downstream, FakeClock(), spawner=ThreadSpawner())
-    started = time.perf_counter()
     result = gateway.executor.run(endpoint(call("a"), call("b"), call("c")), request_context)
-    elapsed = time.perf_counter() - started
     assert isinstance(result, Success) and result.body == {n: {"ok": True} for n in "abc"}
-    assert elapsed < 0.25  # three 100 ms calls, not 300 ms
+    assert not all_in_flight.broken  # one after another, the first call would have waited in vain
 
 
 def test_a_stage_starts_only_when_the_previous_one_is_done(downstream, request_context):
@@ -73,40 +73,48 @@ def test_a_required_failure_starts_no_later_stage(clock, downstream, request_con
     assert downstream.hits == {"cart": 1}
 
 
-def test_a_required_failure_cancels_the_calls_still_running(downstream, request_context):
-    release = threading.Event()
+class _Stuck:
+    """A downstream that answers only once released (or after 2 s), noting that it did."""
 
-    def stuck(request: httpx.Request) -> httpx.Response:
-        release.wait(2)
+    def __init__(self) -> None:
+        self.release, self.answered = threading.Event(), threading.Event()
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.release.wait(2)
+        self.answered.set()
         return httpx.Response(200, json={})
 
+
+def test_a_required_failure_cancels_the_calls_still_running(downstream, request_context):
+    stuck = _Stuck()
     downstream.on("slow", stuck)
     downstream.on("bad", reply(503))
     gateway = Gateway([service("slow"), service("bad"), service("later")], downstream, FakeClock())
-    started = time.perf_counter()
     result = gateway.executor.run(endpoint(call("slow"), call("bad"), call("later", stage=2)), request_context)
-    elapsed = time.perf_counter() - started
-    release.set()
+    waited_for_the_stuck_call = stuck.answered.is_set()
+    stuck.release.set()
     assert isinstance(result, Failure)
     assert failure_to_error(result).status == 502
     assert result.failed_services == ("bad",)  # the cancelled call is not reported as failed
-    assert elapsed < 1.0
+    assert not waited_for_the_stuck_call
     assert downstream.hits["later"] == 0
 
 
 def test_the_deadline_passing_makes_remaining_required_calls_time_out(downstream, request_context):
-    release = threading.Event()
-    downstream.on("slow", lambda r: (release.wait(2), httpx.Response(200, json={}))[1])
+    stuck = _Stuck()
+    downstream.on("slow", stuck)
     gateway = Gateway([service("slow", timeout_ms=5000), service("fast"), service("next")], downstream, _RealClock())
     ep = endpoint(call("slow"), call("fast"), call("next", stage=2), timeout_ms=150)
     started = time.perf_counter()
     result = gateway.executor.run(ep, request_context)
     elapsed = time.perf_counter() - started
-    release.set()
+    waited_for_the_stuck_call = stuck.answered.is_set()
+    stuck.release.set()
     assert isinstance(result, Failure)
     assert [f.kind for f in result.required] == [FailureKind.TIMEOUT]
     assert failure_to_error(result).status == 504
-    assert 0.1 < elapsed < 1.0
+    assert elapsed > 0.1  # the deadline (150 ms) was waited for
+    assert not waited_for_the_stuck_call
     assert downstream.hits["next"] == 0
 
 
