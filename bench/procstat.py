@@ -9,7 +9,7 @@ few seconds: at 2 s the resolution is still better than 1 %.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 TICKS_PER_S = os.sysconf("SC_CLK_TCK")
@@ -52,11 +52,24 @@ def schedstat_sum(pid: int, field: int) -> int:
     return total
 
 
-def cpu_runs(pid: int) -> int:
-    """How many times the threads of one process were put on a CPU: nearly every run but the
-    first of a burst is a wake-up from a wait (what one costs depends on the code and data it
-    walks through: bench/README.md, round 12)."""
-    return schedstat_sum(pid, 2)
+def thread_runs(pid: int) -> dict[int, int]:
+    """How many times each thread of one process was put on a CPU, by thread id: nearly every
+    run but the first of a burst is a wake-up from a wait (what one costs depends on the code
+    and data it walks through: bench/README.md, round 12)."""
+    runs: dict[int, int] = {}
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            runs[int(task.name)] = int((task / "schedstat").read_text().split()[2])
+        except (OSError, IndexError, ValueError):
+            continue
+    return runs
+
+
+def runs_between(before: dict[int, int], after: dict[int, int]) -> int:
+    """Runs of the threads alive at ``after`` since ``before`` (a thread started in between counts
+    from 0). A thread that ended in between is not counted: summing the live threads' totals
+    instead read negative when one ended (bench/README.md, round 13)."""
+    return sum(count - before.get(tid, 0) for tid, count in after.items())
 
 
 def rss_bytes(pid: int) -> int:
@@ -75,7 +88,7 @@ class TreeSample:
     workers: tuple[int, ...]
     ticks: int
     worker_rss: tuple[int, ...]
-    runs: int = 0  # times any of their threads was put on a CPU (``cpu_runs``)
+    runs: dict[int, int] = field(default_factory=dict)  # each thread's runs on a CPU (``thread_runs``)
 
     @property
     def rss_per_worker_mib(self) -> float:
@@ -85,7 +98,7 @@ class TreeSample:
 def sample_tree(master: int) -> TreeSample:
     workers = tuple(children(master))
     ticks = cpu_ticks(master) + sum(cpu_ticks(pid) for pid in workers)
-    runs = cpu_runs(master) + sum(cpu_runs(pid) for pid in workers)
+    runs = {tid: count for pid in (master, *workers) for tid, count in thread_runs(pid).items()}
     return TreeSample(master, workers, ticks, tuple(rss_bytes(pid) for pid in workers), runs)
 
 

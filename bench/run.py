@@ -163,7 +163,7 @@ def measure_point(session: Session, ready: Target, clients: int) -> Point:
         clients,
         result=result,
         cpu_ms_per_request=server_ms / result.requests if result.requests else 0.0,
-        runs_per_request=(after.runs - before.runs) / result.requests if result.requests else 0.0,
+        runs_per_request=procstat.runs_between(before.runs, after.runs) / result.requests if result.requests else 0.0,
         server_cpu_pct=server_ms / 10 / wall_s,
         rss_before_mib=before.rss_per_worker_mib,
         rss_after_mib=after.rss_per_worker_mib,

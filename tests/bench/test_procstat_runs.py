@@ -1,0 +1,32 @@
+"""CPU runs per request: counted per thread, so a thread that ends cannot make them negative."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+
+import procstat
+
+
+def test_runs_between_counts_only_what_live_threads_ran_since() -> None:
+    before = {1: 100, 2: 50, 3: 70}  # thread 3 ends in between, thread 4 starts
+    after = {1: 130, 2: 55, 4: 9}
+    assert procstat.runs_between(before, after) == 30 + 5 + 9
+
+
+def test_threads_are_read_by_id_and_an_ended_one_drops_out() -> None:
+    stop = threading.Event()
+    worker = threading.Thread(target=stop.wait)
+    worker.start()
+    before = procstat.thread_runs(os.getpid())
+    assert worker.native_id in before
+    stop.set()
+    worker.join()
+    after = procstat.thread_runs(os.getpid())
+    assert worker.native_id not in after
+    main = threading.main_thread().native_id
+    assert procstat.runs_between(before, after) == after[main] - before[main] >= 0
