@@ -3,9 +3,11 @@ the next wait, then get 503 OVERLOADED instead of starving the ones already runn
 
 import itertools
 import json
+import os
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from django.test import RequestFactory
@@ -70,8 +72,8 @@ from orchestration.web.admission import (  # noqa: E402
     AdaptiveLimit,
     AdaptivePolicy,
     CpuPressure,
+    SchedstatReader,
     gate_from_settings,
-    read_schedstat,
 )
 
 
@@ -263,7 +265,30 @@ def test_cpu_pressure_is_running_plus_waiting_over_wall_time() -> None:
     pressure = CpuPressure(read=lambda: next(samples), clock=lambda: next(clock))
     assert pressure() == pytest.approx(0.6)  # 0.3 s running + 0.3 s waiting in 1 s
     assert pressure() == pytest.approx(0.0)
-    assert read_schedstat() is not None  # Linux gives it; the gateway falls back to a fixed limit otherwise
+
+
+def test_schedstat_is_read_afresh_through_one_descriptor_and_a_child_reads_its_own() -> None:
+    reader = SchedstatReader()
+    try:
+        first = reader()
+        assert first is not None  # Linux gives it; the gateway falls back to a fixed limit otherwise
+        sum(range(2_000_000))  # some CPU for the main thread
+        second = reader()
+        assert second is not None and second[0] > first[0]
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: its own main thread's time, which starts near zero
+            child = reader()
+            os.write(write_end, json.dumps(child).encode())
+            os._exit(0)
+        os.close(write_end)
+        with os.fdopen(read_end) as pipe:
+            child_reading = json.loads(pipe.read())
+        os.waitpid(pid, 0)
+        assert child_reading is not None and child_reading[0] < second[0]
+    finally:
+        reader.close()
+    assert SchedstatReader(Path("/nonexistent/schedstat"))() is None
 
 
 def test_settings_values_pick_the_gate() -> None:
