@@ -39,30 +39,29 @@ def cpu_ticks(pid: int) -> int:
     return int(fields[11]) + int(fields[12])  # fields 14 and 15 of proc(5), 0-based after pid and comm
 
 
-def schedstat_sum(pid: int, field: int) -> int:
-    """One field of /proc/<pid>/task/*/schedstat summed over the process's threads: 0, ns on a
-    CPU (finer than the clock ticks); 1, ns runnable but waiting; 2, times put on a CPU. 0
-    once the process is gone."""
-    total = 0
+def thread_schedstat(pid: int, field: int) -> dict[int, int]:
+    """One field of /proc/<pid>/task/*/schedstat by thread id: 0, ns on a CPU (finer than the
+    clock ticks); 1, ns runnable but waiting; 2, times put on a CPU. Empty once the process is
+    gone."""
+    values: dict[int, int] = {}
     for task in Path(f"/proc/{pid}/task").glob("*"):
         try:
-            total += int((task / "schedstat").read_text().split()[field])
+            values[int(task.name)] = int((task / "schedstat").read_text().split()[field])
         except (OSError, IndexError, ValueError):
             continue
-    return total
+    return values
+
+
+def schedstat_sum(pid: int, field: int) -> int:
+    """``thread_schedstat`` summed over the process's threads; 0 once it is gone."""
+    return sum(thread_schedstat(pid, field).values())
 
 
 def thread_runs(pid: int) -> dict[int, int]:
     """How many times each thread of one process was put on a CPU, by thread id: nearly every
     run but the first of a burst is a wake-up from a wait (what one costs depends on the code
     and data it walks through: bench/README.md, round 12)."""
-    runs: dict[int, int] = {}
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            runs[int(task.name)] = int((task / "schedstat").read_text().split()[2])
-        except (OSError, IndexError, ValueError):
-            continue
-    return runs
+    return thread_schedstat(pid, 2)
 
 
 def runs_between(before: dict[int, int], after: dict[int, int]) -> int:

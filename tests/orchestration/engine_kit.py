@@ -101,6 +101,19 @@ def slow_reply(clock: FakeClock, seconds: float) -> Handler:
     return handle
 
 
+class StuckReply:
+    """Answers 200 ``{}`` only once ``release`` is set (or after 2 s), noting in ``answered``
+    that it did: a call still running while the test looks."""
+
+    def __init__(self) -> None:
+        self.release, self.answered = threading.Event(), threading.Event()
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.release.wait(2)
+        self.answered.set()
+        return httpx.Response(200, json={})
+
+
 class FakeDownstream:
     """Every service's MockTransport: routes by service (the URL host), counts hits."""
 

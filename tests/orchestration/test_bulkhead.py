@@ -5,19 +5,17 @@ from __future__ import annotations
 import threading
 import time
 
-import httpx
-
 from orchestration.clock import FakeClock
 from orchestration.executor import Success
 from orchestration.outcome import OutcomeKind
 from orchestration.plan import BulkheadPolicy
 from orchestration.resilience.bulkhead import Bulkhead
-from tests.orchestration.engine_kit import Gateway, call, endpoint, service
+from tests.orchestration.engine_kit import Gateway, StuckReply, call, endpoint, service
 
 
 def test_a_full_bulkhead_rejects_at_once_and_other_services_still_work(downstream, request_context):
-    release = threading.Event()
-    downstream.on("slow", lambda r: (release.wait(2), httpx.Response(200, json={}))[1])
+    stuck = StuckReply()
+    downstream.on("slow", stuck)
     slow = service("slow", bulkhead=BulkheadPolicy(max_concurrent=2, max_wait_ms=0), timeout_ms=5000)
     gateway = Gateway([slow, service("fast")], downstream, FakeClock())
     ep = endpoint(call("slow", required=False), call("fast"))
@@ -28,7 +26,7 @@ def test_a_full_bulkhead_rejects_at_once_and_other_services_still_work(downstrea
     result = gateway.executor.run(ep, request_context)
     slots_still_held = gateway.pool.client("slow").bulkhead.in_flight == 2  # it did not wait for one
     rejected = [a.kind for a in gateway.recorder.attempts if a.service == "slow"]
-    release.set()
+    stuck.release.set()
     for thread in busy:
         thread.join()
     assert isinstance(result, Success)

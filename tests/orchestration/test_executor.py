@@ -14,7 +14,7 @@ from orchestration.clock import FakeClock
 from orchestration.errors import Failure, FailureKind, failure_to_error
 from orchestration.executor import Success
 from orchestration.spawn import InlineSpawner, ThreadSpawner
-from tests.orchestration.engine_kit import Gateway, call, endpoint, reply, service, slow_reply
+from tests.orchestration.engine_kit import Gateway, StuckReply, call, endpoint, reply, service, slow_reply
 
 
 def test_stages_run_in_order_and_later_stages_see_earlier_results(clock, downstream, request_context):
@@ -73,20 +73,8 @@ def test_a_required_failure_starts_no_later_stage(clock, downstream, request_con
     assert downstream.hits == {"cart": 1}
 
 
-class _Stuck:
-    """A downstream that answers only once released (or after 2 s), noting that it did."""
-
-    def __init__(self) -> None:
-        self.release, self.answered = threading.Event(), threading.Event()
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.release.wait(2)
-        self.answered.set()
-        return httpx.Response(200, json={})
-
-
 def test_a_required_failure_cancels_the_calls_still_running(downstream, request_context):
-    stuck = _Stuck()
+    stuck = StuckReply()
     downstream.on("slow", stuck)
     downstream.on("bad", reply(503))
     gateway = Gateway([service("slow"), service("bad"), service("later")], downstream, FakeClock())
@@ -101,7 +89,7 @@ def test_a_required_failure_cancels_the_calls_still_running(downstream, request_
 
 
 def test_the_deadline_passing_makes_remaining_required_calls_time_out(downstream, request_context):
-    stuck = _Stuck()
+    stuck = StuckReply()
     downstream.on("slow", stuck)
     gateway = Gateway([service("slow", timeout_ms=5000), service("fast"), service("next")], downstream, _RealClock())
     ep = endpoint(call("slow"), call("fast"), call("next", stage=2), timeout_ms=150)
@@ -143,12 +131,12 @@ def test_an_attempt_timeout_never_exceeds_the_remaining_deadline(clock: FakeCloc
 
 
 def test_optional_timeout_at_the_deadline_falls_back(downstream, request_context):
-    release = threading.Event()
-    downstream.on("recs", lambda r: (release.wait(2), httpx.Response(200, json={}))[1])
+    stuck = StuckReply()
+    downstream.on("recs", stuck)
     gateway = Gateway([service("recs", timeout_ms=5000), service("cart")], downstream, _RealClock())
     ep = endpoint(call("cart"), call("recs", required=False, fallback={"items": []}), timeout_ms=100)
     result = gateway.executor.run(ep, request_context)
-    release.set()
+    stuck.release.set()
     assert isinstance(result, Success)
     assert result.body["recs"] == {"items": []}
     assert result.failed_services == ("recs",)
