@@ -78,13 +78,28 @@ class AdmissionGate:
             self.waited = True
             ticket = threading.Event()
             self._waiters.append(ticket)
-        if ticket.wait(self._wait_s):
+        try:
+            admitted = ticket.wait(self._wait_s)
+        except BaseException:  # the waiting greenlet killed (its client hung up, a worker stopping)
+            self._forget(ticket)
+            raise
+        if admitted:
             return True
         with self._lock:
             if ticket.is_set():  # handed a slot just as the wait ended
                 return True
             self._waiters.remove(ticket)
         return False
+
+    def _forget(self, ticket: threading.Event) -> None:
+        """A waiter that will never run: its place in the queue, or the slot it was handed, goes
+        to the next one (left behind, the slot would be held for good: one less for the worker's life)."""
+        with self._lock:
+            if ticket.is_set():
+                self.in_flight -= 1
+                self._admit_waiters()
+            else:
+                self._waiters.remove(ticket)
 
     def leave(self) -> None:
         if self.limit <= 0:

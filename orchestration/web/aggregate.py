@@ -34,6 +34,7 @@ from orchestration.observability.access_log import note_endpoint, note_result
 from orchestration.routing import Match, NoRoute
 from orchestration.web import edge
 from orchestration.web.admission import AdmissionGate
+from orchestration.web.client_gone import ClientGone, client_closed_error, hang_up_stops
 from orchestration.web.client_request import json_body, lower_headers, query_params, request_id_of
 from orchestration.web.explain_header import EXPLAIN_META, explained
 from orchestration.web.ops_access import observed
@@ -147,6 +148,16 @@ def _answer(request: HttpRequest, request_id: str) -> HttpResponse:
     limits = settings.GATEWAY
     # Before the gate: a client dripping its body must not hold a slot others need.
     received = receive_body(request, max_bytes=limits["MAX_BODY_BYTES"], timeout_s=limits["BODY_TIMEOUT_MS"] / 1000)
+    try:
+        with hang_up_stops(request.META):  # from here on, a client that hangs up stops its request
+            return _answer_received(request, request_id, received)
+    except ClientGone:
+        response = error_response(client_closed_error(), request_id=request_id)
+        response.reason_phrase = "Client Closed Request"  # nginx's; Django knows no phrase for 499
+        return response
+
+
+def _answer_received(request: HttpRequest, request_id: str, received: ReceivedBody) -> HttpResponse:
     gate = _gate
     if not gate.enter():
         return error_response(Overloaded(retry_after_s=1), request_id=request_id)

@@ -66,6 +66,44 @@ def test_a_freed_slot_goes_to_the_longest_waiter() -> None:
     assert order == ["first", "second"]
 
 
+@pytest.fixture
+def gevent_events(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The gate's tickets as gevent events, as in gunicorn's patched worker: a waiter is a
+    greenlet that can be killed (its client hung up; the worker is stopping)."""
+    import gevent.event
+
+    monkeypatch.setattr(threading, "Event", gevent.event.Event)
+
+
+def test_a_killed_waiter_gives_its_place_in_the_queue_back(gevent_events: None) -> None:
+    import gevent
+
+    gate = AdmissionGate(1, wait_s=5.0)
+    assert gate.enter()
+    waiter = gevent.spawn(gate.enter)
+    gevent.sleep(0)
+    assert gate.waiting == 1
+    waiter.kill()
+    assert gate.waiting == 0 and gate.in_flight == 1
+    gate.leave()
+    assert gate.in_flight == 0 and gate.enter()  # the slot came back to the gate, not to the dead waiter
+
+
+def test_a_waiter_killed_after_it_was_handed_a_slot_gives_the_slot_back(gevent_events: None) -> None:
+    import gevent
+
+    gate = AdmissionGate(1, wait_s=5.0)
+    assert gate.enter()
+    waiter = gevent.spawn(gate.enter)
+    second = gevent.spawn(gate.enter)
+    gevent.sleep(0)
+    waiter.kill(block=False)  # its client hangs up...
+    gate.leave()  # ...in the loop turn the slot passes straight to it
+    assert gate.in_flight == 1 and gate.waiting == 1
+    assert second.get(timeout=1) is True  # the slot went on to the next waiter
+    assert waiter.dead and gate.in_flight == 1 and gate.waiting == 0
+
+
 # --- the adaptive limit (GATEWAY_MAX_IN_FLIGHT=auto) ---------------------------------
 
 from orchestration.web.admission import (  # noqa: E402
