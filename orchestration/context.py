@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +19,7 @@ class RequestContext:
     user: Mapping[str, Any] = field(default_factory=dict)  # verified claims; {} when auth is none
     request_id: str = ""
     authorization: str | None = None  # the client's Authorization, for bearer_forward only
+    client_gone: Callable[[], bool] = field(default=lambda: False, repr=False, compare=False)  # asked before each stage
 
     def template_context(self) -> dict[str, Any]:
         return {

@@ -43,6 +43,11 @@ class ErrorCode(enum.StrEnum):
     CSRF_FAILED = "CSRF_FAILED"
 
 
+class Abandoned(BaseException):
+    """The request's client is gone: serve it no further. A ``BaseException`` (like
+    ``gevent.Timeout``), so no ``except Exception`` on the way turns it into an answer."""
+
+
 class GatewayError(Exception):
     """An error the gateway answers itself, with a stable code and status."""
 

@@ -15,6 +15,8 @@ sees the request, the user and the results of the calls of earlier stages.
 * The endpoint's ``timeout_ms`` is the deadline of the whole run: attempts and
   backoff never go past it, and when it passes every required call not done
   counts as a timeout (504). Optional calls not done fall back.
+* A request whose client is gone (``RequestContext.client_gone``) starts no further
+  stage: ``Abandoned`` is raised before it; the calls of a stage under way finish.
 * Every request of a stage is rendered before any of them is sent, so a request
   that cannot be made (a path hole whose value is null, empty, ``.`` or ``..``,
   which would call ``/carts/`` for ``/carts/{id}``; a header the wire cannot
@@ -39,7 +41,7 @@ from orchestration.context import RequestContext
 from orchestration.downstream.client import DownstreamClient
 from orchestration.downstream.pool import DownstreamPool
 from orchestration.downstream.request import RequestSpec
-from orchestration.errors import ContractViolation, Failure, RequiredFailure
+from orchestration.errors import Abandoned, ContractViolation, Failure, RequiredFailure
 from orchestration.fanout import (
     DEFAULT_MAX_FAN_OUT,
     FanOut,
@@ -167,6 +169,8 @@ class Executor:
         deadline = Deadline.after(self._clock, endpoint.timeout_ms / 1000)
         run = _Run(endpoint, request, deadline, request.template_context())
         for stage in endpoint.stages:
+            if request.client_gone():  # nobody to answer: no further stage is sent
+                raise Abandoned()
             specs = _stage_requests(run, stage, self._max_fan_out)
             outcomes = self._run_stage(run, stage, specs)
             self._keep_or_recall_stale(run, stage, specs, outcomes)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -22,6 +23,7 @@ from orchestration import fast_json
 from orchestration.context import RequestContext
 from orchestration.edge.client_auth import Identity
 from orchestration.errors import (
+    Abandoned,
     Failure,
     GatewayError,
     MethodNotAllowed,
@@ -34,7 +36,7 @@ from orchestration.observability.access_log import note_endpoint, note_result
 from orchestration.routing import Match, NoRoute
 from orchestration.web import edge
 from orchestration.web.admission import AdmissionGate
-from orchestration.web.client_gone import ClientGone, client_closed_error, hang_up_stops
+from orchestration.web.client_gone import NoWatch, Watch, client_closed_error, watch_hang_up
 from orchestration.web.client_request import json_body, lower_headers, query_params, request_id_of
 from orchestration.web.explain_header import EXPLAIN_META, explained
 from orchestration.web.ops_access import observed
@@ -83,7 +85,12 @@ def _resolve(runtime: GatewayRuntime, request: HttpRequest) -> Match:
 
 
 def _context(
-    request: HttpRequest, match: Match, request_id: str, identity: Identity, received: ReceivedBody
+    request: HttpRequest,
+    match: Match,
+    request_id: str,
+    identity: Identity,
+    received: ReceivedBody,
+    client_gone: Callable[[], bool],
 ) -> RequestContext:
     headers = lower_headers(request)
     body = json_body(received.content(), max_depth=settings.GATEWAY["MAX_JSON_DEPTH"])
@@ -96,10 +103,13 @@ def _context(
         user=dict(identity.claims),
         request_id=request_id,
         authorization=headers.get("authorization"),
+        client_gone=client_gone,
     )
 
 
-def _serve(request: HttpRequest, request_id: str, received: ReceivedBody) -> HttpResponse:
+def _serve(
+    request: HttpRequest, request_id: str, received: ReceivedBody, client_gone: Callable[[], bool]
+) -> HttpResponse:
     if _runtime_source is None:
         raise RuntimeError("gateway runtime not installed (gateway_project.wiring)")
     runtime = _runtime_source()
@@ -107,7 +117,7 @@ def _serve(request: HttpRequest, request_id: str, received: ReceivedBody) -> Htt
     note_endpoint(match.endpoint.name)
     admission = edge.admit(request, runtime, match)
     try:
-        context = _context(request, match, request_id, admission.identity, received)
+        context = _context(request, match, request_id, admission.identity, received, client_gone)
         response = edge.respond(
             runtime=runtime,
             endpoint=match.endpoint,
@@ -149,29 +159,36 @@ def _answer(request: HttpRequest, request_id: str) -> HttpResponse:
     # Before the gate: a client dripping its body must not hold a slot others need.
     received = receive_body(request, max_bytes=limits["MAX_BODY_BYTES"], timeout_s=limits["BODY_TIMEOUT_MS"] / 1000)
     try:
-        with hang_up_stops(request.META):  # from here on, a client that hangs up stops its request
-            return _answer_received(request, request_id, received)
-    except ClientGone:
+        with watch_hang_up(request.META) as watch:  # from here on, a client that hangs up stops its request
+            return _answer_received(request, request_id, received, watch)
+    except Abandoned:
         response = error_response(client_closed_error(), request_id=request_id)
         response.reason_phrase = "Client Closed Request"  # nginx's; Django knows no phrase for 499
         return response
 
 
-def _answer_received(request: HttpRequest, request_id: str, received: ReceivedBody) -> HttpResponse:
+def _answer_received(
+    request: HttpRequest, request_id: str, received: ReceivedBody, watch: Watch | NoWatch
+) -> HttpResponse:
     gate = _gate
-    if not gate.enter():
+    with watch.interruptible():  # a client gone while waiting for a slot leaves the queue at once
+        entered = gate.enter()
+    if not entered:
         return error_response(Overloaded(retry_after_s=1), request_id=request_id)
     try:
+        answer = partial(_answer_admitted, request, request_id, received, watch.is_gone)
         if EXPLAIN_META in request.META:  # Server-Timing for the explain token's holder only
-            return explained(request, _runtime_source, lambda: _answer_admitted(request, request_id, received))
-        return _answer_admitted(request, request_id, received)
+            return explained(request, _runtime_source, answer)
+        return answer()
     finally:
         gate.leave()
 
 
-def _answer_admitted(request: HttpRequest, request_id: str, received: ReceivedBody) -> HttpResponse:
+def _answer_admitted(
+    request: HttpRequest, request_id: str, received: ReceivedBody, client_gone: Callable[[], bool]
+) -> HttpResponse:
     try:
-        return _serve(request, request_id, received)
+        return _serve(request, request_id, received, client_gone)
     except GatewayError as error:
         note_result(failed_services=error.failed_services)
         return error_response(error, request_id=request_id)

@@ -3,13 +3,20 @@
 A client that closes its connection mid-request (a load balancer's timeout, an app that
 gave up and retried, a user who left) used to leave its request running to the end: its
 admission slot, its downstream calls and its CPU, taken from the requests whose clients
-still wait. While an aggregate request is served, its connection is watched: when the
-socket reads end-of-file (the peer's FIN) or is reset, ``ClientGone`` is thrown into the
-request's greenlet at the wait it is in, as ``gevent.Timeout`` would be. Every wait of the
-request path gives back what it holds when its greenlet is killed (admission slots, pooled
-connections, breaker permits, bulkhead slots, fill locks, the lead of a shared Redis trip),
-and the calls of a stage still running are interrupted with the stage. The view answers
-499 (nginx's "client closed request"): what the access line and the metrics record.
+still wait. While an aggregate request is served (after its body is received), its
+connection is watched; when the socket reads end-of-file (the peer's FIN) or is reset:
+
+- a request still waiting for admission stops there at once (``ClientGone`` is thrown at
+  that wait, which gives back its place in the queue), calling nothing;
+- a running request starts no further stage (the executor asks ``gone`` before each one
+  and raises ``Abandoned``); the calls of the stage under way finish, so their pooled
+  connections go back to the pool. Interrupting them too (``ClientGone`` thrown wherever
+  the request waited) cost the next requests new connections: p99 +10 to +35 ms in the
+  benchmark, whose clients all leave at once at each point's start (bench/README.md,
+  round 14).
+
+The view answers 499 (nginx's "client closed request"), which the access line and the
+metrics record.
 
 Only under gunicorn's gevent worker (the WSGI environ's ``gunicorn.socket`` a gevent
 socket). Bytes from the client while its request runs (a pipelined next request) are not a
@@ -23,23 +30,23 @@ call while the client waits (the socket is peeked only once it turns readable).
 from __future__ import annotations
 
 import socket
-from types import TracebackType
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 from gevent import get_hub
 from gevent.socket import socket as GeventSocket
 from greenlet import getcurrent
 
-from orchestration.errors import BadRequest, GatewayError
+from orchestration.errors import Abandoned, BadRequest, GatewayError
 
 CLIENT_CLOSED = 499  # nginx's status for a request whose client closed the connection first
 _PEEK = socket.MSG_PEEK | socket.MSG_DONTWAIT
 _READ = 1  # libev's EV_READ
 
 
-class ClientGone(BaseException):
-    """Thrown into a request's greenlet when its client hangs up. A ``BaseException``, like
-    ``gevent.Timeout``: no ``except Exception`` on the way turns it into an answer."""
+class ClientGone(Abandoned):
+    """Thrown into a request's greenlet waiting for admission when its client hangs up."""
 
 
 def client_closed_error() -> GatewayError:
@@ -47,14 +54,33 @@ def client_closed_error() -> GatewayError:
     return BadRequest("The client closed its connection before the answer was ready", status=CLIENT_CLOSED)
 
 
-class _Watch:
-    __slots__ = ("_greenlet", "_raw", "_watcher")
+class Watch:
+    """The client connection of one request, watched for a hang-up (a context manager)."""
+
+    __slots__ = ("_greenlet", "_raw", "_waiting", "_watcher", "gone")
 
     def __init__(self, sock: GeventSocket) -> None:
+        self.gone = False
         self._raw = sock._sock  # the OS socket: a peek from the hub must never wait
         self._greenlet = getcurrent()
+        self._waiting = False
         self._watcher = get_hub().loop.io(sock.fileno(), _READ)
         self._watcher.start(self._readable)
+
+    def is_gone(self) -> bool:
+        return self.gone
+
+    @contextmanager
+    def interruptible(self) -> Iterator[None]:
+        """A wait that holds nothing but a place in a queue: a hang-up during it throws
+        ``ClientGone`` there (or at its start, when the client left before)."""
+        if self.gone:
+            raise ClientGone()
+        self._waiting = True
+        try:
+            yield
+        finally:
+            self._waiting = False
 
     def _readable(self) -> None:
         """In the hub, when the client's socket turns readable."""
@@ -66,32 +92,41 @@ class _Watch:
             data = b""
         self._watcher.stop()
         if not data:
-            self._greenlet.throw(ClientGone())
+            self.gone = True
+            if self._waiting:
+                self._greenlet.throw(ClientGone())
 
-    def __enter__(self) -> None:
-        return None
+    def __enter__(self) -> Watch:
+        return self
 
     def __exit__(self, *exc: object) -> None:
         self._watcher.close()
 
 
-class _NoWatch:
+class NoWatch:
+    """Outside gunicorn's gevent worker: nothing to watch, never gone."""
+
     __slots__ = ()
 
-    def __enter__(self) -> None:
+    def is_gone(self) -> bool:
+        return False
+
+    def interruptible(self) -> nullcontext[None]:
+        return nullcontext()
+
+    def __enter__(self) -> NoWatch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
         return None
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
-        return None
+
+_NO_WATCH = NoWatch()
 
 
-_NO_WATCH = _NoWatch()
-
-
-def hang_up_stops(meta: dict[str, Any]) -> _Watch | _NoWatch:
-    """A context in which the request of this WSGI environ is stopped by ``ClientGone`` if its
-    client hangs up; outside gunicorn's gevent worker it watches nothing."""
+def watch_hang_up(meta: dict[str, Any]) -> Watch | NoWatch:
+    """The watch of the client connection of this WSGI environ (see the module docstring)."""
     sock = meta.get("gunicorn.socket")
     if not isinstance(sock, GeventSocket):
         return _NO_WATCH
-    return _Watch(sock)
+    return Watch(sock)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
@@ -11,8 +12,9 @@ import httpx
 import pytest
 
 from orchestration.clock import FakeClock
-from orchestration.errors import Failure, FailureKind, failure_to_error
+from orchestration.errors import Abandoned, Failure, FailureKind, failure_to_error
 from orchestration.executor import Success
+from orchestration.outcome import OutcomeKind
 from orchestration.spawn import InlineSpawner, ThreadSpawner
 from tests.orchestration.engine_kit import Gateway, StuckReply, call, endpoint, reply, service, slow_reply
 
@@ -86,6 +88,23 @@ def test_a_required_failure_cancels_the_calls_still_running(downstream, request_
     assert result.failed_services == ("bad",)  # the cancelled call is not reported as failed
     assert not waited_for_the_stuck_call
     assert downstream.hits["later"] == 0
+
+
+def test_a_request_whose_client_is_gone_finishes_the_stage_under_way_and_starts_no_other(downstream, request_context):
+    gone = threading.Event()
+
+    def cart_answered_after_the_client_left(request: httpx.Request) -> httpx.Response:
+        gone.set()  # the client hangs up while its first stage runs
+        return httpx.Response(200, json={"id": "c-1"})
+
+    downstream.on("cart", cart_answered_after_the_client_left)
+    gateway = Gateway([service("cart"), service("pricing"), service("tax")], downstream, FakeClock())
+    ep = endpoint(call("cart"), call("pricing", stage=2), call("tax", stage=3))
+    context = dataclasses.replace(request_context, client_gone=gone.is_set)
+    with pytest.raises(Abandoned):
+        gateway.executor.run(ep, context)
+    assert downstream.hits == {"cart": 1}  # the call under way finished; no later stage was sent
+    assert [a.kind for a in gateway.recorder.attempts] == [OutcomeKind.OK]
 
 
 def test_the_deadline_passing_makes_remaining_required_calls_time_out(downstream, request_context):
