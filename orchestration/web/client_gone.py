@@ -8,12 +8,12 @@ connection is watched; when the socket reads end-of-file (the peer's FIN) or is 
 
 - a request still waiting for admission stops there at once (``ClientGone`` is thrown at
   that wait, which gives back its place in the queue), calling nothing;
-- a running request starts no further stage (the executor asks ``gone`` before each one
-  and raises ``Abandoned``); the calls of the stage under way finish, so their pooled
-  connections go back to the pool. Interrupting them too (``ClientGone`` thrown wherever
-  the request waited) cost the next requests new connections: p99 +10 to +35 ms in the
-  benchmark, whose clients all leave at once at each point's start (bench/README.md,
-  round 14).
+- a running request starts no further stage (the executor asks ``RequestContext.client_gone``
+  before each one and raises ``Abandoned``); the calls of the stage under way finish, so
+  their connections go back to the pool. Interrupting them too (``ClientGone`` thrown
+  wherever the request waited, the first version) made the p99 at 100 clients 10 to 35 ms
+  worse in the benchmark, whose clients all leave at once at each point's start: the next
+  requests had to open the connections the interrupted calls lost (bench/README.md, round 14).
 
 The view answers 499 (nginx's "client closed request"), which the access line and the
 metrics record.
