@@ -34,6 +34,7 @@ from tests.e2e.test_edge_e2e import (
 )
 from tests.support.fake_downstream import FakeDownstream
 from tests.support.redis import redis_url_for_db
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -158,13 +159,7 @@ def gateway(
 
 
 def _wait_for(found: Callable[[], Any], what: str, worker: CeleryWorker, timeout_s: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = found()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"{what} within {timeout_s}s:\n" + worker.log()[-3000:])
+    return eventually(found, what, timeout_s, poll_s=0.1, detail=lambda: worker.log()[-3000:])
 
 
 def test_cdn_headers_then_an_invalidation_purges_us_and_the_cdn_retrying_until_it_succeeds(

@@ -15,6 +15,7 @@ import pytest
 
 from tests.e2e.conftest import GatewayServer
 from tests.support.fake_downstream import FakeDownstream
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -71,16 +72,6 @@ def send_raw(server: GatewayServer, request_id: str) -> socket.socket:
     return client
 
 
-def wait_for(condition: Callable[[], Any], what: str, timeout_s: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        found = condition()
-        if found:
-            return found
-        time.sleep(0.05)
-    raise AssertionError(f"not seen within {timeout_s} s: {what}")
-
-
 def access_line(server: GatewayServer, request_id: str) -> dict[str, Any] | None:
     for line in server.log_lines():
         if line.startswith("{"):
@@ -95,12 +86,12 @@ def test_a_client_that_hangs_up_stops_its_request(held, gateway_server) -> None:
     server = start(gateway_server, work)
 
     client = send_raw(server, "gone-1")
-    wait_for(lambda: work.hits["/first"] == 1, "the first stage's call")
+    eventually(lambda: work.hits["/first"] == 1, "the first stage's call")
     client.close()  # the client leaves while its first stage runs
     time.sleep(0.3)  # (ordering only: the hang-up reaches the gateway before the call answers)
     release.set()  # the call under way answers; nobody is there to take the request's answer
 
-    line = wait_for(lambda: access_line(server, "gone-1"), "the access line of the abandoned request")
+    line = eventually(lambda: access_line(server, "gone-1"), "the access line of the abandoned request")
     assert (line["status"], line["endpoint"]) == (499, "order")
     status, _, body = server.get(PATH, headers={"X-Request-ID": "after-1"})  # the only slot is free
     assert status == 200 and json.loads(body) == {"first": "one", "second": "two"}
@@ -113,11 +104,11 @@ def test_a_client_that_hangs_up_while_waiting_for_admission_gives_its_place_back
     server = start(gateway_server, work)
 
     running = send_raw(server, "running-1")
-    wait_for(lambda: work.hits["/first"] == 1, "the running request's first call")
+    eventually(lambda: work.hits["/first"] == 1, "the running request's first call")
     waiting = send_raw(server, "waiting-1")  # the only slot is taken: this one waits at the gate
     time.sleep(0.3)  # (ordering only: let it reach the gate before its client leaves)
     waiting.close()
-    line = wait_for(lambda: access_line(server, "waiting-1"), "the access line of the abandoned request")
+    line = eventually(lambda: access_line(server, "waiting-1"), "the access line of the abandoned request")
     assert line["status"] == 499
 
     release.set()
