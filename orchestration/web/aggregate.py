@@ -10,6 +10,7 @@ No database query happens here: the runtime holds a compiled plan.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from functools import partial
@@ -32,7 +33,7 @@ from orchestration.errors import (
     envelope,
     failure_to_error,
 )
-from orchestration.observability.access_log import note_endpoint, note_result
+from orchestration.observability.access_log import current_record, note_endpoint, note_result
 from orchestration.routing import Match, NoRoute
 from orchestration.web import edge
 from orchestration.web.admission import AdmissionGate
@@ -162,9 +163,18 @@ def _answer(request: HttpRequest, request_id: str) -> HttpResponse:
         with watch_hang_up(request.META) as watch:  # from here on, a client that hangs up stops its request
             return _answer_received(request, request_id, received, watch)
     except Abandoned:
+        _note_route(request)  # gone while waiting for admission: never routed yet
         response = error_response(client_closed_error(), request_id=request_id)
         response.reason_phrase = "Client Closed Request"  # nginx's; Django knows no phrase for 499
         return response
+
+
+def _note_route(request: HttpRequest) -> None:
+    """The endpoint of a request not routed yet, for its access line and metrics."""
+    if current_record().endpoint or _runtime_source is None:
+        return
+    with contextlib.suppress(GatewayError):  # no endpoint (404/405): unmatched, like any such request
+        note_endpoint(_resolve(_runtime_source(), request).endpoint.name)
 
 
 def _answer_received(
