@@ -181,9 +181,7 @@ def _answer_received(
     request: HttpRequest, request_id: str, received: ReceivedBody, watch: Watch | NoWatch
 ) -> HttpResponse:
     gate = _gate
-    with watch.interruptible():  # a client gone while waiting for a slot leaves the queue at once
-        entered = gate.enter()
-    if not entered:
+    if not watch.interruptible(gate.enter):  # a client gone while waiting for a slot leaves the queue at once
         return error_response(Overloaded(retry_after_s=1), request_id=request_id)
     try:
         answer = partial(_answer_admitted, request, request_id, received, watch.is_gone)

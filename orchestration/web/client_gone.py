@@ -30,9 +30,8 @@ call while the client waits (the socket is peeked only once it turns readable).
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from gevent import get_hub
 from gevent.socket import socket as GeventSocket
@@ -43,6 +42,8 @@ from orchestration.errors import Abandoned, BadRequest, GatewayError
 CLIENT_CLOSED = 499  # nginx's status for a request whose client closed the connection first
 _PEEK = socket.MSG_PEEK | socket.MSG_DONTWAIT
 _READ = 1  # libev's EV_READ
+
+T = TypeVar("T")
 
 
 class ClientGone(Abandoned):
@@ -70,15 +71,14 @@ class Watch:
     def is_gone(self) -> bool:
         return self.gone
 
-    @contextmanager
-    def interruptible(self) -> Iterator[None]:
-        """A wait that holds nothing but a place in a queue: a hang-up during it throws
-        ``ClientGone`` there (or at its start, when the client left before)."""
+    def interruptible(self, wait: Callable[[], T]) -> T:
+        """``wait()``, a wait that holds nothing but a place in a queue: a hang-up during it
+        throws ``ClientGone`` there (or before it, when the client left already)."""
         if self.gone:
             raise ClientGone()
         self._waiting = True
         try:
-            yield
+            return wait()
         finally:
             self._waiting = False
 
@@ -111,8 +111,8 @@ class NoWatch:
     def is_gone(self) -> bool:
         return False
 
-    def interruptible(self) -> nullcontext[None]:
-        return nullcontext()
+    def interruptible(self, wait: Callable[[], T]) -> T:
+        return wait()
 
     def __enter__(self) -> NoWatch:
         return self

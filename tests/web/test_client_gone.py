@@ -31,8 +31,8 @@ def pair() -> Iterator[tuple[gevent.socket.socket, gevent.socket.socket]]:
 def wait_for_admission(server: gevent.socket.socket, admitted: gevent.event.Event) -> str:
     """A request waiting for a slot (``admitted``, or HOLD_S) while its client is watched."""
     try:
-        with watch_hang_up({"gunicorn.socket": server}) as watch, watch.interruptible():
-            admitted.wait(HOLD_S)
+        with watch_hang_up({"gunicorn.socket": server}) as watch:
+            watch.interruptible(lambda: admitted.wait(HOLD_S))
     except ClientGone:
         return "gone"
     return "admitted" if admitted.is_set() else "waited the whole hold"
@@ -79,8 +79,7 @@ def test_a_client_gone_before_the_wait_never_waits(pair) -> None:
         with watch_hang_up({"gunicorn.socket": server}) as watch:
             gevent.sleep(0.05)  # the hang-up is seen while the request does other work
             try:
-                with watch.interruptible():
-                    gevent.sleep(HOLD_S)
+                watch.interruptible(lambda: gevent.sleep(HOLD_S))
             except ClientGone:
                 return "gone"
         return "waited"
@@ -133,9 +132,9 @@ def test_a_hang_up_after_the_request_ended_throws_nothing(pair) -> None:
 def test_outside_gunicorns_gevent_worker_nothing_is_watched() -> None:
     plain_server, plain_client = socket.socketpair()
     try:
-        with watch_hang_up({"gunicorn.socket": plain_server}) as watch, watch.interruptible():  # not a gevent socket
+        with watch_hang_up({"gunicorn.socket": plain_server}) as watch:  # not a gevent socket
             plain_client.close()
-            gevent.sleep(0.05)
+            watch.interruptible(lambda: gevent.sleep(0.05))
         assert not watch.is_gone()
         with watch_hang_up({}) as watch:  # Django's test client, runserver
             assert not watch.is_gone()
