@@ -46,10 +46,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default=",".join(CHECKOUT_SERVICES))
     parser.add_argument("--latency-scale", type=float, default=1.0)
+    parser.add_argument("--latency-jitter", type=float, default=0.0)
     args = parser.parse_args(argv)
     simulator = load_simulator()
     only = [name for name in args.only.split(",") if name]
-    handle = simulator.start_in_thread({name: 0 for name in only}, only=only, latency_scale=args.latency_scale)
+    handle = simulator.start_in_thread(
+        {name: 0 for name in only}, only=only, latency_scale=args.latency_scale, latency_jitter=args.latency_jitter
+    )
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())

@@ -65,9 +65,9 @@ def thread_runs(pid: int) -> dict[int, int]:
 
 
 def runs_between(before: dict[int, int], after: dict[int, int]) -> int:
-    """Runs of the threads alive at ``after`` since ``before`` (a thread started in between counts
-    from 0). A thread that ended in between is not counted: summing the live threads' totals
-    instead read negative when one ended (bench/README.md, round 13)."""
+    """Runs (or ns on a CPU) of the threads alive at ``after`` since ``before`` (a thread started
+    in between counts from 0). A thread that ended in between is not counted: summing the live
+    threads' totals instead read negative when one ended (bench/README.md, round 13)."""
     return sum(count - before.get(tid, 0) for tid, count in after.items())
 
 
@@ -88,6 +88,7 @@ class TreeSample:
     ticks: int
     worker_rss: tuple[int, ...]
     runs: dict[int, int] = field(default_factory=dict)  # each thread's runs on a CPU (``thread_runs``)
+    on_cpu_ns: dict[int, int] = field(default_factory=dict)  # each thread's ns on a CPU (schedstat)
 
     @property
     def rss_per_worker_mib(self) -> float:
@@ -98,7 +99,8 @@ def sample_tree(master: int) -> TreeSample:
     workers = tuple(children(master))
     ticks = cpu_ticks(master) + sum(cpu_ticks(pid) for pid in workers)
     runs = {tid: count for pid in (master, *workers) for tid, count in thread_runs(pid).items()}
-    return TreeSample(master, workers, ticks, tuple(rss_bytes(pid) for pid in workers), runs)
+    on_cpu = {tid: ns for pid in (master, *workers) for tid, ns in thread_schedstat(pid, 0).items()}
+    return TreeSample(master, workers, ticks, tuple(rss_bytes(pid) for pid in workers), runs, on_cpu)
 
 
 def sample_pids(pids: list[int]) -> int:

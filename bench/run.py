@@ -63,6 +63,7 @@ class Point:
     clients: int
     result: loadgen.WrkResult | None = None
     cpu_ms_per_request: float = 0.0
+    on_cpu_ms_per_request: float = 0.0  # the scheduler's own count (schedstat, ns): no tick sampling
     runs_per_request: float = 0.0
     server_cpu_pct: float = 0.0
     rss_before_mib: float = 0.0
@@ -163,6 +164,9 @@ def measure_point(session: Session, ready: Target, clients: int) -> Point:
         clients,
         result=result,
         cpu_ms_per_request=server_ms / result.requests if result.requests else 0.0,
+        on_cpu_ms_per_request=procstat.runs_between(before.on_cpu_ns, after.on_cpu_ns) / 1e6 / result.requests
+        if result.requests
+        else 0.0,
         runs_per_request=procstat.runs_between(before.runs, after.runs) / result.requests if result.requests else 0.0,
         server_cpu_pct=server_ms / 10 / wall_s,
         rss_before_mib=before.rss_per_worker_mib,
@@ -238,7 +242,8 @@ def _summary(point: Point, session: Session) -> str:
     p50 = r.latency_ms["p50"]
     return (
         f"{r.rps:7.1f} req/s  p50 {p50:7.1f} ms (+{p50 - session.critical_path_ms:.1f})  "
-        f"p99 {r.latency_ms['p99']:7.1f} ms  {point.cpu_ms_per_request:.2f} CPU ms/req  "
+        f"p99 {r.latency_ms['p99']:7.1f} ms  {point.cpu_ms_per_request:.2f} CPU ms/req "
+        f"({point.on_cpu_ms_per_request:.2f} on-CPU)  "
         f"{point.runs_per_request:.1f} runs/req  failed {r.failed}"
     )
 
@@ -309,9 +314,9 @@ def _median_round(points: list[Point]) -> Point:
     median = ranked[len(ranked) // 2]
     if len(points) > 1:
         rounds = " / ".join(f"{point.cpu_ms_per_request:.2f}" for point in points)
-        median.note = "; ".join(
-            part for part in (median.note, f"median of {len(points)} rounds, CPU ms/req {rounds}") if part
-        )
+        on_cpu = " / ".join(f"{point.on_cpu_ms_per_request:.2f}" for point in points)
+        summary = f"median of {len(points)} rounds, CPU ms/req {rounds}, on-CPU ms/req {on_cpu}"
+        median.note = "; ".join(part for part in (median.note, summary) if part)
     return median
 
 
@@ -511,7 +516,7 @@ def _ms(value: float) -> str:
 def _row(point: Point, critical_ms: float) -> str:
     r = point.result
     if r is None:
-        return f"| {point.target} | {point.variant} | {point.clients or '—'} | {point.note} |" + " |" * 12
+        return f"| {point.target} | {point.variant} | {point.clients or '—'} | {point.note} |" + " |" * 13
     cells = [
         point.target,
         point.variant,
@@ -522,6 +527,7 @@ def _row(point: Point, critical_ms: float) -> str:
         _ms(r.latency_ms["p99"]),
         f"{r.latency_ms['p50'] - critical_ms:+.1f}",
         f"{point.cpu_ms_per_request:.2f}",
+        f"{point.on_cpu_ms_per_request:.2f}",
         f"{point.runs_per_request:.2f}",
         f"{point.server_cpu_pct:.0f}",
         f"{point.rss_before_mib:.0f} → {point.rss_after_mib:.0f}",
@@ -548,9 +554,9 @@ def _failed(r: loadgen.WrkResult) -> str:
 
 HEADER = (
     "| target | variant | clients | req/s | p50 ms | p90 ms | p99 ms | p50 - critical path ms | "
-    "server CPU ms/req | CPU runs/req | server CPU % | RSS/worker MiB before → after | failed | "
-    "wrk CPU % | simulator CPU % | others / steal % on server CPU |\n"
-    "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    "server CPU ms/req | on-CPU ms/req | CPU runs/req | server CPU % | RSS/worker MiB before → after | "
+    "failed | wrk CPU % | simulator CPU % | others / steal % on server CPU |\n"
+    "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 )
 
 
@@ -592,7 +598,7 @@ def report(session: Session, started: dt.datetime, load_start: str, load_end: st
         f"load average at start {load_start}, at end {load_end}",
         f"- Pinning: {pin}",
         f"- Downstreams: examples/simulator.py (cart, inventory, pricing, shipping, tax), latency scale "
-        f"{args.latency_scale:g}; critical path {session.critical_path_ms:.0f} ms "
+        f"{args.latency_scale:g}, jitter ±{args.latency_jitter:.0%}; critical path {session.critical_path_ms:.0f} ms "
         "(cart, then the slowest of inventory/pricing/shipping, then tax)",
         f"- Gateway: gunicorn -c gateway_project/gunicorn.conf.py gateway_project.wsgi (gevent), "
         f"WEB_CONCURRENCY={args.workers}, SQLite with examples/checkout.yaml imported "
@@ -638,7 +644,8 @@ def report(session: Session, started: dt.datetime, load_start: str, load_end: st
     lines += [
         "",
         "Columns: bench/README.md. CPU ms/req is utime+stime of the server's master and workers "
-        "(from /proc/<pid>/stat) over the point, divided by the requests wrk completed.",
+        "(from /proc/<pid>/stat) over the point, divided by the requests wrk completed; on-CPU ms/req the "
+        "same processes' time on a CPU by the scheduler's exact count (/proc/<pid>/task/*/schedstat).",
     ]
     return "\n".join(lines) + "\n"
 
@@ -695,6 +702,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--rounds", type=int, default=1, help="measure every point N times in turn; a row is the median round"
     )
     parser.add_argument("--latency-scale", type=float, default=1.0, help="downstream latency multiplier (0: none)")
+    parser.add_argument(
+        "--latency-jitter",
+        type=float,
+        default=0.0,
+        help="spread each downstream delay uniformly over latency * (1 ± J) (default 0: exact latencies)",
+    )
     parser.add_argument("--workers", type=int, default=2, help="worker processes of gateway and reference")
     parser.add_argument("--wrk-threads", type=int, default=1)
     parser.add_argument("--server-cpus", default="1", help="taskset list for gateway/reference (default 1)")
@@ -751,6 +764,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"unknown target(s): {', '.join(sorted(unknown))}")
     if args.latency_scale < 0:
         parser.error("--latency-scale must be >= 0")
+    if not 0 <= args.latency_jitter < 1:
+        parser.error("--latency-jitter must be in [0, 1)")
     return args
 
 
@@ -819,7 +834,9 @@ def main(argv: list[str] | None = None) -> int:
         args.redis_placement = f"a private redis-server on CPU {load_cpus}" if load_cpus else "a private redis-server"
     if args.redis_url:
         env["REDIS_URL"] = args.redis_url
-    simulator, ports = servers.start_simulator(workdir, latency_scale=args.latency_scale, cpus=load_cpus)
+    simulator, ports = servers.start_simulator(
+        workdir, latency_scale=args.latency_scale, latency_jitter=args.latency_jitter, cpus=load_cpus
+    )
     session = Session(
         args=args,
         workdir=workdir,

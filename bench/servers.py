@@ -151,8 +151,11 @@ def check_checkout(url: str, token: str) -> tuple[bool, str]:
     return True, "ok"
 
 
-def start_simulator(workdir: Path, *, latency_scale: float, cpus: str | None) -> tuple[Managed, dict[str, int]]:
-    cmd = pinned([sys.executable, str(BENCH / "downstream.py"), "--latency-scale", str(latency_scale)], cpus)
+def start_simulator(
+    workdir: Path, *, latency_scale: float, cpus: str | None, latency_jitter: float = 0.0
+) -> tuple[Managed, dict[str, int]]:
+    args = ["--latency-scale", str(latency_scale), "--latency-jitter", str(latency_jitter)]
+    cmd = pinned([sys.executable, str(BENCH / "downstream.py"), *args], cpus)
     managed = _spawn("simulator", cmd, workdir / "simulator.log", stdout=subprocess.PIPE)
     assert managed.proc.stdout is not None
     line = managed.proc.stdout.readline()

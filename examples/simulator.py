@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import logging
+import random
 import signal
 import sys
 import threading
@@ -259,13 +261,26 @@ SERVICES: tuple[ServiceSpec, ...] = (
 SERVICE_NAMES = tuple(spec.name for spec in SERVICES)
 
 
+def _spread(jitter: float) -> Callable[[], float]:
+    if not 0 <= jitter < 1:
+        raise ValueError("latency jitter must be in [0, 1)")
+    if jitter == 0:
+        return lambda: 1.0
+    return functools.partial(random.uniform, 1 - jitter, 1 + jitter)
+
+
 def _json_response(status: int, body: Json) -> web.Response:
     return web.json_response(body, status=status, dumps=lambda v: json.dumps(v, separators=(",", ":")))
 
 
-def build_app(spec: ServiceSpec, latency_scale: float = 1.0) -> web.Application:
-    """An aiohttp app for one service: its routes, a /health route, JSON 404/405 for the rest."""
+def build_app(spec: ServiceSpec, latency_scale: float = 1.0, latency_jitter: float = 0.0) -> web.Application:
+    """An aiohttp app for one service: its routes, a /health route, JSON 404/405 for the rest.
+
+    ``latency_jitter`` spreads each answer's delay uniformly over ``latency * (1 ± jitter)``
+    (same mean): real services are not metronomes, and a load generator's clients kept in
+    step by identical latencies flatter a server that handles a whole step per wake-up."""
     delay_s = spec.latency_ms * latency_scale / 1000
+    spread = _spread(latency_jitter)
 
     def wrap(handler: Handler, delayed: bool = True) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def endpoint(request: web.Request) -> web.Response:
@@ -278,7 +293,7 @@ def build_app(spec: ServiceSpec, latency_scale: float = 1.0) -> web.Application:
                 except ValueError:
                     return _logged(request, 400, {"error": "request body is not JSON"}, started)
             if delayed and delay_s > 0:
-                await asyncio.sleep(delay_s)
+                await asyncio.sleep(delay_s * spread())
             status, reply = handler(request, body)
             return _logged(request, status, reply, started)
 
@@ -334,13 +349,17 @@ def select(only: Iterable[str] = (), without: Iterable[str] = ()) -> list[Servic
 
 
 async def _start(
-    specs: Iterable[ServiceSpec], host: str, ports: Mapping[str, int], latency_scale: float
+    specs: Iterable[ServiceSpec],
+    host: str,
+    ports: Mapping[str, int],
+    latency_scale: float,
+    latency_jitter: float = 0.0,
 ) -> tuple[list[web.AppRunner], dict[str, int]]:
     runners: list[web.AppRunner] = []
     bound: dict[str, int] = {}
     try:
         for spec in specs:
-            runner = web.AppRunner(build_app(spec, latency_scale), access_log=None)
+            runner = web.AppRunner(build_app(spec, latency_scale, latency_jitter), access_log=None)
             await runner.setup()
             runners.append(runner)
             site = web.TCPSite(runner, host, ports.get(spec.name, spec.port), reuse_address=True)
@@ -392,6 +411,7 @@ def start_in_thread(
     only: Iterable[str] = (),
     without: Iterable[str] = (),
     latency_scale: float = 1.0,
+    latency_jitter: float = 0.0,
 ) -> SimulatorHandle:
     """Start the selected services in a background thread and return once they listen.
 
@@ -403,7 +423,7 @@ def start_in_thread(
     thread = threading.Thread(target=loop.run_forever, name="simulator", daemon=True)
     thread.start()
     try:
-        future = asyncio.run_coroutine_threadsafe(_start(specs, host, ports or {}, latency_scale), loop)
+        future = asyncio.run_coroutine_threadsafe(_start(specs, host, ports or {}, latency_scale, latency_jitter), loop)
         runners, bound = future.result(timeout=10)
     except BaseException:
         loop.call_soon_threadsafe(loop.stop)
@@ -414,8 +434,8 @@ def start_in_thread(
     return handle
 
 
-async def _serve_forever(specs: list[ServiceSpec], host: str, latency_scale: float) -> None:
-    runners, bound = await _start(specs, host, {}, latency_scale)
+async def _serve_forever(specs: list[ServiceSpec], host: str, latency_scale: float, latency_jitter: float) -> None:
+    runners, bound = await _start(specs, host, {}, latency_scale, latency_jitter)
     for name, port in bound.items():
         log.info("%-15s listening on http://%s:%d", name, host, port)
     stop = asyncio.Event()
@@ -437,10 +457,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", type=_names, default=[], help="comma-separated services to run (default: all)")
     parser.add_argument("--without", type=_names, default=[], help="comma-separated services to leave out")
     parser.add_argument("--latency-scale", type=float, default=1.0, help="multiply every latency (0: answer at once)")
+    parser.add_argument(
+        "--latency-jitter",
+        type=float,
+        default=0.0,
+        help="spread each delay uniformly over latency * (1 ± J), 0 <= J < 1 (default 0: exact)",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     args = parser.parse_args(argv)
     if args.latency_scale < 0:
         parser.error("--latency-scale must be >= 0")
+    if not 0 <= args.latency_jitter < 1:
+        parser.error("--latency-jitter must be in [0, 1)")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     try:
         specs = select(args.only, args.without)
@@ -448,7 +476,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(exc))
     if not specs:
         parser.error("no service left to run")
-    asyncio.run(_serve_forever(specs, args.host, args.latency_scale))
+    asyncio.run(_serve_forever(specs, args.host, args.latency_scale, args.latency_jitter))
     return 0
 
 

@@ -146,6 +146,20 @@ def test_services_answer_after_their_declared_latency(simulator: ModuleType) -> 
         assert time.perf_counter() - started < 0.2  # a 404 answers at once
 
 
+def test_jitter_spreads_each_delay_around_the_declared_latency(simulator: ModuleType) -> None:
+    """``--latency-jitter 0.5``: payment's 250 ms becomes 125–375 ms, not the same every time."""
+    with simulator.start_in_thread({"payment": 0}, only=["payment"], latency_jitter=0.5) as handle:
+        took = []
+        for _ in range(6):
+            started = time.perf_counter()
+            assert http(handle.url("payment") + "/methods")[0] == 200
+            took.append(time.perf_counter() - started)
+    assert all(0.12 <= t < 0.6 for t in took)
+    assert max(took) - min(took) > 0.01  # six exact 250 ms delays would agree within a few ms
+    with pytest.raises(SystemExit):
+        simulator.main(["--latency-jitter", "1"])
+
+
 def test_without_leaves_a_service_out_and_its_port_closed(simulator: ModuleType) -> None:
     ports = {name: 0 for name in simulator.SERVICE_NAMES}
     with simulator.start_in_thread(ports, without=["shipping"], latency_scale=0) as handle:
