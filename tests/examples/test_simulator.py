@@ -147,7 +147,7 @@ def test_services_answer_after_their_declared_latency(simulator: ModuleType) -> 
 
 
 def test_jitter_spreads_each_delay_around_the_declared_latency(simulator: ModuleType) -> None:
-    """``--latency-jitter 0.5``: payment's 250 ms becomes 125–375 ms, not the same every time."""
+    """``--latency-jitter 0.5``: payment's 250 ms becomes 125 to 375 ms, not the same every time."""
     with simulator.start_in_thread({"payment": 0}, only=["payment"], latency_jitter=0.5) as handle:
         took = []
         for _ in range(6):
