@@ -385,3 +385,92 @@ def test_a_rest_does_not_begin_while_a_request_waits_or_runs() -> None:
     gate.leave()
     gate.leave()
     assert gate.rest_until_busy() is not None
+
+
+# --- a light load: the steps ride the worker's own wake-ups ------------------------------
+
+
+def _light_limit(maximum: int = 512) -> tuple[AdmissionGate, _Pressure, AdaptiveLimit]:
+    gate, pressure = AdmissionGate(8, wait_s=5.0), _Pressure()
+    pressure.value = 0.1  # far from saturation
+    return gate, pressure, AdaptiveLimit(gate, pressure, AdaptivePolicy(period_s=0.02, maximum=maximum))
+
+
+def _turns(n: int = 3) -> None:
+    """Let the greenlets a wake-up made ready (the stepper among them) run, without a timer."""
+    import gevent
+
+    for _ in range(n):
+        gevent.sleep(0)
+
+
+def test_under_a_light_load_the_steps_take_no_wake_up_of_their_own(gevent_events: None) -> None:
+    """At 10 clients the steps' own timer was a sixth of a worker's wake-ups: with nobody
+    waiting and the CPU far from saturated a step waits for a wake-up the worker has anyway."""
+    import gevent
+
+    from orchestration.web.admission import hub_ride
+
+    gate, _pressure, adaptive = _light_limit()
+    stepper = gevent.spawn(adaptive.run_forever, ride=hub_ride(adaptive))
+    try:
+        gevent.sleep(0.1)  # the first step, by the timer, finds the load light
+        _turns()
+        assert adaptive.light
+        steps = adaptive._steps
+        gevent.sleep(0.3)  # 15 periods; the worker's only wake-up is this sleep's end...
+        _turns()
+        assert adaptive._steps == steps + 1  # ...which carried the one step due (the timer: ~15)
+        assert gate.enter()
+        _turns()
+        assert adaptive._steps == steps + 1  # no wake-up after a period: no step
+    finally:
+        adaptive.stop()
+        stepper.join(2)
+    assert stepper.dead
+
+
+def test_a_request_that_has_to_wait_gets_a_step_at_once_and_the_timer_while_it_waits(
+    gevent_events: None,
+) -> None:
+    import gevent
+
+    from orchestration.web.admission import hub_ride
+
+    gate, _pressure, adaptive = _light_limit(maximum=8)  # the limit cannot grow past its 8 slots
+    stepper = gevent.spawn(adaptive.run_forever, ride=hub_ride(adaptive))
+    try:
+        gevent.sleep(0.1)
+        _turns()
+        assert adaptive.light
+        for _ in range(8):
+            assert gate.enter()
+        steps = adaptive._steps
+        waiter = gevent.spawn(gate.enter)  # the ninth waits for a slot
+        _turns()
+        assert gate.waiting == 1
+        assert adaptive._steps == steps + 1  # its wait ended the ride: a step at once, no period passed
+        assert not adaptive.light
+        gevent.sleep(0.2)  # 10 periods while it waits: the timer steps
+        assert adaptive._steps - steps >= 5
+        gate.leave()
+        assert waiter.get(timeout=1) is True
+    finally:
+        adaptive.stop()
+        stepper.join(2)
+    assert stepper.dead
+
+
+def test_periods_without_a_step_count_as_the_load_the_last_step_saw() -> None:
+    """A ride's step after a quiet spell: no request started or finished in between (each
+    would have been a wake-up), so the recent peak keeps the running count of the last step
+    over the periods it missed, as the timer's steps would have seen it."""
+    gate, pressure, clock = AdmissionGate(64, wait_s=0.0), _Pressure(), _Clock()
+    adaptive = AdaptiveLimit(gate, pressure, AdaptivePolicy(start=8, peak_window=20), clock=clock)
+    for _ in range(30):
+        assert gate.enter()
+    _period(adaptive, clock)
+    clock.now += 9 * adaptive.policy.period_s
+    adaptive.step()
+    assert list(adaptive._peaks)[-10:] == [30] * 10
+    assert gate.limit >= 30  # not cut as if the periods in between had run nothing
