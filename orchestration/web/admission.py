@@ -23,14 +23,6 @@ to twice over when the CPU is far from it (a slow start) — holds in a band,
 and is cut quickly when the pressure or the loop lag says the CPU is saturated.
 (Why the gate alone is not enough, and what keeps a late *read* from counting
 as a late *answer*: docs/adr/0005.)
-
-Why the steps ride the worker's own wake-ups under a light load: a step of its
-own, ten a second, was a sixth of a worker's wake-ups at 10 clients (each one a
-cold run of the loop on an otherwise idle core: bench/README.md, round 15). While
-nobody waits and the CPU is far from saturated, a step is taken at the first
-wake-up the worker has anyway once a period has passed; near saturation, or
-while requests wait, the 100-ms timer steps as before, and its lateness is the
-loop-lag signal.
 """
 
 from __future__ import annotations
@@ -65,7 +57,6 @@ class AdmissionGate:
         self._waiters: collections.deque[threading.Event] = collections.deque()
         self._lock = threading.Lock()
         self._on_first: threading.Event | None = None  # set by the next admission (``rest_until_busy``)
-        self._on_wait: threading.Event | None = None  # set by the next request that has to wait (``wake_on_wait``)
 
     @property
     def waiting(self) -> int:
@@ -85,9 +76,6 @@ class AdmissionGate:
                     on_first.set()
                 return True
             self.waited = True
-            on_wait, self._on_wait = self._on_wait, None
-            if on_wait is not None:
-                on_wait.set()
             ticket = threading.Event()
             self._waiters.append(ticket)
         try:
@@ -137,12 +125,6 @@ class AdmissionGate:
                 return None
             self._on_first = threading.Event()
             return self._on_first
-
-    def wake_on_wait(self, event: threading.Event | None) -> None:
-        """``event`` is set by the next request that has to wait (once), or no longer with None:
-        the adaptive steps riding the worker's wake-ups take one at once then."""
-        with self._lock:
-            self._on_wait = event
 
     def take_waited(self) -> bool:
         with self._lock:
@@ -233,7 +215,6 @@ class AdaptivePolicy:
     peak_window: int = 20  # periods the recent peak looks back over (2 s)
     smoothing: float = 0.2  # weight of a new period in the running/finished averages
     rest_after: int = 20  # idle periods (none running or waiting) after which the steps pause until a request
-    ride_below: float = 0.5  # pressure under which (nobody waiting) a step waits for a wake-up the worker has anyway
 
 
 class AdaptiveLimit:
@@ -265,10 +246,8 @@ class AdaptiveLimit:
         self._running_mean = 0.0
         self._finished_per_s = 0.0
         self._peaks: collections.deque[int] = collections.deque(maxlen=self.policy.peak_window)
-        self._last_running = 0
-        self.light = False  # the last step found nobody waiting and the CPU far from saturated
         self._stopped = threading.Event()
-        self._resting: threading.Event | None = None  # the wait ``stop`` ends (a rest, or a ride)
+        self._resting: threading.Event | None = None
         self._thread: threading.Thread | None = None
 
     def mean_duration_s(self) -> float:
@@ -301,13 +280,6 @@ class AdaptiveLimit:
         limit = max(policy.minimum, math.floor(self._limit))
         if limit != self.gate.limit:
             self.gate.set_limit(limit)
-        self.light = (
-            not waited
-            and not self.gate.waiting
-            and pressure is not None
-            and pressure < policy.ride_below
-            and lag_s <= policy.lag_cut_s
-        )
         self._steps += 1
         if self._steps % policy.report_every == 0:
             logger.info(
@@ -343,25 +315,14 @@ class AdaptiveLimit:
         self._last_step = now
         completed, self._completed = self.gate.completed - self._completed, self.gate.completed
         running = self.gate.in_flight
-        # Periods with no step of their own (a ride waits for a wake-up, and with none nothing
-        # started or finished) ran what the last step saw: the recent peak keeps its time span.
-        missed = min(self.policy.peak_window, int(elapsed / self.policy.period_s) - 1)
-        self._peaks.extend(itertools.repeat(self._last_running, max(0, missed)))
         self._peaks.append(running)
-        self._last_running = running
         if elapsed > 0:
             alpha = self.policy.smoothing
             self._running_mean += alpha * (running - self._running_mean)
             self._finished_per_s += alpha * (completed / elapsed - self._finished_per_s)
 
-    def run_forever(
-        self,
-        sleep: Callable[[float], object] | None = None,
-        ride: Callable[[float], object] | None = None,
-    ) -> None:
-        """A step per period until ``stop``; ``sleep`` (default: a wait that ``stop`` ends) between,
-        or, while the load is ``light``, ``ride`` (default under gevent: the worker's first
-        wake-up at or after the given moment; elsewhere none, and ``sleep`` steps throughout).
+    def run_forever(self, sleep: Callable[[float], object] | None = None) -> None:
+        """A step per period until ``stop``; ``sleep`` (default: a wait that ``stop`` ends) between.
 
         An idle worker's steps were most of its own CPU (~3 ms a second: bench/README.md,
         round 10), and change nothing once ``rest_after`` periods have passed without a
@@ -370,18 +331,13 @@ class AdaptiveLimit:
         is admitted, and resume with that request as a step would have found it."""
         period = self.policy.period_s
         sleep = self._stopped.wait if sleep is None else sleep
-        ride = ride or _gevent_ride(self)
         idle_periods = 0
         while not self._stopped.is_set():
             started = time.monotonic()
-            if self.light and ride is not None:
-                ride(started + period)
-                lag = 0.0  # not a timer: the loop's lateness shows only near saturation, never light
-            else:
-                sleep(period)
-                lag = time.monotonic() - started - period
+            sleep(period)
             if self._stopped.is_set():
                 return
+            lag = time.monotonic() - started - period
             try:
                 self.step(lag_s=max(0.0, lag))
             except Exception:  # the gate keeps its last limit; serving goes on
@@ -419,49 +375,6 @@ class AdaptiveLimit:
             resting.set()
         if self._thread is not None:
             self._thread.join(timeout_s)
-
-
-def _gevent_ride(adaptive: AdaptiveLimit) -> Callable[[float], None] | None:
-    """``hub_ride`` in gunicorn's gevent-patched worker; elsewhere (threads) None."""
-    return hub_ride(adaptive) if _patched_threading() else None
-
-
-def hub_ride(adaptive: AdaptiveLimit) -> Callable[[float], None]:
-    """Under gevent: a wait that ends in the first loop iteration
-    at or after ``due``, on a wake-up the worker has for its own reasons (a request, an
-    answer, a timer of its own) instead of a timer of the steps' — or at once when a request
-    has to wait at the gate. A check watcher runs after each iteration's poll; it is started
-    only for the wait, so a loop stepped by the timer pays nothing."""
-    from gevent import get_hub
-
-    check = get_hub().loop.check()
-
-    def ride(due: float) -> None:
-        woken = threading.Event()  # gevent's under the patch: set from the hub, it wakes nobody else
-
-        def on_iteration() -> None:
-            if time.monotonic() >= due:
-                check.stop()
-                woken.set()
-
-        adaptive._resting = woken
-        adaptive.gate.wake_on_wait(woken)  # a request that has to wait may need the limit grown now
-        if not adaptive._stopped.is_set():  # stop() sets ``_stopped`` before it looks at ``_resting``
-            check.start(on_iteration)
-            woken.wait()
-        check.stop()
-        adaptive.gate.wake_on_wait(None)
-        adaptive._resting = None
-
-    return ride
-
-
-def _patched_threading() -> bool:
-    try:
-        from gevent import monkey
-    except ImportError:
-        return False
-    return bool(monkey.is_module_patched("threading"))
 
 
 def _growth(policy: AdaptivePolicy, pressure: float) -> float:
