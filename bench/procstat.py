@@ -64,8 +64,8 @@ def thread_runs(pid: int) -> dict[int, int]:
     return thread_schedstat(pid, 2)
 
 
-def runs_between(before: dict[int, int], after: dict[int, int]) -> int:
-    """Runs (or ns on a CPU) of the threads alive at ``after`` since ``before`` (a thread started
+def thread_delta(before: dict[int, int], after: dict[int, int]) -> int:
+    """A per-thread count (runs, ns on a CPU) of the threads alive at ``after``, since ``before`` (a thread started
     in between counts from 0). A thread that ended in between is not counted: summing the live
     threads' totals instead read negative when one ended (bench/README.md, round 13)."""
     return sum(count - before.get(tid, 0) for tid, count in after.items())

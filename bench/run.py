@@ -164,10 +164,10 @@ def measure_point(session: Session, ready: Target, clients: int) -> Point:
         clients,
         result=result,
         cpu_ms_per_request=server_ms / result.requests if result.requests else 0.0,
-        on_cpu_ms_per_request=procstat.runs_between(before.on_cpu_ns, after.on_cpu_ns) / 1e6 / result.requests
+        on_cpu_ms_per_request=procstat.thread_delta(before.on_cpu_ns, after.on_cpu_ns) / 1e6 / result.requests
         if result.requests
         else 0.0,
-        runs_per_request=procstat.runs_between(before.runs, after.runs) / result.requests if result.requests else 0.0,
+        runs_per_request=procstat.thread_delta(before.runs, after.runs) / result.requests if result.requests else 0.0,
         server_cpu_pct=server_ms / 10 / wall_s,
         rss_before_mib=before.rss_per_worker_mib,
         rss_after_mib=after.rss_per_worker_mib,

@@ -13,10 +13,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 import procstat
 
 
-def test_runs_between_counts_only_what_live_threads_ran_since() -> None:
+def test_thread_delta_counts_only_what_live_threads_ran_since() -> None:
     before = {1: 100, 2: 50, 3: 70}  # thread 3 ends in between, thread 4 starts
     after = {1: 130, 2: 55, 4: 9}
-    assert procstat.runs_between(before, after) == 30 + 5 + 9
+    assert procstat.thread_delta(before, after) == 30 + 5 + 9
 
 
 def test_threads_are_read_by_id_and_an_ended_one_drops_out() -> None:
@@ -30,7 +30,7 @@ def test_threads_are_read_by_id_and_an_ended_one_drops_out() -> None:
     after = procstat.thread_runs(os.getpid())
     assert worker.native_id not in after
     main = threading.main_thread().native_id
-    assert procstat.runs_between(before, after) == after[main] - before[main] >= 0
+    assert procstat.thread_delta(before, after) == after[main] - before[main] >= 0
 
 
 def test_a_tree_sample_counts_each_threads_time_on_a_cpu_exactly() -> None:
@@ -41,6 +41,6 @@ def test_a_tree_sample_counts_each_threads_time_on_a_cpu_exactly() -> None:
     while time.thread_time() < deadline:
         pass
     after = procstat.sample_tree(os.getpid())
-    spent_ms = procstat.runs_between(before.on_cpu_ns, after.on_cpu_ns) / 1e6
+    spent_ms = procstat.thread_delta(before.on_cpu_ns, after.on_cpu_ns) / 1e6
     assert 30 <= spent_ms < 300
     assert threading.main_thread().native_id in after.on_cpu_ns
