@@ -58,10 +58,10 @@ def client_closed_error() -> GatewayError:
 class Watch:
     """The client connection of one request, watched for a hang-up (a context manager)."""
 
-    __slots__ = ("_greenlet", "_raw", "_waiting", "_watcher", "gone")
+    __slots__ = ("_gone", "_greenlet", "_raw", "_waiting", "_watcher")
 
     def __init__(self, sock: GeventSocket) -> None:
-        self.gone = False
+        self._gone = False
         self._raw = sock._sock  # the OS socket: a peek from the hub must never wait
         self._greenlet = getcurrent()
         self._waiting = False
@@ -69,12 +69,12 @@ class Watch:
         self._watcher.start(self._readable)
 
     def is_gone(self) -> bool:
-        return self.gone
+        return self._gone
 
     def interruptible(self, wait: Callable[[], T]) -> T:
         """``wait()``, a wait that holds nothing but a place in a queue: a hang-up during it
         throws ``ClientGone`` there (or before it, when the client left already)."""
-        if self.gone:
+        if self._gone:
             raise ClientGone()
         self._waiting = True
         try:
@@ -92,7 +92,7 @@ class Watch:
             data = b""
         self._watcher.stop()
         if not data:
-            self.gone = True
+            self._gone = True
             if self._waiting:
                 self._greenlet.throw(ClientGone())
 

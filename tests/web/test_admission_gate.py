@@ -6,7 +6,6 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ from django.test import RequestFactory
 
 from orchestration.web import aggregate
 from orchestration.web.admission import AdmissionGate
+from tests.support.waiting import eventually
 
 
 def test_gate_admits_up_to_its_limit_then_waits_and_refuses() -> None:
@@ -349,13 +349,6 @@ def test_stop_ends_the_adaptive_threads_wait_and_its_steps() -> None:
     assert adaptive._steps == 0  # woken by stop, it took no step
 
 
-def _eventually(condition: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + 5
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached within 5 s"
-        time.sleep(0.001)
-
-
 def test_an_idle_gates_steps_rest_until_a_request_is_admitted() -> None:
     """An idle worker's own CPU: with nothing running or waiting for ``rest_after`` periods the
     steps pause (they would change nothing), and the next admitted request resumes them."""
@@ -364,15 +357,15 @@ def test_an_idle_gates_steps_rest_until_a_request_is_admitted() -> None:
     thread = threading.Thread(target=adaptive.run_forever, kwargs={"sleep": lambda _s: None}, daemon=True)
     thread.start()  # periods without a wait: only the rest stops the steps
     try:
-        _eventually(lambda: adaptive._resting is not None)
+        eventually(lambda: adaptive._resting is not None, "the steps resting", 5, poll_s=0.001)
         time.sleep(0.05)
         assert adaptive._steps == 3  # resting, not stepping
 
         assert gate.enter()
-        _eventually(lambda: adaptive._steps > 10)  # a request runs: a step per period, no rest
+        eventually(lambda: adaptive._steps > 10, "a step per period", 5, poll_s=0.001)  # a request runs: no rest
         assert adaptive._resting is None
         gate.leave()
-        _eventually(lambda: adaptive._resting is not None)  # idle again: resting again
+        eventually(lambda: adaptive._resting is not None, "resting again", 5, poll_s=0.001)  # idle again
     finally:
         adaptive.stop()
     thread.join(5)
