@@ -41,6 +41,7 @@ if VENV_PYTHON.exists() and Path(sys.prefix).resolve() != (ROOT / ".venv").resol
 import downstream  # noqa: E402
 import jwt  # noqa: E402
 import loadgen  # noqa: E402
+import paired  # noqa: E402
 import procstat  # noqa: E402
 import profiling  # noqa: E402
 import servers  # noqa: E402
@@ -88,6 +89,7 @@ class Session:
     points: list[Point] = field(default_factory=list)
     profile_md: str = ""
     calibration: loadgen.WrkResult | None = None
+    rounds: dict[tuple[str, str, int], list[paired.Sample | None]] = field(default_factory=dict)  # side by side
 
     @property
     def measured_cpus(self) -> list[int] | None:
@@ -300,6 +302,7 @@ def run_side_by_side(session: Session, base_env: dict[str, str]) -> None:
         for target in ready:
             for clients in args.clients:
                 session.points.append(_median_round(measured[(target.name, target.variant, clients)]))
+        session.rounds = {key: [_sample(point) for point in points] for key, points in measured.items()}
         gateways = [target for target in ready if target.name == "gateway"]
         if args.profile and gateways:
             first = gateways[0]
@@ -307,6 +310,13 @@ def run_side_by_side(session: Session, base_env: dict[str, str]) -> None:
     finally:
         for server in reversed(running):
             server.stop()
+
+
+def _sample(point: Point) -> paired.Sample | None:
+    r = point.result
+    if r is None or not r.requests:
+        return None
+    return paired.Sample(point.cpu_ms_per_request, r.rps, r.latency_ms["p50"], r.latency_ms["p99"])
 
 
 def _median_round(points: list[Point]) -> Point:
@@ -637,6 +647,18 @@ def report(session: Session, started: dt.datetime, load_start: str, load_end: st
     main_points = [p for p in session.points if p.target != "gateway" or p.variant in asked]
     main_points.sort(key=lambda p: p.target != "gateway")  # stable: each target's rows in client order
     lines += [_row(p, session.critical_path_ms) for p in main_points]
+    by_round = paired.table(session.rounds, session.critical_path_ms)
+    if by_round:
+        lines += [
+            "",
+            "## Round by round",
+            "",
+            "Each gateway's CPU per request and req/s divided by the reference's (and the floor's) of the "
+            "same round, measured one right after the other: the median of those paired ratios, their "
+            "range, and the rounds that met the CPU bar; latencies over the critical path by round.",
+            "",
+            *by_round,
+        ]
     if args.features:
         lines += ["", "## Feature matrix (gateway)", "", *_feature_table(session.points)]
     if session.profile_md:
