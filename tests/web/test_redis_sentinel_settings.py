@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 
 import pytest
+import redis
+from django_redis.pool import SentinelConnectionFactory
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from gateway_project import redis_ha
+from tests.support.raw_server import serve_connections
 
 
 def test_unset_means_no_sentinel() -> None:
@@ -59,12 +67,70 @@ def test_the_client_asks_the_sentinels_for_the_named_primary() -> None:
     assert [s.connection_pool.connection_kwargs["port"] for s in pool.sentinel_manager.sentinels] == [1]
 
 
+class _DeadSentinel:
+    """A sentinel that accepts a connection and closes it unanswered, counting connections."""
+
+    def __init__(self) -> None:
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.connections = 0
+        self._lock = threading.Lock()
+        serve_connections(self.server, self._hang_up)
+
+    def _hang_up(self, conn: socket.socket) -> None:
+        with self._lock:
+            self.connections += 1
+        conn.close()
+
+
+@pytest.fixture
+def dead_sentinels() -> Iterator[tuple[_DeadSentinel, _DeadSentinel]]:
+    pair = (_DeadSentinel(), _DeadSentinel())
+    yield pair
+    for sentinel in pair:
+        sentinel.server.close()
+
+
+def _addresses(sentinels: tuple[_DeadSentinel, _DeadSentinel]) -> str:
+    return ",".join(f"127.0.0.1:{sentinel.port}" for sentinel in sentinels)
+
+
+def test_with_every_sentinel_down_the_gateways_client_asks_each_once_per_try(
+    dead_sentinels: tuple[_DeadSentinel, _DeadSentinel],
+) -> None:
+    # redis-py's own default retried each sentinel three times with backoff: ~7 s a sentinel,
+    # ~15 s for one command with two sentinels down, however short the timeouts.
+    settings = redis_ha.parse(_addresses(dead_sentinels), "gateway")
+    assert settings is not None
+    client = settings.client(retry=Retry(NoBackoff(), 1))  # type: ignore[no-untyped-call]  # as gateway_project.wiring builds it
+    with pytest.raises(redis.exceptions.ConnectionError, match="No master found for 'gateway'"):
+        client.ping()
+    assert [sentinel.connections for sentinel in dead_sentinels] == [2, 2]  # the command and its one retry
+
+
+def test_with_every_sentinel_down_the_django_cache_and_celery_ask_each_once(
+    dead_sentinels: tuple[_DeadSentinel, _DeadSentinel],
+) -> None:
+    settings = redis_ha.parse(_addresses(dead_sentinels), "gateway")
+    assert settings is not None
+    factory = SentinelConnectionFactory(dict(settings.django_cache()["OPTIONS"]))
+    with pytest.raises(redis.exceptions.ConnectionError):
+        factory._sentinel.discover_master("gateway")  # what django-redis's pool asks before connecting
+    assert [sentinel.connections for sentinel in dead_sentinels] == [1, 1]
+    celery = redis.sentinel.Sentinel(  # type: ignore[no-untyped-call]  # as kombu's sentinel transport builds it
+        settings.sentinels, sentinel_kwargs=settings.celery_transport_options()["sentinel_kwargs"]
+    )
+    with pytest.raises(redis.exceptions.ConnectionError):
+        celery.discover_master("gateway")
+    assert [sentinel.connections for sentinel in dead_sentinels] == [2, 2]
+
+
 def _settings_in_a_process(**env: str) -> subprocess.CompletedProcess[str]:
     """gateway_project.settings read afresh with ``env`` (settings are read once per process)."""
     script = (
         "import json, django\nfrom django.conf import settings\ndjango.setup()\n"
         "print(json.dumps({'cache': settings.CACHES['default'], "
-        "'celery': getattr(settings, 'CELERY_BROKER_TRANSPORT_OPTIONS', None)}, default=list))"
+        "'celery': getattr(settings, 'CELERY_BROKER_TRANSPORT_OPTIONS', None)}, default=repr))"
     )
     base = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "CELERY_"))}
     return subprocess.run(
