@@ -25,7 +25,7 @@ from orchestration.errors import BadRequest
 from orchestration.plan import Call, GraphqlRequest
 from orchestration.templates import EmptyPathSegment
 
-_NOT_CONFIGURABLE = frozenset(
+NOT_CONFIGURABLE_HEADERS = frozenset(
     {
         "host",
         "authorization",
@@ -119,7 +119,7 @@ def _headers(call: Call, context: Mapping[str, Any]) -> list[tuple[str, str]]:
     headers: list[tuple[str, str]] = []
     for name, template in call.headers:
         value = template.render(context)
-        if value is None or name.lower() in _NOT_CONFIGURABLE:
+        if value is None or name.lower() in NOT_CONFIGURABLE_HEADERS:
             continue
         text = _text(value)
         if not _HEADER_VALUE.fullmatch(text):  # no header injection, no bytes the wire cannot carry

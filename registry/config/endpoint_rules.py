@@ -8,6 +8,7 @@ from typing import Any
 
 from registry.config.composition_rules import check_composition
 from registry.config.graphql_rules import check_graphql
+from registry.config.header_rules import check_call_headers
 from registry.config.problems import Problem, index_location, key_location, quoted
 from registry.config.references import call_resolver, check_template, event_resolver, response_resolver
 from registry.config.response_schema_rules import check_response_schema
@@ -116,6 +117,7 @@ def _check_call(
         message = "only optional calls (required: false) may be answered by a stale result"
         out.append(Problem(key_location(location, "stale_if_error_s"), message))
     check_literal_credentials(call.get("headers"), key_location(location, "headers"), headers=True, out=out)
+    check_call_headers(call.get("headers"), key_location(location, "headers"), out)
     check_literal_credentials(call.get("query"), key_location(location, "query"), headers=False, out=out)
     resolver = call_resolver(stages, call.get("stage"), fan_out="for_each" in call) if references else None
     for key in ("path", "query", "headers", "body"):

@@ -171,6 +171,37 @@ def test_secrets_written_inline(document):
     ]
 
 
+def test_call_headers_the_gateway_never_sends_are_named_where_they_stand(document):
+    # build_request drops these at run time; the check says so instead of accepting them silently
+    document["endpoints"][0]["calls"][0]["headers"] = {
+        "Host": "{{ request.headers.host }}",
+        "authorization": "{{ request.headers.authorization }}",
+        "x-request-id": "mine",
+        "Content-Length": "5",
+        "Connection": "close",
+        "X-Tenant": "{{ user.sub }}",  # any other header is sent
+    }
+    never = "never sent from a call's headers"
+    assert problems(document) == [
+        f"endpoints[0].calls[0].headers.Host: {never}: the gateway sends the host of the service's base_url",
+        f"endpoints[0].calls[0].headers.authorization: {never}: credentials come from the service's auth "
+        "(bearer_forward passes the client's token on)",
+        f"endpoints[0].calls[0].headers.x-request-id: {never}: the gateway sends the request's own X-Request-ID "
+        "to every call",
+        f"endpoints[0].calls[0].headers.Content-Length: {never}: the gateway frames the body itself",
+        f"endpoints[0].calls[0].headers.Connection: {never}: a hop-by-hop header (the gateway manages its own "
+        "connections)",
+    ]
+
+
+def test_a_literal_authorization_header_is_one_problem_not_two(document):
+    document["endpoints"][0]["calls"][0]["headers"] = {"Authorization": "Bearer abc123"}
+    assert problems(document) == [
+        "endpoints[0].calls[0].headers.Authorization: secret written inline; "
+        "use the service's auth (token_env, key_env) instead",
+    ]
+
+
 def test_reserved_and_duplicate_call_ids(document):
     calls = document["endpoints"][0]["calls"]
     calls[3]["id"] = "user"
