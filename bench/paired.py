@@ -52,9 +52,8 @@ def _pairs(ours: Sequence[Sample | None], theirs: Sequence[Sample | None]) -> li
     return [(a, b) for a, b in zip(ours, theirs, strict=False) if a is not None and b is not None]
 
 
-def _ratio_median(pairs: list[tuple[Sample, Sample]], field: str) -> float | None:
-    ratios = [getattr(a, field) / getattr(b, field) for a, b in pairs if getattr(b, field) > 0]
-    return statistics.median(ratios) if ratios else None
+def _ratios(pairs: list[tuple[Sample, Sample]], field: str) -> list[float]:
+    return [getattr(a, field) / getattr(b, field) for a, b in pairs if getattr(b, field) > 0]
 
 
 def _over(values: list[float], critical_ms: float) -> str:
@@ -64,25 +63,25 @@ def _over(values: list[float], critical_ms: float) -> str:
     return f"{statistics.median(over):+.1f} ({max(over):+.1f})"
 
 
-def _x(value: float | None) -> str:
-    return "—" if value is None else f"{value:.2f}x"
+def _median_x(ratios: list[float]) -> str:
+    return f"{statistics.median(ratios):.2f}x" if ratios else "—"
 
 
 def row(rounds: Rounds, variant: str, clients: int, critical_ms: float) -> str:
-    ours = rounds[("gateway", variant, clients)]
-    with_reference = _pairs(ours, _one(rounds, REFERENCE, clients))
-    cpu = [a.cpu_ms_per_request / b.cpu_ms_per_request for a, b in with_reference if b.cpu_ms_per_request > 0]
+    ours, theirs = rounds[("gateway", variant, clients)], _one(rounds, REFERENCE, clients)
+    with_reference = _pairs(ours, theirs)
+    cpu = _ratios(with_reference, "cpu_ms_per_request")
     answered = [sample for sample in ours if sample is not None]
-    reference = [sample for sample in _one(rounds, REFERENCE, clients) if sample is not None]
+    reference = [sample for sample in theirs if sample is not None]
     cells = [
         variant,
         str(clients),
         str(len(with_reference)),
-        _x(statistics.median(cpu) if cpu else None),
+        _median_x(cpu),
         f"{min(cpu):.2f}..{max(cpu):.2f}" if cpu else "—",
         f"{sum(ratio <= CPU_RATIO_BAR for ratio in cpu)} of {len(cpu)}" if cpu else "—",
-        _x(_ratio_median(_pairs(ours, _one(rounds, FLOOR, clients)), "cpu_ms_per_request")),
-        _x(_ratio_median(with_reference, "rps")),
+        _median_x(_ratios(_pairs(ours, _one(rounds, FLOOR, clients)), "cpu_ms_per_request")),
+        _median_x(_ratios(with_reference, "rps")),
         _over([sample.p50_ms for sample in answered], critical_ms),
         _over([sample.p99_ms for sample in answered], critical_ms),
         _over([sample.p99_ms for sample in reference], critical_ms),

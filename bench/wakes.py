@@ -50,9 +50,7 @@ def sockets(pids: set[str]) -> Sockets:
     return table
 
 
-def classify(
-    trace: Iterable[str], workers: set[str], table: dict[tuple[str, str], tuple[str, str]]
-) -> collections.Counter[str]:
+def classify(trace: Iterable[str], workers: set[str], table: Sockets) -> collections.Counter[str]:
     """Each wake-up of a worker, named by its first read (``perf script`` lines)."""
     served = collections.Counter(local for local, _peer in table.values())
     listen_port = served.most_common(1)[0][0] if served else ""
@@ -112,6 +110,9 @@ def main(argv: list[str] | None = None) -> int:
         script = subprocess.run(["perf", "script", "-i", str(data)], capture_output=True, text=True, check=True)
     kinds = classify(script.stdout.splitlines(), workers, table)
     total = sum(kinds.values())
+    if not total:  # perf recorded nothing of theirs (not root, tracepoints off): no table to divide
+        print(f"no wake-up of the {len(workers)} worker(s) recorded in {args.seconds:g} s (perf needs root)")
+        return 1
     print(f"{total} wake-ups of {len(workers)} worker(s) in {args.seconds:g} s")
     for kind, count in kinds.most_common():
         print(f"{count:7d}  {count * 100 / total:5.1f} %  {kind}")
